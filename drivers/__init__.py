@@ -1,0 +1,1 @@
+"""The paper side: transports, printer languages and format filters (never imports gateway)."""

@@ -1,0 +1,114 @@
+"""The device layer: one Transport class per URI scheme, as CUPS backends and PAPPL devices.
+
+A Transport carries one job at a time: `start_job`, any number of `send_all`, then `end_job`
+(returns once the device has accepted every byte) or `abort_job` (cancel; idempotent, leaves
+the transport closed). Failures raise `TransportError` with an `Outcome`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import ClassVar, TypeVar
+
+from drivers.errors import UriError
+from drivers.uri import DeviceUri
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """What a transport may need to know of the job it carries (names for LPD and PJL)."""
+
+    job_id: int
+    job_name: str = "untitled"
+    user: str = "anonymous"
+    document_format: str = "application/octet-stream"
+    copies: int = 1
+    host: str = "ipp-gateway"
+
+
+@dataclass(frozen=True)
+class DeviceStatus:
+    """A snapshot of the device: IPP printer-state-reasons keywords and a human message."""
+
+    reasons: frozenset[str] = field(default_factory=frozenset)
+    message: str = ""
+    online: bool = True
+
+
+class Transport(ABC):
+    scheme: ClassVar[str]
+
+    def __init__(self, uri: DeviceUri) -> None:
+        self.uri = uri
+
+    @abstractmethod
+    async def start_job(self, job: JobInfo) -> None: ...
+
+    @abstractmethod
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None: ...
+
+    @abstractmethod
+    async def end_job(self) -> None:
+        """Finish the job; when this returns the device holds every byte."""
+
+    @abstractmethod
+    async def abort_job(self) -> None:
+        """Stop the current job, if any; idempotent."""
+
+    async def query_status(self) -> DeviceStatus | None:
+        """Ask the device how it is, where the protocol allows; None = cannot tell."""
+        return None
+
+    async def device_id(self) -> str | None:
+        """The IEEE 1284 device id, where the device reports one."""
+        return None
+
+
+_T = TypeVar("_T", bound=type[Transport])
+_REGISTRY: dict[str, type[Transport]] = {}
+
+
+def register_transport(*schemes: str) -> Callable[[_T], _T]:
+    def decorate(cls: _T) -> _T:
+        for scheme in schemes:
+            _REGISTRY[scheme] = cls
+        return cls
+
+    return decorate
+
+
+def _load_builtin_transports() -> None:
+    # Imported for their registration side effect; kept lazy so `drivers` imports stay cheap.
+    import importlib
+    import pkgutil
+
+    import drivers.transports as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{module.name}")
+
+
+def transport_class(uri: DeviceUri) -> type[Transport]:
+    if not _REGISTRY:
+        _load_builtin_transports()
+    try:
+        return _REGISTRY[uri.scheme]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise UriError(
+            f"device URI {uri.redacted()!r}: no transport for scheme {uri.scheme!r} "
+            f"(known: {known})"
+        ) from None
+
+
+def open_transport(uri: DeviceUri | str) -> Transport:
+    parsed = DeviceUri.parse(uri) if isinstance(uri, str) else uri
+    return transport_class(parsed)(parsed)
+
+
+def known_schemes() -> list[str]:
+    if not _REGISTRY:
+        _load_builtin_transports()
+    return sorted(_REGISTRY)

@@ -1,0 +1,94 @@
+"""`file:` transport: a directory (one output file per job, named by job id) or one file.
+
+Output is written to a temporary name, fsynced, then renamed into place, so a job that is
+resumed after a crash replaces its partial output instead of appending to it: the directory
+holds each job exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import BinaryIO
+
+import trio
+
+from drivers.errors import Outcome, TransportError
+from drivers.transport import JobInfo, Transport, register_transport
+from drivers.uri import DeviceUri
+
+
+def output_path(uri: DeviceUri, job_id: int) -> Path:
+    """Where job `job_id` lands: DIR/job-00042.prn for a directory, else the file itself."""
+    target = Path(uri.path)
+    if uri.path.endswith("/") or target.is_dir():
+        return target / f"job-{job_id:05d}.prn"
+    return target
+
+
+@register_transport("file")
+class FileTransport(Transport):
+    scheme = "file"
+
+    def __init__(self, uri: DeviceUri) -> None:
+        super().__init__(uri)
+        if not uri.path:
+            raise TransportError(f"{uri.redacted()}: file URI has no path", Outcome.STOP_PRINTER)
+        self._file: BinaryIO | None = None
+        self._final: Path | None = None
+        self._partial: Path | None = None
+
+    async def start_job(self, job: JobInfo) -> None:
+        await self.abort_job()
+        final = output_path(self.uri, job.job_id)
+        partial = final.with_name(final.name + ".part")
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            self._file = await trio.to_thread.run_sync(open, partial, "wb")
+        except OSError as exc:
+            raise TransportError(
+                f"cannot open {partial}: {exc.strerror}", Outcome.STOP_PRINTER, reason="other"
+            ) from exc
+        self._final, self._partial = final, partial
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        if self._file is None:
+            raise TransportError("send_all without start_job", Outcome.RETRY_CURRENT)
+        try:
+            await trio.to_thread.run_sync(self._file.write, data)
+        except OSError as exc:
+            raise TransportError(
+                f"writing {self._partial}: {exc.strerror}", Outcome.STOP_PRINTER, reason="other"
+            ) from exc
+
+    async def end_job(self) -> None:
+        file, final, partial = self._file, self._final, self._partial
+        if file is None or final is None or partial is None:
+            return
+        self._file = None
+
+        def finish() -> None:
+            file.flush()
+            os.fsync(file.fileno())
+            file.close()
+            os.replace(partial, final)
+            directory = os.open(final.parent, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+
+        try:
+            await trio.to_thread.run_sync(finish)
+        except OSError as exc:
+            raise TransportError(
+                f"finishing {final}: {exc.strerror}", Outcome.STOP_PRINTER, reason="other"
+            ) from exc
+
+    async def abort_job(self) -> None:
+        file, partial = self._file, self._partial
+        self._file = None
+        if file is not None:
+            file.close()
+            if partial is not None:
+                partial.unlink(missing_ok=True)
