@@ -1,0 +1,183 @@
+"""Printer languages and what a printer can do: the one source of every IPP `*-supported`.
+
+A `Driver` names a printer language (raw, postscript, pcl5, ...). `Capabilities` is what one
+configured printer can do; the gateway derives all its job-template and pwg-raster/urf
+attributes from it, and the conversion planner decides which document formats it accepts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import TypeVar
+
+
+@dataclass(frozen=True)
+class MediaSize:
+    """A PWG 5101.1 media size: keyword and dimensions in hundredths of millimetres."""
+
+    name: str
+    width: int
+    height: int
+
+    @property
+    def width_points(self) -> float:
+        return self.width * 72 / 2540
+
+    @property
+    def height_points(self) -> float:
+        return self.height * 72 / 2540
+
+
+MEDIA_SIZES: dict[str, MediaSize] = {
+    m.name: m
+    for m in (
+        MediaSize("iso_a4_210x297mm", 21000, 29700),
+        MediaSize("iso_a5_148x210mm", 14800, 21000),
+        MediaSize("iso_a3_297x420mm", 29700, 42000),
+        MediaSize("na_letter_8.5x11in", 21590, 27940),
+        MediaSize("na_legal_8.5x14in", 21590, 35560),
+        MediaSize("na_executive_7.25x10.5in", 18415, 26670),
+        MediaSize("na_ledger_11x17in", 27940, 43180),
+        MediaSize("na_number-10_4.125x9.5in", 10477, 24130),
+        MediaSize("iso_dl_110x220mm", 11000, 22000),
+        MediaSize("iso_c5_162x229mm", 16200, 22900),
+        MediaSize("na_index-4x6_4x6in", 10160, 15240),
+        MediaSize("jis_b5_182x257mm", 18200, 25700),
+    )
+}
+
+# Legacy RFC 8011 media keywords that old clients still send.
+LEGACY_MEDIA_NAMES = {
+    "a4": "iso_a4_210x297mm",
+    "iso-a4": "iso_a4_210x297mm",
+    "a5": "iso_a5_148x210mm",
+    "iso-a5": "iso_a5_148x210mm",
+    "a3": "iso_a3_297x420mm",
+    "na-letter": "na_letter_8.5x11in",
+    "letter": "na_letter_8.5x11in",
+    "na-legal": "na_legal_8.5x14in",
+    "legal": "na_legal_8.5x14in",
+    "executive": "na_executive_7.25x10.5in",
+}
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What one printer can do. Every IPP `*-supported` value is derived from this."""
+
+    make_and_model: str = "Generic Printer"
+    manufacturer: str = "Generic"
+    model: str = "Printer"
+    command_set: tuple[str, ...] = ()  # IEEE 1284 CMD: values for printer-device-id
+    document_formats: tuple[str, ...] = ("application/octet-stream",)
+    resolutions: tuple[int, ...] = (300, 600)  # dpi, square
+    default_resolution: int = 600
+    color: bool = False
+    duplex: bool = False
+    media: tuple[MediaSize, ...] = (
+        MEDIA_SIZES["iso_a4_210x297mm"],
+        MEDIA_SIZES["na_letter_8.5x11in"],
+        MEDIA_SIZES["na_legal_8.5x14in"],
+        MEDIA_SIZES["iso_a5_148x210mm"],
+    )
+    media_default: str = "iso_a4_210x297mm"
+    media_sources: tuple[str, ...] = ("main",)
+    media_types: tuple[str, ...] = ("stationery",)
+    margins: tuple[int, int, int, int] = (423, 423, 423, 423)  # top, bottom, left, right 1/100 mm
+    print_qualities: tuple[int, ...] = (3, 4, 5)
+    copies_max: int = 999
+    pages_per_minute: int = 10
+    page_ranges: bool = True
+
+    @property
+    def pwg_raster_types(self) -> tuple[str, ...]:
+        return ("black_1", "sgray_8", "srgb_8") if self.color else ("black_1", "sgray_8")
+
+    @property
+    def urf_supported(self) -> tuple[str, ...]:
+        resolutions = "-".join(str(r) for r in self.resolutions)
+        values = ["V1.4", "CP1", "PQ" + "-".join(str(q) for q in self.print_qualities)]
+        values += ["RS" + resolutions, "W8"]
+        if self.color:
+            values.append("SRGB24")
+        if self.duplex:
+            values.append("DM1")  # back sides arrive as they print: no flip needed
+        return tuple(dict.fromkeys(values))
+
+    @property
+    def sides(self) -> tuple[str, ...]:
+        if self.duplex:
+            return ("one-sided", "two-sided-long-edge", "two-sided-short-edge")
+        return ("one-sided",)
+
+    @property
+    def color_modes(self) -> tuple[str, ...]:
+        return ("auto", "color", "monochrome") if self.color else ("auto", "monochrome")
+
+    def media_size(self, name: str) -> MediaSize | None:
+        name = LEGACY_MEDIA_NAMES.get(name, name)
+        return next((m for m in self.media if m.name == name), None)
+
+    def with_changes(self, **changes: object) -> Capabilities:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Driver:
+    """A printer language: the formats the printer takes natively and its default capabilities."""
+
+    name: str
+    native_formats: tuple[str, ...]
+    capabilities: Capabilities = field(default_factory=Capabilities)
+
+
+_D = TypeVar("_D", bound=Callable[[], Driver])
+_DRIVERS: dict[str, Callable[[], Driver]] = {}
+
+
+def register_driver(name: str) -> Callable[[_D], _D]:
+    def decorate(factory: _D) -> _D:
+        _DRIVERS[name] = factory
+        return factory
+
+    return decorate
+
+
+@register_driver("raw")
+def raw_driver() -> Driver:
+    """The printer (or the file it writes) takes every format as it comes: pass-through."""
+    formats = (
+        "application/pdf",
+        "application/postscript",
+        "image/jpeg",
+        "image/png",
+        "image/pwg-raster",
+        "image/urf",
+        "text/plain",
+        "application/octet-stream",
+    )
+    return Driver(
+        name="raw",
+        native_formats=formats,
+        capabilities=Capabilities(
+            make_and_model="ipp-gateway raw queue",
+            manufacturer="ipp-gateway",
+            model="raw queue",
+            command_set=("PDF", "PS", "PWG", "URF", "JPEG"),
+            document_formats=formats,
+            color=True,
+            duplex=True,
+        ),
+    )
+
+
+def driver_names() -> list[str]:
+    return sorted(_DRIVERS)
+
+
+def get_driver(name: str) -> Driver:
+    try:
+        return _DRIVERS[name]()
+    except KeyError:
+        raise KeyError(f"unknown driver {name!r} (known: {', '.join(driver_names())})") from None
