@@ -1,0 +1,230 @@
+"""Configuration: TOML (stdlib tomllib) validated into frozen dataclasses.
+
+Every error names the key path and what is allowed, e.g.
+`printer[0].driver: 'pcl6' is not one of pcl5, postscript, raw`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from drivers.driver import MEDIA_SIZES, driver_names
+from drivers.errors import UriError
+from drivers.uri import DeviceUri
+
+DEFAULT_PORT = 8631
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,126}$")
+
+
+class ConfigError(Exception):
+    """A configuration value that cannot be used; the message names the key."""
+
+
+@dataclass(frozen=True)
+class ListenAddress:
+    host: str  # "" = every interface (IPv4 and IPv6)
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else (self.host or "*")
+        return f"{host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class PrinterConfig:
+    name: str
+    device_uri: str
+    driver: str = "raw"
+    info: str = ""
+    location: str = ""
+    make_and_model: str = ""
+    media: tuple[str, ...] = ()
+    media_default: str = ""
+    resolutions: tuple[int, ...] = ()
+    color: bool | None = None
+    duplex: bool | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    listen: tuple[ListenAddress, ...] = (ListenAddress("", DEFAULT_PORT),)
+    spool: Path = field(default_factory=lambda: default_spool())
+    printers: tuple[PrinterConfig, ...] = ()
+    log_level: str = "info"
+    job_history: int = 200
+    max_job_bytes: int = 1 << 30
+    read_timeout: float = 30.0
+    multiple_operation_timeout: int = 120
+    source: str = "built-in default"
+
+
+def default_spool() -> Path:
+    if os.geteuid() == 0:
+        return Path("/var/spool/ipp-gateway")
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "ipp-gateway"
+
+
+def default_printer(spool: Path) -> PrinterConfig:
+    return PrinterConfig(name="default", device_uri=f"file://{spool / 'output' / 'default'}/")
+
+
+def parse_listen(text: str, key: str) -> ListenAddress:
+    match = re.fullmatch(r"(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]]*)):(\d{1,5})", text.strip())
+    if not match:
+        raise ConfigError(f"{key}: {text!r} is not HOST:PORT (e.g. 0.0.0.0:631, [::1]:8631, *:631)")
+    host = match.group(1) or match.group(2) or ""
+    port = int(match.group(3))
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{key}: port {port} is outside 0..65535")
+    return ListenAddress("" if host in ("*", "") else host, port)
+
+
+def parse_printer_arg(text: str, key: str = "--printer") -> PrinterConfig:
+    name, sep, uri = text.partition("=")
+    if not sep:
+        raise ConfigError(f"{key}: {text!r} is not NAME=DEVICE_URI")
+    return _printer({"name": name, "device": uri}, key)
+
+
+def load_config(path: Path) -> Config:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    return config_from_dict(data, source=str(path))
+
+
+def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> Config:
+    _only_keys(data, {"server", "printer"}, "")
+    server = data.get("server", {})
+    _expect(server, dict, "server", "a table")
+    _only_keys(
+        server,
+        {"listen", "spool", "log_level", "job_history", "max_job_mb", "read_timeout",
+         "multiple_operation_timeout"},
+        "server.",
+    )
+    listen_list = server.get("listen", [f"*:{DEFAULT_PORT}"])
+    if isinstance(listen_list, str):
+        listen_list = [listen_list]
+    _expect(listen_list, list, "server.listen", "a list of HOST:PORT strings")
+    listen = tuple(parse_listen(_str(v, f"server.listen[{i}]"), f"server.listen[{i}]")
+                   for i, v in enumerate(listen_list))
+    if not listen:
+        raise ConfigError("server.listen: must name at least one HOST:PORT")
+    spool = Path(_str(server.get("spool", str(default_spool())), "server.spool"))
+    log_level = _choice(server.get("log_level", "info"), "server.log_level",
+                        ("debug", "info", "warning", "error"))
+    history = _int(server.get("job_history", 200), "server.job_history", 0, 100_000)
+    max_mb = _int(server.get("max_job_mb", 1024), "server.max_job_mb", 1, 1 << 20)
+    timeout = _number(server.get("read_timeout", 30), "server.read_timeout", 1, 3600)
+    mot = _int(server.get("multiple_operation_timeout", 120),
+               "server.multiple_operation_timeout", 10, 86400)
+    raw_printers = data.get("printer", [])
+    _expect(raw_printers, list, "printer", "an array of tables ([[printer]])")
+    printers = tuple(_printer(p, f"printer[{i}]") for i, p in enumerate(raw_printers))
+    names = [p.name for p in printers]
+    for name in names:
+        if names.count(name) > 1:
+            raise ConfigError(f"printer: the name {name!r} is used twice; names must be unique")
+    return Config(listen=listen, spool=spool, printers=printers, log_level=log_level,
+                  job_history=history, max_job_bytes=max_mb << 20, read_timeout=timeout,
+                  multiple_operation_timeout=mot, source=source)
+
+
+def _printer(raw: Any, key: str) -> PrinterConfig:
+    _expect(raw, dict, key, "a table")
+    _only_keys(raw, {"name", "device", "driver", "info", "location", "make_and_model", "media",
+                     "media_default", "resolutions", "color", "duplex"}, key + ".")
+    if "name" not in raw or "device" not in raw:
+        raise ConfigError(f"{key}: needs both 'name' and 'device'")
+    name = _str(raw["name"], f"{key}.name")
+    if not NAME_PATTERN.match(name):
+        raise ConfigError(f"{key}.name: {name!r} must be 1-127 of A-Z a-z 0-9 _ . - "
+                          "(starting with a letter or digit)")
+    device = _str(raw["device"], f"{key}.device")
+    try:
+        uri = DeviceUri.parse(device)
+    except UriError as exc:
+        raise ConfigError(f"{key}.device: {exc}") from None
+    from drivers.transport import known_schemes
+
+    if uri.scheme not in known_schemes():
+        raise ConfigError(f"{key}.device: scheme {uri.scheme!r} is not one of "
+                          f"{', '.join(known_schemes())}")
+    driver = _choice(raw.get("driver", "raw"), f"{key}.driver", tuple(driver_names()))
+    media = tuple(_choice(_str(m, f"{key}.media"), f"{key}.media", tuple(MEDIA_SIZES))
+                  for m in _list(raw.get("media", []), f"{key}.media"))
+    media_default = _str(raw.get("media_default", media[0] if media else ""),
+                         f"{key}.media_default")
+    if media_default and media and media_default not in media:
+        raise ConfigError(f"{key}.media_default: {media_default!r} is not one of {', '.join(media)}")
+    resolutions = tuple(_choice(r, f"{key}.resolutions", (150, 200, 300, 360, 600, 720, 1200))
+                        for r in _list(raw.get("resolutions", []), f"{key}.resolutions"))
+    return PrinterConfig(
+        name=name, device_uri=device, driver=driver,
+        info=_str(raw.get("info", ""), f"{key}.info"),
+        location=_str(raw.get("location", ""), f"{key}.location"),
+        make_and_model=_str(raw.get("make_and_model", ""), f"{key}.make_and_model"),
+        media=media, media_default=media_default, resolutions=resolutions,
+        color=_optional_bool(raw.get("color"), f"{key}.color"),
+        duplex=_optional_bool(raw.get("duplex"), f"{key}.duplex"),
+    )
+
+
+def _only_keys(table: dict[str, Any], allowed: set[str], prefix: str) -> None:
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(f"{prefix}{key}: unknown key (allowed: {', '.join(sorted(allowed))})")
+
+
+def _expect(value: Any, kind: type, key: str, what: str) -> None:
+    if not isinstance(value, kind):
+        raise ConfigError(f"{key}: must be {what}, not {type(value).__name__}")
+
+
+def _str(value: Any, key: str) -> str:
+    _expect(value, str, key, "a string")
+    return str(value)
+
+
+def _list(value: Any, key: str) -> list[Any]:
+    _expect(value, list, key, "a list")
+    return list(value)
+
+
+def _int(value: Any, key: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{key}: must be a whole number from {low} to {high}")
+    if not low <= value <= high:
+        raise ConfigError(f"{key}: {value} is outside {low}..{high}")
+    return value
+
+
+def _number(value: Any, key: str, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{key}: must be a number from {low} to {high}")
+    if not low <= value <= high:
+        raise ConfigError(f"{key}: {value} is outside {low}..{high}")
+    return float(value)
+
+
+def _choice(value: Any, key: str, allowed: tuple[Any, ...]) -> Any:
+    if value not in allowed:
+        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, allowed))}")
+    return value
+
+
+def _optional_bool(value: Any, key: str) -> bool | None:
+    if value is None:
+        return None
+    _expect(value, bool, key, "true or false")
+    return bool(value)

@@ -1,0 +1,226 @@
+"""A printer: its state, its queue and the one worker task that prints its jobs in turn.
+
+The worker applies every device failure's `Outcome` in one place (`_apply_failure`), so each
+transport only has to say what a failure means, never what to do about it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import trio
+
+from drivers.driver import Capabilities, Driver, get_driver
+from drivers.errors import ConversionError, DriverError, Outcome
+from drivers.transport import JobInfo, Transport, open_transport
+from drivers.uri import DeviceUri
+from gateway.config import PrinterConfig
+from gateway.core.job import Job, JobEvent
+from gateway.ipp.enums import JobState, PrinterState
+
+if TYPE_CHECKING:
+    from gateway.core.system import System
+
+log = logging.getLogger("gateway.printer")
+
+CHUNK = 64 * 1024
+RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+ABORT_GRACE = 5.0
+
+
+def capabilities_for(driver: Driver, config: PrinterConfig) -> Capabilities:
+    """The driver's defaults with the printer's configured overrides."""
+    caps = driver.capabilities
+    changes: dict[str, object] = {}
+    if config.make_and_model:
+        changes["make_and_model"] = config.make_and_model
+    if config.media:
+        from drivers.driver import MEDIA_SIZES
+
+        changes["media"] = tuple(MEDIA_SIZES[m] for m in config.media)
+        changes["media_default"] = config.media_default or config.media[0]
+    if config.resolutions:
+        changes["resolutions"] = config.resolutions
+        changes["default_resolution"] = max(config.resolutions)
+    if config.color is not None:
+        changes["color"] = config.color
+    if config.duplex is not None:
+        changes["duplex"] = config.duplex
+    return caps.with_changes(**changes) if changes else caps
+
+
+class Printer:
+    def __init__(self, system: System, config: PrinterConfig, uuid: str) -> None:
+        self.system = system
+        self.config = config
+        self.name = config.name
+        self.uuid = uuid
+        self.driver = get_driver(config.driver)
+        self.capabilities = capabilities_for(self.driver, config)
+        self.device_uri = DeviceUri.parse(config.device_uri)
+        self.state = PrinterState.IDLE
+        self.device_reasons: set[str] = set()  # from the device or the last failure
+        self.message = "Ready."
+        self.paused = False
+        self.stopped_by_device = False
+        self.accepting = True
+        self.identify_requested = False
+        self.state_changed_at = time.time()
+        self.config_changed_at = time.time()
+        self.current_job: Job | None = None
+        self._job_scope: trio.CancelScope | None = None
+        self._wakeup = trio.Event()
+        self.on_progress: Callable[[Job], None] = lambda job: None
+
+    # -- state seen over IPP -------------------------------------------------------------
+
+    @property
+    def state_reasons(self) -> list[str]:
+        reasons = set(self.device_reasons)
+        if self.paused:
+            reasons.add("paused")
+        if self.identify_requested:
+            reasons.add("identify-printer-requested")
+        return sorted(reasons) or ["none"]
+
+    def _set_state(self, state: PrinterState, message: str) -> None:
+        if state != self.state or message != self.message:
+            self.state_changed_at = time.time()
+        self.state, self.message = state, message
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    def pause(self) -> None:
+        self.paused = True
+        if self.current_job is None:
+            self._set_state(PrinterState.STOPPED, "Paused.")
+        log.info("printer %s: paused", self.name)
+
+    def resume(self) -> None:
+        self.paused = False
+        self.stopped_by_device = False
+        self.device_reasons.clear()
+        if self.current_job is None:
+            self._set_state(PrinterState.IDLE, "Ready.")
+        log.info("printer %s: resumed", self.name)
+        self.wake()
+
+    def cancel_current(self, job: Job) -> None:
+        """Stop the transfer of `job` if it is the one printing (its state is already set)."""
+        if self.current_job is job and self._job_scope is not None:
+            self._job_scope.cancel()
+
+    # -- the worker ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        delay_index = 0
+        while True:
+            job = None if self.paused or self.stopped_by_device else self.system.next_job(self)
+            if job is None:
+                self._wakeup = trio.Event()
+                await self._wakeup.wait()
+                continue
+            retry = await self._print(job)
+            if retry is None:
+                delay_index = 0
+                continue
+            # A retryable failure: wait (interruptibly) before the next attempt.
+            delay = 0.0 if retry is Outcome.RETRY_CURRENT else RETRY_DELAYS[
+                min(delay_index, len(RETRY_DELAYS) - 1)]
+            delay_index += 1
+            self._wakeup = trio.Event()
+            with trio.move_on_after(delay):
+                await self._wakeup.wait()
+
+    async def _print(self, job: Job) -> Outcome | None:
+        """Print one job; returns the outcome to retry with, or None when the job is done."""
+        job.apply(JobEvent.START, "job-printing")
+        job.attempts += 1
+        self.system.save(job)
+        self.current_job = job
+        self._set_state(PrinterState.PROCESSING, f"Printing job {job.id}.")
+        log.info("printer %s: job %d: printing (attempt %d) to %s", self.name, job.id,
+                 job.attempts, self.device_uri.redacted())
+        transport: Transport | None = None
+        retry: Outcome | None = None
+        try:
+            with trio.CancelScope() as scope:
+                self._job_scope = scope
+                transport = open_transport(self.device_uri)
+                await self._send_document(job, transport)
+                transport = None  # end_job returned: the device holds every byte
+                self._job_done(job)
+        except DriverError as failure:
+            retry = self._apply_failure(job, failure)
+        except Exception:  # a bug: log at the job boundary and keep the server up
+            log.exception("printer %s: job %d: internal error while printing", self.name, job.id)
+            job.apply(JobEvent.ABORT, "aborted-by-system", message="Internal error.")
+        finally:
+            self._job_scope = None
+            self.current_job = None
+            if transport is not None:
+                await self._abort_quietly(job, transport)
+            self.system.job_finished(job)
+            if not self.stopped_by_device and not self.paused and retry is None:
+                self._set_state(PrinterState.IDLE, "Ready.")
+            elif self.paused and not self.stopped_by_device:
+                self._set_state(PrinterState.STOPPED, "Paused.")
+        return retry
+
+    async def _send_document(self, job: Job, transport: Transport) -> None:
+        info = JobInfo(job_id=job.id, job_name=job.name, user=job.user,
+                       document_format=job.format_detected or job.document_format,
+                       copies=int(job.template.get("copies", 1)))
+        await transport.start_job(info)
+        path = self.system.spool.document_path(job.id)
+        async with await trio.open_file(path, "rb") as document:
+            while chunk := await document.read(CHUNK):
+                await transport.send_all(chunk)
+        await transport.end_job()
+        job.impressions_completed = max(job.impressions_completed, 1)
+        job.sheets_completed = max(job.sheets_completed, 1)
+
+    def _job_done(self, job: Job) -> None:
+        self.device_reasons.discard("connecting-to-device")
+        self.device_reasons.discard("offline-report")
+        if job.state in (JobState.PROCESSING, JobState.PROCESSING_STOPPED):
+            job.apply(JobEvent.COMPLETE, "job-completed-successfully", message="Completed.")
+            log.info("printer %s: job %d: completed", self.name, job.id)
+
+    def _apply_failure(self, job: Job, failure: DriverError) -> Outcome | None:
+        """The failure policy: what each outcome does to the job and the printer."""
+        outcome = failure.outcome
+        log.warning("printer %s: job %d: %s (outcome %s)", self.name, job.id, failure.message,
+                    outcome.value)
+        if job.state.is_terminal:
+            return None
+        if outcome is Outcome.CANCEL:
+            reason = "document-format-error" if isinstance(failure, ConversionError) else (
+                "aborted-by-system")
+            job.apply(JobEvent.ABORT, reason, message=failure.message)
+            return None
+        if outcome is Outcome.HOLD:
+            job.apply(JobEvent.REQUEUE)
+            job.apply(JobEvent.HOLD, "job-hold-until-specified", message=failure.message)
+            return None
+        job.apply(JobEvent.REQUEUE, "job-queued", message=failure.message)
+        if outcome is Outcome.STOP_PRINTER:
+            self.stopped_by_device = True
+            self.device_reasons.add(failure.reason + "-error" if failure.reason else "other-error")
+            self._set_state(PrinterState.STOPPED, failure.message)
+            return None
+        self.device_reasons.add(failure.reason + "-report" if failure.reason
+                                else "connecting-to-device")
+        self._set_state(PrinterState.PROCESSING, f"Waiting for the device: {failure.message}")
+        return outcome
+
+    async def _abort_quietly(self, job: Job, transport: Transport) -> None:
+        with trio.CancelScope(shield=True), trio.move_on_after(ABORT_GRACE):
+            try:
+                await transport.abort_job()
+            except DriverError as failure:
+                log.warning("printer %s: job %d: abort: %s", self.name, job.id, failure.message)

@@ -1,0 +1,92 @@
+"""The crash-safe spool: documents fsynced before a job is reported, records written atomically.
+
+Layout under the spool directory:
+  jobs/00042.json   the job record (write to .tmp, fsync, rename, fsync the directory)
+  jobs/00042.doc    the document as received (decompressed)
+  system.json       the system UUID (printer UUIDs derive from it, stable across restarts)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from gateway.core.job import Job
+
+log = logging.getLogger("gateway.spool")
+
+
+def fsync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, path)
+    fsync_directory(path.parent)
+
+
+class Spool:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.jobs_dir = root / "jobs"
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+
+    def system_uuid(self) -> uuid.UUID:
+        path = self.root / "system.json"
+        try:
+            return uuid.UUID(json.loads(path.read_text())["uuid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            value = uuid.uuid4()
+            write_atomically(path, json.dumps({"uuid": str(value)}).encode())
+            return value
+
+    def document_path(self, job_id: int) -> Path:
+        return self.jobs_dir / f"{job_id:05d}.doc"
+
+    def record_path(self, job_id: int) -> Path:
+        return self.jobs_dir / f"{job_id:05d}.json"
+
+    def open_document(self, job_id: int) -> BinaryIO:
+        return open(self.document_path(job_id), "wb")
+
+    @staticmethod
+    def finish_document(file: BinaryIO) -> None:
+        """Make the document durable before the job is reported to the client."""
+        file.flush()
+        os.fsync(file.fileno())
+        file.close()
+
+    def save(self, job: Job) -> None:
+        write_atomically(self.record_path(job.id), json.dumps(job.to_record()).encode())
+
+    def delete(self, job_id: int) -> None:
+        for path in (self.record_path(job_id), self.document_path(job_id)):
+            path.unlink(missing_ok=True)
+
+    def delete_document(self, job_id: int) -> None:
+        self.document_path(job_id).unlink(missing_ok=True)
+
+    def load_all(self) -> list[Job]:
+        jobs: list[Job] = []
+        for path in sorted(self.jobs_dir.glob("*.json")):
+            try:
+                record: dict[str, Any] = json.loads(path.read_bytes())
+                jobs.append(Job.from_record(record))
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                log.error("spool: ignoring unreadable job record %s (%s)", path, exc)
+        for stale in self.jobs_dir.glob("*.tmp"):
+            stale.unlink(missing_ok=True)
+        return jobs

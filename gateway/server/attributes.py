@@ -1,0 +1,252 @@
+"""Printer attributes for Get-Printer-Attributes, all derived from the driver's Capabilities.
+
+Three parts with different lifetimes: `static` (depends only on the printer's configuration;
+built once, pre-encoded), `addressed` (URIs, built from the Host the client used) and `live`
+(state, counters, clocks; built per request).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from drivers.driver import Capabilities, MediaSize
+from gateway.core.printer import Printer
+from gateway.ipp.enums import Operation, ValueTag
+from gateway.ipp.model import Attribute, Collection, IntRange, Resolution, Value
+
+T = ValueTag
+
+SUPPORTED_OPERATIONS = (
+    Operation.PRINT_JOB, Operation.VALIDATE_JOB, Operation.CREATE_JOB, Operation.SEND_DOCUMENT,
+    Operation.CANCEL_JOB, Operation.GET_JOB_ATTRIBUTES, Operation.GET_JOBS,
+    Operation.GET_PRINTER_ATTRIBUTES, Operation.HOLD_JOB, Operation.RELEASE_JOB,
+    Operation.PAUSE_PRINTER, Operation.RESUME_PRINTER, Operation.CANCEL_MY_JOBS,
+    Operation.CLOSE_JOB, Operation.IDENTIFY_PRINTER,
+)
+
+# Job template attributes we accept at job creation (job-creation-attributes-supported).
+JOB_CREATION_ATTRIBUTES = (
+    "copies", "finishings", "ipp-attribute-fidelity", "job-hold-until", "job-name",
+    "job-priority", "media", "media-col", "multiple-document-handling", "orientation-requested",
+    "output-bin", "page-ranges", "print-color-mode", "print-content-optimize", "print-quality",
+    "print-rendering-intent", "print-scaling", "printer-resolution", "sides",
+)
+
+TEMPLATE_BASES = frozenset({
+    "copies", "finishings", "job-hold-until", "job-priority", "job-sheets", "media", "media-col",
+    "multiple-document-handling", "number-up", "orientation-requested", "output-bin",
+    "page-ranges", "print-color-mode", "print-content-optimize", "print-quality",
+    "print-rendering-intent", "print-scaling", "printer-resolution", "sides",
+    "media-source", "media-type", "media-size", "media-top-margin", "media-bottom-margin",
+    "media-left-margin", "media-right-margin", "media-col-database", "media-size-name",
+})
+
+WHICH_JOBS = ("completed", "not-completed", "aborted", "all", "canceled", "pending",
+              "pending-held", "processing", "processing-stopped")
+COMPRESSIONS = ("none", "deflate", "gzip")
+IDENTIFY_ACTIONS = ("display", "sound")
+
+
+def is_job_template(name: str) -> bool:
+    for suffix in ("-default", "-supported", "-ready", "-database"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)] in TEMPLATE_BASES or name == "media-col-database"
+    return False
+
+
+def a(name: str, tag: int, *values: Value) -> Attribute:
+    return Attribute.of(name, tag, *values)
+
+
+def media_size_collection(media: MediaSize) -> Collection:
+    return Collection([a("x-dimension", T.INTEGER, media.width),
+                       a("y-dimension", T.INTEGER, media.height)])
+
+
+def media_col(caps: Capabilities, media: MediaSize, source: str | None = None) -> Collection:
+    top, bottom, left, right = caps.margins
+    members = [
+        a("media-size", T.BEGIN_COLLECTION, media_size_collection(media)),
+        a("media-size-name", T.KEYWORD, media.name),
+        a("media-top-margin", T.INTEGER, top),
+        a("media-bottom-margin", T.INTEGER, bottom),
+        a("media-left-margin", T.INTEGER, left),
+        a("media-right-margin", T.INTEGER, right),
+        a("media-type", T.KEYWORD, caps.media_types[0]),
+    ]
+    if source is not None:
+        members.insert(2, a("media-source", T.KEYWORD, source))
+    return Collection(members)
+
+
+def ready_media(caps: Capabilities) -> MediaSize:
+    return caps.media_size(caps.media_default) or caps.media[0]
+
+
+def device_id(caps: Capabilities) -> str:
+    command_set = ",".join(caps.command_set) or "UNKNOWN"
+    return f"MFG:{caps.manufacturer};MDL:{caps.model};CMD:{command_set};CLS:PRINTER;"
+
+
+def static_attributes(printer: Printer, *, formats: Iterable[str],
+                      multiple_operation_timeout: int) -> list[Attribute]:
+    caps = printer.capabilities
+    formats = tuple(formats)
+    resolutions = [Resolution(r, r) for r in caps.resolutions]
+    default_media = ready_media(caps)
+    top, bottom, left, right = caps.margins
+    attrs = [
+        a("charset-configured", T.CHARSET, "utf-8"),
+        a("charset-supported", T.CHARSET, "us-ascii", "utf-8"),
+        a("color-supported", T.BOOLEAN, caps.color),
+        a("compression-supported", T.KEYWORD, *COMPRESSIONS),
+        a("copies-default", T.INTEGER, 1),
+        a("copies-supported", T.RANGE_OF_INTEGER, IntRange(1, caps.copies_max)),
+        a("document-format-default", T.MIME_MEDIA_TYPE, "application/octet-stream"),
+        a("document-format-supported", T.MIME_MEDIA_TYPE, *formats),
+        a("feed-orientation-supported", T.KEYWORD, "short-edge-first"),
+        a("feed-orientation-default", T.KEYWORD, "short-edge-first"),
+        a("finishings-default", T.ENUM, 3),
+        a("finishings-supported", T.ENUM, 3),
+        a("generated-natural-language-supported", T.NATURAL_LANGUAGE, "en"),
+        a("identify-actions-default", T.KEYWORD, "sound"),
+        a("identify-actions-supported", T.KEYWORD, *IDENTIFY_ACTIONS),
+        a("ipp-features-supported", T.KEYWORD, "ipp-everywhere"),
+        a("ipp-versions-supported", T.KEYWORD, "1.1", "2.0"),
+        a("job-creation-attributes-supported", T.KEYWORD, *JOB_CREATION_ATTRIBUTES),
+        a("job-hold-until-default", T.KEYWORD, "no-hold"),
+        a("job-hold-until-supported", T.KEYWORD, "no-hold", "indefinite"),
+        a("job-ids-supported", T.BOOLEAN, True),
+        a("job-k-octets-supported", T.RANGE_OF_INTEGER,
+          IntRange(0, printer.system.config.max_job_bytes // 1024)),
+        a("job-priority-default", T.INTEGER, 50),
+        a("job-priority-supported", T.INTEGER, 100),
+        a("job-sheets-default", T.KEYWORD, "none"),
+        a("job-sheets-supported", T.KEYWORD, "none"),
+        a("media-bottom-margin-supported", T.INTEGER, bottom),
+        a("media-left-margin-supported", T.INTEGER, left),
+        a("media-right-margin-supported", T.INTEGER, right),
+        a("media-top-margin-supported", T.INTEGER, top),
+        a("media-col-default", T.BEGIN_COLLECTION, media_col(caps, default_media,
+                                                               caps.media_sources[0])),
+        a("media-col-ready", T.BEGIN_COLLECTION, media_col(caps, default_media,
+                                                             caps.media_sources[0])),
+        a("media-col-supported", T.KEYWORD, "media-bottom-margin", "media-left-margin",
+          "media-right-margin", "media-size", "media-size-name", "media-source",
+          "media-top-margin", "media-type"),
+        a("media-default", T.KEYWORD, default_media.name),
+        a("media-ready", T.KEYWORD, default_media.name),
+        a("media-size-supported", T.BEGIN_COLLECTION,
+          *[media_size_collection(m) for m in caps.media]),
+        a("media-source-supported", T.KEYWORD, *caps.media_sources),
+        a("media-supported", T.KEYWORD, *[m.name for m in caps.media]),
+        a("media-type-supported", T.KEYWORD, *caps.media_types),
+        a("multiple-document-handling-supported", T.KEYWORD,
+          "separate-documents-uncollated-copies", "separate-documents-collated-copies"),
+        a("multiple-document-jobs-supported", T.BOOLEAN, False),
+        a("multiple-operation-time-out", T.INTEGER, multiple_operation_timeout),
+        a("multiple-operation-time-out-action", T.KEYWORD, "abort-job"),
+        a("natural-language-configured", T.NATURAL_LANGUAGE, "en"),
+        a("number-up-default", T.INTEGER, 1),
+        a("number-up-supported", T.INTEGER, 1),
+        a("operations-supported", T.ENUM, *[int(op) for op in SUPPORTED_OPERATIONS]),
+        a("orientation-requested-default", T.ENUM, 3),
+        a("orientation-requested-supported", T.ENUM, 3, 4, 5, 6),
+        a("output-bin-default", T.KEYWORD, "face-down"),
+        a("output-bin-supported", T.KEYWORD, "face-down"),
+        a("overrides-supported", T.KEYWORD, "document-numbers", "pages"),
+        a("page-ranges-supported", T.BOOLEAN, caps.page_ranges),
+        a("pages-per-minute", T.INTEGER, caps.pages_per_minute),
+        a("pdl-override-supported", T.KEYWORD, "attempted"),
+        a("preferred-attributes-supported", T.BOOLEAN, False),
+        a("print-color-mode-default", T.KEYWORD, "auto"),
+        a("print-color-mode-supported", T.KEYWORD, *caps.color_modes),
+        a("print-content-optimize-default", T.KEYWORD, "auto"),
+        a("print-content-optimize-supported", T.KEYWORD, "auto"),
+        a("print-quality-default", T.ENUM, 4),
+        a("print-quality-supported", T.ENUM, *caps.print_qualities),
+        a("print-rendering-intent-default", T.KEYWORD, "auto"),
+        a("print-rendering-intent-supported", T.KEYWORD, "auto"),
+        a("print-scaling-default", T.KEYWORD, "auto"),
+        a("print-scaling-supported", T.KEYWORD, "auto", "auto-fit", "fill", "fit", "none"),
+        a("printer-device-id", T.TEXT, device_id(caps)),
+        a("printer-geo-location", T.UNKNOWN),
+        a("printer-get-attributes-supported", T.KEYWORD, "document-format"),
+        a("printer-info", T.TEXT, printer.config.info or printer.name),
+        a("printer-kind", T.KEYWORD, "document"),
+        a("printer-location", T.TEXT, printer.config.location),
+        a("printer-make-and-model", T.TEXT, caps.make_and_model[:127]),
+        a("printer-name", T.NAME, printer.name),
+        a("printer-organization", T.TEXT, ""),
+        a("printer-organizational-unit", T.TEXT, ""),
+        a("printer-resolution-default", T.RESOLUTION,
+          Resolution(caps.default_resolution, caps.default_resolution)),
+        a("printer-resolution-supported", T.RESOLUTION, *resolutions),
+        # The gateway cannot see the legacy printer's supplies: say so rather than invent.
+        a("printer-supply", T.OCTET_STRING,
+          b"index=1;class=unknown;type=other;unit=percent;maxcapacity=100;level=-2;"),
+        a("printer-supply-description", T.TEXT, "Supply level not reported by this printer"),
+        a("printer-uuid", T.URI, f"urn:uuid:{printer.uuid}"),
+        a("pwg-raster-document-resolution-supported", T.RESOLUTION, *resolutions),
+        a("pwg-raster-document-sheet-back", T.KEYWORD, "normal"),
+        a("pwg-raster-document-type-supported", T.KEYWORD, *caps.pwg_raster_types),
+        a("sides-default", T.KEYWORD, "one-sided"),
+        a("sides-supported", T.KEYWORD, *caps.sides),
+        a("urf-supported", T.KEYWORD, *caps.urf_supported),
+        a("which-jobs-supported", T.KEYWORD, *WHICH_JOBS),
+    ]
+    if caps.color:
+        attrs.append(a("pages-per-minute-color", T.INTEGER, caps.pages_per_minute))
+    if "image/pwg-raster" not in formats:
+        attrs = [x for x in attrs if not x.name.startswith("pwg-raster-")]
+    if "image/urf" not in formats:
+        attrs = [x for x in attrs if x.name != "urf-supported"]
+    return attrs
+
+
+def media_col_database(printer: Printer) -> Attribute:
+    caps = printer.capabilities
+    return a("media-col-database", T.BEGIN_COLLECTION,
+             *[media_col(caps, m) for m in caps.media])
+
+
+def addressed_attributes(printer: Printer, host: str, port: int, path: str) -> list[Attribute]:
+    authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    web = f"http://{authority}"
+    return [
+        a("printer-icons", T.URI, f"{web}/icon-sm.png", f"{web}/icon.png", f"{web}/icon-lg.png"),
+        a("printer-more-info", T.URI, f"{web}/"),
+        a("printer-supply-info-uri", T.URI, f"{web}/"),
+        a("printer-uri-supported", T.URI, f"ipp://{authority}{path}"),
+        a("uri-authentication-supported", T.KEYWORD, "requesting-user-name"),
+        a("uri-security-supported", T.KEYWORD, "none"),
+    ]
+
+
+def ipp_datetime(wall: float) -> datetime:
+    return datetime.fromtimestamp(int(wall), UTC)
+
+
+def live_attributes(printer: Printer) -> list[Attribute]:
+    system = printer.system
+    queued = sum(1 for j in system.jobs_of(printer) if not j.state.is_terminal)
+    return [
+        a("printer-config-change-date-time", T.DATE_TIME, ipp_datetime(printer.config_changed_at)),
+        a("printer-config-change-time", T.INTEGER, system.to_up_time(printer.config_changed_at)),
+        a("printer-current-time", T.DATE_TIME, ipp_datetime(_now())),
+        a("printer-is-accepting-jobs", T.BOOLEAN, printer.accepting),
+        a("printer-state", T.ENUM, int(printer.state)),
+        a("printer-state-change-date-time", T.DATE_TIME, ipp_datetime(printer.state_changed_at)),
+        a("printer-state-change-time", T.INTEGER, system.to_up_time(printer.state_changed_at)),
+        a("printer-state-message", T.TEXT, printer.message),
+        a("printer-state-reasons", T.KEYWORD, *printer.state_reasons),
+        a("printer-up-time", T.INTEGER, system.up_time()),
+        a("queued-job-count", T.INTEGER, queued),
+    ]
+
+
+def _now() -> float:
+    import time
+
+    return time.time()

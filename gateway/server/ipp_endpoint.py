@@ -1,0 +1,86 @@
+"""The IPP application the HTTP layer serves: body bytes -> IppReader -> operations."""
+
+from __future__ import annotations
+
+import logging
+import struct
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from gateway.core.system import System
+from gateway.ipp.enums import Status
+from gateway.ipp.errors import IppProtocolError
+from gateway.ipp.model import Message
+from gateway.ipp.reader import NEED_DATA, DocumentData, EndOfDocument, IppReader, Limits
+from gateway.ipp.reader import RequestReceived as IppRequestReceived
+from gateway.server import ops_jobs, ops_printer  # noqa: F401  (register the handlers)
+from gateway.server.http import HttpError, HttpRequest, HttpResponse, RequestBody
+from gateway.server.operations import Endpoint, Reply, dispatch, encode_reply
+from gateway.server.web import web_response
+
+log = logging.getLogger("gateway.ipp")
+HEADER = struct.Struct(">BBHi")
+
+
+class IppApp:
+    def __init__(self, system: System, limits: Limits | None = None) -> None:
+        self.system = system
+        self.limits = limits or Limits()
+
+    async def handle_ipp(self, request: HttpRequest, body: RequestBody) -> bytes:
+        reader = IppReader(self.limits)
+        head = bytearray()
+
+        async def pull() -> None:
+            data = await body.receive_some()
+            if len(head) < HEADER.size:
+                head.extend(data[: HEADER.size - len(head)])
+            if data:
+                reader.feed(data)
+            else:
+                reader.end_of_input()
+
+        try:
+            message = await _read_request(reader, pull)
+        except IppProtocolError as error:
+            return _protocol_error_reply(bytes(head), error, request)
+
+        async def document() -> AsyncIterator[bytes]:
+            while True:
+                event = reader.next_event()
+                if event is NEED_DATA:
+                    await pull()
+                elif isinstance(event, DocumentData):
+                    yield event.data
+                elif isinstance(event, EndOfDocument):
+                    return
+
+        endpoint = Endpoint(request.host, request.port, request.scheme)
+        try:
+            return await dispatch(self.system, endpoint, message, document)
+        except IppProtocolError as error:  # broken bytes inside the document stream
+            return _protocol_error_reply(bytes(head), error, request)
+
+    async def handle_get(self, request: HttpRequest) -> HttpResponse:
+        return web_response(self.system, request)
+
+
+async def _read_request(reader: IppReader, pull: Callable[[], Awaitable[None]]) -> Message:
+    while True:
+        event = reader.next_event()
+        if event is NEED_DATA:
+            await pull()
+        elif isinstance(event, IppRequestReceived):
+            return event.message
+        else:  # pragma: no cover - the reader yields the request before anything else
+            raise IppProtocolError("document data before the request")
+
+
+def _protocol_error_reply(head: bytes, error: IppProtocolError, request: HttpRequest) -> bytes:
+    """Answer broken IPP with an IPP error when its header was readable, else HTTP 400."""
+    log.info("%s: bad IPP request: %s", request.client, error.message)
+    if len(head) < HEADER.size:
+        raise HttpError(400, f"Not an IPP request: {error.message}", close=True)
+    major, minor, _, request_id = HEADER.unpack(head)
+    version = (2, 0) if major >= 2 else (1, 1)
+    status = error.status if major in (1, 2) else Status.SERVER_ERROR_VERSION_NOT_SUPPORTED
+    return encode_reply(Reply(status, error.message), version, max(request_id, 0))

@@ -1,0 +1,86 @@
+"""Job attributes for Get-Job-Attributes, Get-Jobs and the job-creating responses."""
+
+from __future__ import annotations
+
+from gateway.core.job import Job
+from gateway.core.system import System
+from gateway.ipp.enums import ValueTag
+from gateway.ipp.model import Attribute
+from gateway.server.attributes import ipp_datetime
+from gateway.server.job_template import template_attributes
+
+T = ValueTag
+
+JOB_DESCRIPTION_NAMES = frozenset({
+    "compression-supplied", "date-time-at-completed", "date-time-at-creation",
+    "date-time-at-processing", "document-format", "document-format-detected",
+    "document-format-supplied", "document-name-supplied", "job-id", "job-impressions",
+    "job-impressions-completed", "job-k-octets", "job-media-sheets-completed", "job-name",
+    "job-originating-user-name", "job-printer-up-time", "job-printer-uri", "job-state",
+    "job-state-message", "job-state-reasons", "job-uri", "job-uuid", "number-of-documents",
+    "number-of-intervening-jobs", "time-at-completed", "time-at-creation", "time-at-processing",
+})
+
+
+def job_uri(printer_uri: str, job: Job) -> str:
+    return f"{printer_uri}/{job.id}"
+
+
+def status_attributes(job: Job, printer_uri: str) -> list[Attribute]:
+    """The attributes every job-creating operation returns."""
+    attrs = [
+        Attribute.of("job-id", T.INTEGER, job.id),
+        Attribute.of("job-uri", T.URI, job_uri(printer_uri, job)),
+        Attribute.of("job-state", T.ENUM, int(job.state)),
+        Attribute.of("job-state-reasons", T.KEYWORD, *job.reasons),
+    ]
+    if job.message:
+        attrs.append(Attribute.of("job-state-message", T.TEXT, job.message))
+    return attrs
+
+
+def _time(system: System, name: str, wall: float | None) -> list[Attribute]:
+    value = system.to_up_time(wall)
+    if value is None or wall is None:
+        return [Attribute.of(f"time-at-{name}", T.NO_VALUE),
+                Attribute.of(f"date-time-at-{name}", T.NO_VALUE)]
+    return [Attribute.of(f"time-at-{name}", T.INTEGER, value),
+            Attribute.of(f"date-time-at-{name}", T.DATE_TIME, ipp_datetime(wall))]
+
+
+def job_attributes(system: System, job: Job, printer_uri: str) -> list[Attribute]:
+    attrs = status_attributes(job, printer_uri)
+    if not job.message:
+        attrs.append(Attribute.of("job-state-message", T.TEXT, ""))
+    attrs += [
+        Attribute.of("job-uuid", T.URI, job.uuid),
+        Attribute.of("job-printer-uri", T.URI, printer_uri),
+        Attribute.of("job-printer-up-time", T.INTEGER, system.up_time()),
+        Attribute.of("job-name", T.NAME, job.name),
+        Attribute.of("job-originating-user-name", T.NAME, job.user),
+        Attribute.of("job-k-octets", T.INTEGER, job.k_octets),
+        Attribute.of("job-impressions-completed", T.INTEGER, job.impressions_completed),
+        Attribute.of("job-media-sheets-completed", T.INTEGER, job.sheets_completed),
+        Attribute.of("document-format", T.MIME_MEDIA_TYPE, job.document_format),
+        Attribute.of("document-format-supplied", T.MIME_MEDIA_TYPE, job.document_format),
+        Attribute.of("compression-supplied", T.KEYWORD, job.compression),
+        Attribute.of("number-of-documents", T.INTEGER, 1 if job.has_document else 0),
+    ]
+    if job.format_detected:
+        attrs.append(Attribute.of("document-format-detected", T.MIME_MEDIA_TYPE,
+                                  job.format_detected))
+    if job.document_name:
+        attrs.append(Attribute.of("document-name-supplied", T.NAME, job.document_name))
+    attrs += _time(system, "creation", job.created)
+    attrs += _time(system, "processing", job.processing_at)
+    attrs += _time(system, "completed", job.completed_at)
+    attrs += template_attributes(job.template)
+    return attrs
+
+
+def select(attrs: list[Attribute], requested: set[str]) -> list[Attribute]:
+    if "all" in requested:
+        return attrs
+    return [x for x in attrs if x.name in requested
+            or ("job-description" in requested and x.name in JOB_DESCRIPTION_NAMES)
+            or ("job-template" in requested and x.name not in JOB_DESCRIPTION_NAMES)]

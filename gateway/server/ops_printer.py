@@ -1,0 +1,130 @@
+"""Printer operations: Get-Printer-Attributes (cached, pre-encoded), Pause, Resume, Identify."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from gateway.core.printer import Printer
+from gateway.errors import IppError
+from gateway.ipp.enums import GroupTag, Operation, Status, ValueTag
+from gateway.ipp.model import Attribute
+from gateway.ipp.writer import encode_attribute
+from gateway.server.attributes import (
+    IDENTIFY_ACTIONS,
+    addressed_attributes,
+    is_job_template,
+    live_attributes,
+    media_col_database,
+    static_attributes,
+)
+from gateway.server.operations import Call, Reply, handles, requested_attributes
+
+log = logging.getLogger("gateway.ipp")
+T = ValueTag
+ADDRESS_CACHE_LIMIT = 32
+
+
+@dataclass
+class EncodedAttribute:
+    name: str
+    data: bytes
+    template: bool
+
+
+def _encode(attrs: list[Attribute]) -> list[EncodedAttribute]:
+    return [EncodedAttribute(a.name, encode_attribute(a), is_job_template(a.name)) for a in attrs]
+
+
+class PrinterAttributeCache:
+    """Encoded attributes of one printer: the static part once, the URIs once per Host."""
+
+    def __init__(self, printer: Printer, formats: tuple[str, ...]) -> None:
+        self.printer = printer
+        timeout = printer.system.config.multiple_operation_timeout
+        self.static = _encode(static_attributes(printer, formats=formats,
+                                                multiple_operation_timeout=timeout))
+        self.database = _encode([media_col_database(printer)])
+        self._addressed: dict[tuple[str, int, str], list[EncodedAttribute]] = {}
+
+    def addressed(self, host: str, port: int, path: str) -> list[EncodedAttribute]:
+        key = (host, port, path)
+        cached = self._addressed.get(key)
+        if cached is None:
+            if len(self._addressed) >= ADDRESS_CACHE_LIMIT:
+                self._addressed.clear()
+            cached = self._addressed[key] = _encode(addressed_attributes(
+                self.printer, host, port, path))
+        return cached
+
+
+_caches: dict[int, PrinterAttributeCache] = {}
+
+
+def accepted_formats(printer: Printer) -> tuple[str, ...]:
+    return printer.capabilities.document_formats
+
+
+def cache_for(printer: Printer) -> PrinterAttributeCache:
+    cache = _caches.get(id(printer))
+    if cache is None or cache.printer is not printer:
+        cache = _caches[id(printer)] = PrinterAttributeCache(printer, accepted_formats(printer))
+    return cache
+
+
+def _wanted(requested: set[str]) -> tuple[bool, bool, bool]:
+    everything = "all" in requested
+    return (everything or "printer-description" in requested,
+            everything or "job-template" in requested,
+            "media-col-database" in requested)
+
+
+@handles(Operation.GET_PRINTER_ATTRIBUTES)
+async def get_printer_attributes(call: Call) -> Reply:
+    printer = call.require_printer()
+    requested = requested_attributes(call, ("all",))
+    fmt = call.attr("document-format")
+    if fmt is not None and (fmt.tag != T.MIME_MEDIA_TYPE or len(fmt.values) != 1):
+        raise IppError(Status.CLIENT_ERROR_ATTRIBUTES_OR_VALUES_NOT_SUPPORTED,
+                       "document-format must be one mimeMediaType", [fmt])
+    description, template, database = _wanted(requested)
+    cache = cache_for(printer)
+    path = call.system.printer_path(printer)
+    items: list[Attribute | bytes] = []
+    for encoded in (*cache.static,
+                    *cache.addressed(call.endpoint.host, call.endpoint.port, path)):
+        if encoded.name in requested or (template if encoded.template else description):
+            items.append(encoded.data)
+    if database:
+        items += [e.data for e in cache.database]
+    for live in live_attributes(printer):
+        if description or live.name in requested:
+            items.append(live)
+    return Reply(groups=[(GroupTag.PRINTER, items)])
+
+
+@handles(Operation.PAUSE_PRINTER)
+async def pause_printer(call: Call) -> Reply:
+    call.require_printer().pause()
+    return Reply()
+
+
+@handles(Operation.RESUME_PRINTER)
+async def resume_printer(call: Call) -> Reply:
+    call.require_printer().resume()
+    return Reply()
+
+
+@handles(Operation.IDENTIFY_PRINTER)
+async def identify_printer(call: Call) -> Reply:
+    printer = call.require_printer()
+    actions = call.attr("identify-actions")
+    if actions is not None and (actions.tag != T.KEYWORD or any(
+            v not in IDENTIFY_ACTIONS for v in actions.plain)):
+        raise IppError(Status.CLIENT_ERROR_ATTRIBUTES_OR_VALUES_NOT_SUPPORTED,
+                       "identify-actions supports only " + ", ".join(IDENTIFY_ACTIONS), [actions])
+    message = call.attr("message")
+    chosen = actions.plain if actions is not None else ["sound"]
+    log.info("printer %s: identify requested by %s (%s)%s", printer.name, call.user,
+             ", ".join(map(str, chosen)), f": {message.value}" if message is not None else "")
+    return Reply()
