@@ -58,7 +58,7 @@ class Attribute:
     @classmethod
     def of(cls, name: str, tag: int, *values: Value) -> Attribute:
         """One syntax for every value; out-of-band tags take no values."""
-        if not values and ValueTag(tag).is_out_of_band:
+        if not values and 0x10 <= tag <= 0x1F:  # also unassigned out-of-band tags
             return cls(name, [(tag, None)])
         return cls(name, [(tag, v) for v in values])
 

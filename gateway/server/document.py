@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from contextlib import aclosing
 from typing import BinaryIO
 
 import trio
@@ -62,16 +63,17 @@ async def receive_document(system: System, job: Job, document: DocumentStream) -
     head = b""
     file: BinaryIO = system.spool.open_document(job.id)
     try:
-        async for chunk in document():
-            data = decompressor.feed(chunk)
-            size += len(data)
-            if size > limit:
-                raise IppError(Status.CLIENT_ERROR_REQUEST_ENTITY_TOO_LARGE,
-                               f"the document is larger than {limit >> 20} MB")
-            if len(head) < SNIFF_BYTES:
-                head += data[: SNIFF_BYTES - len(head)]
-            # Page-cache writes are short; fsync (the slow part) runs in a thread below.
-            file.write(data)
+        async with aclosing(document()) as chunks:
+            async for chunk in chunks:
+                data = decompressor.feed(chunk)
+                size += len(data)
+                if size > limit:
+                    raise IppError(Status.CLIENT_ERROR_REQUEST_ENTITY_TOO_LARGE,
+                                   f"the document is larger than {limit >> 20} MB")
+                if len(head) < SNIFF_BYTES:
+                    head += data[: SNIFF_BYTES - len(head)]
+                # Page-cache writes are short; fsync (the slow part) runs in a thread below.
+                file.write(data)
         tail = decompressor.finish()
         file.write(tail)
         size += len(tail)

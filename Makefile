@@ -1,0 +1,48 @@
+# Two commands for a fresh machine: `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ARGS ?=
+
+.PHONY: all run test check lint typecheck pytest peers runtime-deps bench clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+# Ghostscript interprets PDF and PostScript (as in CUPS); installed when root and missing.
+runtime-deps:
+	@bash scripts/install-runtime.sh
+
+run: $(STAMP) runtime-deps
+	$(BIN)/ipp-gateway run $(ARGS)
+
+# The real peers the tests talk to: ipptool, cupsd, BSD lpd, p910nd, Ghostscript, wrk.
+peers:
+	@bash scripts/install-peers.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check gateway drivers tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy gateway drivers
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest
+
+check: lint typecheck pytest
+
+test: $(STAMP) peers
+	$(MAKE) --no-print-directory check
+
+bench: $(STAMP) peers
+	$(BIN)/python bench/bench_gpa.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,422 @@
+"""One HTTP/1.1 connection on Trio, driven by h11; the types live in gateway.server.http.
+
+One task per connection serves its requests one after another (persistent connections and
+pipelining), reads with a timeout per read, streams POST application/ipp bodies to the app,
+and turns every failure into a status code or a quiet close. Only app bugs leave a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import cast
+
+import h11
+import trio
+
+from gateway.server.http import (
+    ALLOWED_METHODS,
+    DEFAULT_LIMITS,
+    IPP_CONTENT_TYPE,
+    SERVER_NAME,
+    BodyTimeout,
+    ClientDisconnected,
+    HttpApp,
+    HttpError,
+    HttpLimits,
+    HttpRequest,
+    MalformedBody,
+    RequestAborted,
+    http_date,
+    is_ipp_content_type,
+    reason_phrase,
+    split_host_header,
+    target_path,
+)
+
+logger = logging.getLogger("gateway.server.http")
+
+_SERVER = SERVER_NAME.encode("ascii")
+_HEADERS_WE_SET = frozenset({"content-length", "transfer-encoding", "date", "server"})
+_TEXT_PLAIN = ("content-type", "text/plain; charset=utf-8")
+_CONTINUE = h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")
+_BODYLESS_STATUSES = (204, 304)
+
+
+class _ClientGone(Exception):
+    """The peer reset or closed the connection, or stopped reading: close quietly."""
+
+
+@dataclass
+class _Reply:
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+    close: bool = False
+
+    @classmethod
+    def text(cls, status: int, message: str, *, close: bool = False) -> _Reply:
+        return cls(status, [_TEXT_PLAIN], (message + "\n").encode("utf-8"), close)
+
+
+class _Body:
+    """The `RequestBody` of one request: h11 Data bytes, at most `max_bytes` at a time."""
+
+    def __init__(self, next_chunk: Callable[[], Awaitable[bytes]]) -> None:
+        self._next_chunk = next_chunk
+        self._chunk = b""
+        self._offset = 0
+        self._ended = False
+        self.detached = False
+
+    async def receive_some(self, max_bytes: int = 65536) -> bytes:
+        """Up to `max_bytes` body bytes, b"" at the end; raises `RequestAborted` (let it go)."""
+        if self.detached:
+            raise RuntimeError("request body read after the request was answered")
+        if max_bytes < 1:
+            raise ValueError("max_bytes must be at least 1")
+        if not self._chunk:
+            if self._ended:
+                return b""
+            self._chunk, self._offset = await self._next_chunk(), 0
+            if not self._chunk:
+                self._ended = True
+                return b""
+        if self._offset == 0 and len(self._chunk) <= max_bytes:
+            whole, self._chunk = self._chunk, b""
+            return whole
+        end = self._offset + max_bytes
+        piece = self._chunk[self._offset : end]
+        if end >= len(self._chunk):
+            self._chunk, self._offset = b"", 0
+        else:
+            self._offset = end
+        return piece
+
+
+class HttpConnection:
+    """Serves the HTTP/1.1 requests of one accepted stream to an `HttpApp` until it closes.
+
+    `local` is the address the client connected to (the fallback for a missing Host header),
+    `client` the peer as "ip:port" for logs, and `initial_data` bytes already read from the
+    stream (by the listener's TLS sniffing) that belong to the first request.
+    """
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        app: HttpApp,
+        *,
+        limits: HttpLimits = DEFAULT_LIMITS,
+        local: tuple[str, int] = ("localhost", 631),
+        client: str = "-",
+        scheme: str = "ipp",
+        initial_data: bytes = b"",
+    ) -> None:
+        self._stream = stream
+        self._app = app
+        self._limits = limits
+        self._local = local
+        self._client = client
+        self._scheme = scheme
+        self._conn = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header_bytes)
+        if initial_data:
+            self._conn.receive_data(initial_data)
+        self._eof = False
+        self._linger = False
+        self._served = 0
+        # Per request. h11's they_are_waiting_for_100_continue turns False with the first body
+        # bytes, but CUPS sends the IPP header at once and only then waits for the 100.
+        self._head_request = False
+        self._continue_pending = False
+        self._aborted: RequestAborted | None = None
+
+    async def serve(self) -> None:
+        """Serve requests until the client or a limit ends the connection, then close it."""
+        try:
+            while await self._serve_one():
+                self._conn.start_next_cycle()
+        except _ClientGone as exc:
+            logger.debug("%s: connection dropped: %s", self._client, exc)
+        finally:
+            await self._close()
+
+    async def _serve_one(self) -> bool:
+        """One request/response cycle; True when the connection may carry another."""
+        self._head_request, self._continue_pending, self._aborted = False, False, None
+        event = await self._next_request()
+        if event is None:
+            return False
+        self._head_request = event.method == b"HEAD"
+        self._continue_pending = _expects_continue(event)
+        reply = await self._answer(event)
+        if reply is None:
+            return False
+        keep_alive = not reply.close and await self._drain_body()
+        await self._send(reply, close=not keep_alive)
+        self._served += 1
+        if logger.isEnabledFor(logging.DEBUG):
+            method, target = event.method.decode(), event.target.decode("latin-1")
+            logger.debug("%s: %s %s -> %d", self._client, method, target, reply.status)
+        return self._conn.our_state is h11.DONE and self._conn.their_state is h11.DONE
+
+    # -- reading requests --------------------------------------------------------------------
+
+    async def _next_request(self) -> h11.Request | None:
+        """The next request head, or None when the connection should close (after any reply)."""
+        while True:
+            try:
+                event = self._conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                await self._reject_bad_http(exc)
+                return None
+            if isinstance(event, h11.Request):
+                return event
+            if event is not h11.NEED_DATA:
+                return None  # ConnectionClosed: the client is done with us
+            started = bool(self._conn.trailing_data[0])
+            if await self._receive(self._head_timeout(started)):
+                continue
+            if started:
+                logger.debug("%s: request head timed out", self._client)
+                await self._send(_Reply.text(408, "Request timed out"), close=True)
+            else:
+                logger.debug("%s: idle connection timed out", self._client)
+            return None
+
+    def _head_timeout(self, started: bool) -> float:
+        if started or not self._served:
+            return self._limits.read_timeout
+        return self._limits.keepalive_timeout
+
+    async def _reject_bad_http(self, exc: h11.RemoteProtocolError) -> None:
+        if self._eof:
+            logger.debug("%s: closed in the middle of a request head", self._client)
+            return
+        status = exc.error_status_hint
+        logger.info("%s: bad HTTP request (%s), answering %d", self._client, exc, status)
+        message = "Request header fields too large" if status == 431 else f"Bad request: {exc}"
+        await self._send(_Reply.text(status, message), close=True)
+
+    async def _receive(self, timeout: float) -> bool:
+        """Feed one read into h11; False when nothing arrived within `timeout` seconds."""
+        with trio.move_on_after(timeout):
+            try:
+                data = await self._stream.receive_some(self._limits.receive_size)
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                raise _ClientGone(f"receive failed: {exc!r}") from exc
+            self._eof = not data
+            self._conn.receive_data(cast(bytes, data))  # h11 takes any bytes-like object
+            return True
+        return False
+
+    # -- the request body, as the app sees it -----------------------------------------------
+
+    async def _next_body_chunk(self) -> bytes:
+        """The next body bytes for the app, b"" at the end; raises `RequestAborted`."""
+        if self._aborted is not None:
+            raise self._aborted
+        while True:
+            try:
+                event = self._conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                if self._eof:
+                    raise self._abort(ClientDisconnected("client closed mid-body")) from exc
+                raise self._abort(MalformedBody(f"bad request body: {exc}")) from exc
+            if isinstance(event, h11.Data):
+                if event.data:
+                    return event.data
+            elif isinstance(event, h11.EndOfMessage):
+                return b""
+            elif event is h11.NEED_DATA:
+                await self._wait_for_body()
+            else:
+                raise RuntimeError(f"unexpected {event!r} inside a request body")
+
+    async def _wait_for_body(self) -> None:
+        """Ask for the body with 100 Continue if still owed, then read once more."""
+        try:
+            if self._continue_pending:
+                self._continue_pending = False
+                await self._send_bytes(self._conn.send(_CONTINUE))
+            received = await self._receive(self._limits.read_timeout)
+        except _ClientGone as exc:
+            raise self._abort(ClientDisconnected(str(exc))) from exc
+        if not received:
+            seconds = self._limits.read_timeout
+            raise self._abort(BodyTimeout(f"no request body data for {seconds:g} s"))
+
+    def _abort(self, aborted: RequestAborted) -> RequestAborted:
+        self._aborted = aborted
+        return aborted
+
+    async def _drain_body(self) -> bool:
+        """Discard what the app left of the body; True if the connection can stay alive."""
+        state = self._conn.their_state
+        if state is h11.ERROR:
+            return False
+        if state is not h11.SEND_BODY:
+            return True  # the body has ended (DONE, MUST_CLOSE or an Upgrade offer pending)
+        if self._aborted is not None:
+            return False
+        budget = self._limits.max_drain_bytes
+        with trio.move_on_after(self._limits.read_timeout):
+            while True:
+                try:
+                    event = self._conn.next_event()
+                except h11.RemoteProtocolError:
+                    return False
+                if isinstance(event, h11.EndOfMessage):
+                    return True
+                if isinstance(event, h11.Data):
+                    budget -= len(event.data)
+                    if budget < 0:
+                        return False
+                elif event is h11.NEED_DATA:
+                    if self._continue_pending:
+                        return False  # never invited the rest: closing beats waiting for it
+                    await self._receive(math.inf)
+                else:
+                    return False
+        return False
+
+    # -- answering -----------------------------------------------------------------------------
+
+    async def _answer(self, event: h11.Request) -> _Reply | None:
+        """The reply to one request, or None to close without one."""
+        body = _Body(self._next_body_chunk)
+        try:
+            request = self._make_request(event)
+            reply: _Reply | None = await self._dispatch(request, body)
+        except HttpError as exc:
+            reply = _Reply.text(exc.status, exc.message, close=exc.close)
+        except Exception:
+            if self._aborted is None:
+                logger.exception("%s: %r %r failed", self._client, event.method, event.target)
+                return _Reply.text(500, "Internal server error", close=True)
+            reply = None
+        finally:
+            body.detached = True
+        if self._aborted is not None:
+            logger.debug("%s: request aborted: %r", self._client, self._aborted)
+            if self._aborted.status is None:
+                return None
+            return _Reply.text(self._aborted.status, str(self._aborted), close=True)
+        return reply
+
+    async def _dispatch(self, request: HttpRequest, body: _Body) -> _Reply:
+        method = request.method
+        if method == "POST":
+            if not is_ipp_content_type(request.header("content-type")):
+                return _Reply.text(400, "POST requests must have Content-Type: application/ipp")
+            ipp_response = await self._app.handle_ipp(request, body)
+            return _Reply(200, [("content-type", IPP_CONTENT_TYPE)], ipp_response)
+        if method in ("GET", "HEAD"):
+            response = await self._app.handle_get(request)
+            return _Reply(response.status, response.headers, response.body)
+        if method == "OPTIONS":
+            return _Reply(200, [("allow", ALLOWED_METHODS)])
+        reply = _Reply.text(405, f"Method {method} is not allowed")
+        reply.headers.append(("allow", ALLOWED_METHODS))
+        return reply
+
+    def _make_request(self, event: h11.Request) -> HttpRequest:
+        headers = [(name.decode("ascii"), value.decode("latin-1")) for name, value in event.headers]
+        target = event.target.decode("latin-1")
+        host_header = next((value for name, value in headers if name == "host"), None)
+        try:
+            host, port = split_host_header(host_header, self._local)
+        except ValueError as exc:
+            raise HttpError(400, f"Invalid Host header: {exc}", close=True) from exc
+        return HttpRequest(
+            method=event.method.decode("ascii"),
+            target=target,
+            path=target_path(target),
+            headers=headers,
+            host=host,
+            port=port,
+            scheme=self._scheme,
+            client=self._client,
+            http_version=event.http_version.decode("ascii"),
+        )
+
+    async def _send(self, reply: _Reply, *, close: bool) -> None:
+        """Send a complete response (no body for HEAD); nothing if one was already sent."""
+        if self._conn.our_state is not h11.IDLE and self._conn.our_state is not h11.SEND_RESPONSE:
+            return
+        close = close or reply.close
+        try:
+            response = self._response_head(reply, close)
+        except h11.LocalProtocolError:
+            logger.exception("%s: the app's response headers are invalid", self._client)
+            reply, close = _Reply.text(500, "Internal server error"), True
+            response = self._response_head(reply, close)
+        self._continue_pending = False
+        if close and not self._eof and self._conn.their_state is not h11.DONE:
+            self._linger = True
+        parts = [self._conn.send(response)]
+        if reply.body and not self._head_request and reply.status not in _BODYLESS_STATUSES:
+            parts.extend(self._conn.send_with_data_passthrough(h11.Data(data=reply.body)) or ())
+        parts.append(self._conn.send(h11.EndOfMessage()))
+        await self._send_bytes(b"".join(parts))
+
+    def _response_head(self, reply: _Reply, close: bool) -> h11.Response:
+        headers = [(b"date", http_date()), (b"server", _SERVER)]
+        if reply.status not in _BODYLESS_STATUSES:
+            headers.append((b"content-length", b"%d" % len(reply.body)))
+        headers.extend(
+            (name.encode("ascii"), value.encode("latin-1"))
+            for name, value in reply.headers
+            if name.lower() not in _HEADERS_WE_SET
+        )
+        if close:
+            headers.append((b"connection", b"close"))
+        return h11.Response(
+            status_code=reply.status, headers=headers, reason=reason_phrase(reply.status)
+        )
+
+    async def _send_bytes(self, data: bytes) -> None:
+        with trio.move_on_after(self._limits.read_timeout) as scope:
+            try:
+                await self._stream.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                self._conn.send_failed()
+                raise _ClientGone(f"send failed: {exc!r}") from exc
+        if scope.cancelled_caught:
+            self._conn.send_failed()
+            raise _ClientGone("client stopped reading")
+
+    # -- closing -------------------------------------------------------------------------------
+
+    async def _close(self) -> None:
+        try:
+            if self._linger:
+                with trio.move_on_after(self._limits.linger_timeout):
+                    await self._discard_input()
+        finally:
+            await trio.aclose_forcefully(self._stream)
+
+    async def _discard_input(self) -> None:
+        """Half-close, then swallow what the client still sends, so that closing with unread
+        input does not reset the connection and destroy the reply before the client reads it."""
+        try:
+            if isinstance(self._stream, trio.abc.HalfCloseableStream):
+                await self._stream.send_eof()
+            budget = self._limits.max_drain_bytes
+            while budget > 0:
+                data = await self._stream.receive_some(self._limits.receive_size)
+                if not data:
+                    return
+                budget -= len(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return
+
+
+def _expects_continue(event: h11.Request) -> bool:
+    if event.http_version < b"1.1":
+        return False  # RFC 9110: a 100-continue expectation in HTTP/1.0 is ignored
+    return any(
+        name == b"expect" and value.lower() == b"100-continue" for name, value in event.headers
+    )

@@ -1,0 +1,84 @@
+"""Configuration: TOML into frozen dataclasses; every error names its key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.config import ConfigError, ListenAddress, config_from_dict, load_config, parse_listen
+
+GOOD = """
+[server]
+listen = ["127.0.0.1:631", "[::1]:8631", "*:9631"]
+spool = "/tmp/spool"
+log_level = "debug"
+
+[[printer]]
+name = "office"
+device = "file:///tmp/out/"
+driver = "raw"
+location = "2nd floor"
+media = ["iso_a4_210x297mm", "na_letter_8.5x11in"]
+resolutions = [300]
+duplex = false
+"""
+
+
+def test_good_config(tmp_path: Path) -> None:
+    path = tmp_path / "gw.toml"
+    path.write_text(GOOD)
+    config = load_config(path)
+    assert config.listen == (ListenAddress("127.0.0.1", 631), ListenAddress("::1", 8631),
+                             ListenAddress("", 9631))
+    (printer,) = config.printers
+    assert printer.name == "office" and printer.location == "2nd floor"
+    assert printer.media == ("iso_a4_210x297mm", "na_letter_8.5x11in")
+    assert printer.resolutions == (300,) and printer.duplex is False
+    with pytest.raises(AttributeError):
+        printer.name = "x"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"server": {"listen": ["nowhere"]}}, "server.listen[0]: 'nowhere' is not HOST:PORT"),
+    ({"server": {"log_level": "loud"}}, "server.log_level: 'loud' is not one of debug"),
+    ({"server": {"colour": 1}}, "server.colour: unknown key"),
+    ({"printer": [{"name": "a"}]}, "printer[0]: needs both 'name' and 'device'"),
+    ({"printer": [{"name": "a b", "device": "file:///x"}]}, "printer[0].name: 'a b'"),
+    ({"printer": [{"name": "a", "device": "gopher://x"}]},
+     "printer[0].device: scheme 'gopher' is not one of"),
+    ({"printer": [{"name": "a", "device": "file:///x", "driver": "zz"}]},
+     "printer[0].driver: 'zz' is not one of"),
+    ({"printer": [{"name": "a", "device": "file:///x", "media": ["b7"]}]},
+     "printer[0].media: 'b7' is not one of"),
+    ({"printer": [{"name": "a", "device": "file:///x", "duplex": "yes"}]},
+     "printer[0].duplex: must be true or false"),
+    ({"printer": [{"name": "a", "device": "file:///x"}, {"name": "a", "device": "file:///y"}]},
+     "the name 'a' is used twice"),
+])
+def test_errors_name_the_key(data: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict(data)
+    assert message in str(caught.value)
+
+
+def test_parse_listen_forms() -> None:
+    assert parse_listen("[::]:631", "x") == ListenAddress("::", 631)
+    assert parse_listen("localhost:0", "x") == ListenAddress("localhost", 0)
+    with pytest.raises(ConfigError, match="outside 0..65535"):
+        parse_listen("h:70000", "x")
+
+
+def test_check_config_exit_codes(tmp_path: Path) -> None:
+    good, bad = tmp_path / "good.toml", tmp_path / "bad.toml"
+    good.write_text(GOOD)
+    bad.write_text('[[printer]]\nname = "x"\ndevice = "file:///x"\ndriver = "nope"\n')
+    run = [sys.executable, "-m", "gateway", "check-config"]
+    ok = subprocess.run([*run, str(good)], capture_output=True, text=True, check=False)
+    assert ok.returncode == 0, ok.stderr
+    failed = subprocess.run([*run, str(bad)], capture_output=True, text=True, check=False)
+    assert failed.returncode == 2
+    assert "printer[0].driver: 'nope' is not one of" in failed.stderr
+    assert "Traceback" not in failed.stderr
