@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         trio.run(serve, config)
     except* OSError as group:  # e.g. the port is taken: say so in one line, no traceback
-        for exc in group.exceptions:
-            log.error("cannot start: %s", exc)
+        for error in group.exceptions:
+            log.error("cannot start: %s", error)
         failed = True
     return 1 if failed else 0

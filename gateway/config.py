@@ -166,7 +166,8 @@ def _printer(raw: Any, key: str) -> PrinterConfig:
     media_default = _str(raw.get("media_default", media[0] if media else ""),
                          f"{key}.media_default")
     if media_default and media and media_default not in media:
-        raise ConfigError(f"{key}.media_default: {media_default!r} is not one of {', '.join(media)}")
+        raise ConfigError(
+            f"{key}.media_default: {media_default!r} is not one of {', '.join(media)}")
     resolutions = tuple(_choice(r, f"{key}.resolutions", (150, 200, 300, 360, 600, 720, 1200))
                         for r in _list(raw.get("resolutions", []), f"{key}.resolutions"))
     return PrinterConfig(

@@ -8,13 +8,12 @@ from typing import BinaryIO
 
 import trio
 
+from drivers.filters.sniff import SNIFF_BYTES, sniff_format
 from gateway.core.job import Job
 from gateway.core.system import System
 from gateway.errors import IppError
 from gateway.ipp.enums import Status
 from gateway.server.operations import DocumentStream
-
-SNIFF_BYTES = 64
 
 
 class Decompressor:
@@ -49,12 +48,6 @@ class Decompressor:
         return self._inflater.flush()
 
 
-def sniff_format(head: bytes) -> str:
-    from drivers.filters.sniff import sniff_format as sniff
-
-    return sniff(head) or ""
-
-
 async def receive_document(system: System, job: Job, document: DocumentStream) -> int:
     """Spool the document of `job`; returns its size. Raises IppError for bad data."""
     decompressor = Decompressor(job.compression)
@@ -83,5 +76,5 @@ async def receive_document(system: System, job: Job, document: DocumentStream) -
     job.document_bytes = size
     job.has_document = True
     if job.document_format == "application/octet-stream":
-        job.format_detected = sniff_format(head)
+        job.format_detected = sniff_format(head) or ""
     return size

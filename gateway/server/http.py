@@ -23,8 +23,8 @@ ALLOWED_METHODS = "GET, HEAD, OPTIONS, POST"
 class HttpLimits:
     """Bounds that keep one slow or hostile client from holding resources forever."""
 
-    read_timeout: float = 30.0  # seconds per read while a request is under way (and per write)
-    keepalive_timeout: float = 60.0  # seconds an idle persistent connection stays open
+    read_timeout: float = 30.0  # per read in a request, per write, and for a new connection
+    keepalive_timeout: float = 60.0  # idle time allowed between requests on one connection
     max_header_bytes: int = 16 * 1024  # an incomplete request head larger than this -> 431
     max_drain_bytes: int = 1024 * 1024  # body left unread by the app that we discard to keep alive
     receive_size: int = 64 * 1024  # bytes asked for per socket read

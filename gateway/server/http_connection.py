@@ -40,7 +40,7 @@ logger = logging.getLogger("gateway.server.http")
 
 _SERVER = SERVER_NAME.encode("ascii")
 _HEADERS_WE_SET = frozenset({"content-length", "transfer-encoding", "date", "server"})
-_TEXT_PLAIN = ("content-type", "text/plain; charset=utf-8")
+_TEXT_PLAIN = ("Content-Type", "text/plain; charset=utf-8")
 _CONTINUE = h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")
 _BODYLESS_STATUSES = (204, 304)
 
@@ -294,7 +294,8 @@ class HttpConnection:
             reply = _Reply.text(exc.status, exc.message, close=exc.close)
         except Exception:
             if self._aborted is None:
-                logger.exception("%s: %r %r failed", self._client, event.method, event.target)
+                method, target = event.method.decode(), event.target.decode("latin-1")
+                logger.exception("%s: %s %s failed in the app", self._client, method, target)
                 return _Reply.text(500, "Internal server error", close=True)
             reply = None
         finally:
@@ -312,14 +313,14 @@ class HttpConnection:
             if not is_ipp_content_type(request.header("content-type")):
                 return _Reply.text(400, "POST requests must have Content-Type: application/ipp")
             ipp_response = await self._app.handle_ipp(request, body)
-            return _Reply(200, [("content-type", IPP_CONTENT_TYPE)], ipp_response)
+            return _Reply(200, [("Content-Type", IPP_CONTENT_TYPE)], ipp_response)
         if method in ("GET", "HEAD"):
             response = await self._app.handle_get(request)
             return _Reply(response.status, response.headers, response.body)
         if method == "OPTIONS":
-            return _Reply(200, [("allow", ALLOWED_METHODS)])
+            return _Reply(200, [("Allow", ALLOWED_METHODS)])
         reply = _Reply.text(405, f"Method {method} is not allowed")
-        reply.headers.append(("allow", ALLOWED_METHODS))
+        reply.headers.append(("Allow", ALLOWED_METHODS))
         return reply
 
     def _make_request(self, event: h11.Request) -> HttpRequest:
@@ -363,16 +364,16 @@ class HttpConnection:
         await self._send_bytes(b"".join(parts))
 
     def _response_head(self, reply: _Reply, close: bool) -> h11.Response:
-        headers = [(b"date", http_date()), (b"server", _SERVER)]
+        headers = [(b"Date", http_date()), (b"Server", _SERVER)]
         if reply.status not in _BODYLESS_STATUSES:
-            headers.append((b"content-length", b"%d" % len(reply.body)))
+            headers.append((b"Content-Length", b"%d" % len(reply.body)))
         headers.extend(
             (name.encode("ascii"), value.encode("latin-1"))
             for name, value in reply.headers
             if name.lower() not in _HEADERS_WE_SET
         )
         if close:
-            headers.append((b"connection", b"close"))
+            headers.append((b"Connection", b"close"))
         return h11.Response(
             status_code=reply.status, headers=headers, reason=reason_phrase(reply.status)
         )

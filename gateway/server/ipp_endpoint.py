@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 
 from gateway.core.system import System
 from gateway.ipp.enums import Status
@@ -44,7 +44,7 @@ class IppApp:
         except IppProtocolError as error:
             return _protocol_error_reply(bytes(head), error, request)
 
-        async def document() -> AsyncIterator[bytes]:
+        async def document() -> AsyncGenerator[bytes, None]:
             while True:
                 event = reader.next_event()
                 if event is NEED_DATA:
@@ -80,7 +80,7 @@ def _protocol_error_reply(head: bytes, error: IppProtocolError, request: HttpReq
     log.info("%s: bad IPP request: %s", request.client, error.message)
     if len(head) < HEADER.size:
         raise HttpError(400, f"Not an IPP request: {error.message}", close=True)
-    major, minor, _, request_id = HEADER.unpack(head)
+    major, _minor, _, request_id = HEADER.unpack(head)
     version = (2, 0) if major >= 2 else (1, 1)
     status = error.status if major in (1, 2) else Status.SERVER_ERROR_VERSION_NOT_SUPPORTED
     return encode_reply(Reply(status, error.message), version, max(request_id, 0))

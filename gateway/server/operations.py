@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from gateway.core.job import InvalidTransition, Job, JobEvent
@@ -23,7 +23,7 @@ from gateway.ipp.writer import encode_attribute
 log = logging.getLogger("gateway.ipp")
 T = ValueTag
 
-DocumentStream = Callable[[], AsyncIterator[bytes]]
+DocumentStream = Callable[[], AsyncGenerator[bytes, None]]
 
 
 @dataclass
@@ -219,7 +219,7 @@ def _resolve_target(call: Call, operation: int) -> None:
         printer_path, _, job_id = path.rstrip("/").rpartition("/")
         call.printer = call.system.printer_for_path(printer_path)
         if call.printer is None or not job_id.isdigit():
-            raise NotFound(f"no job at {job_attr.value}")
+            raise NotFound(f"no job at {job_attr.value!s}")
         call.operation_group.add(Attribute.of("job-id", T.INTEGER, int(job_id)))
         return
     if printer_attr is None:

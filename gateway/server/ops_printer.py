@@ -126,5 +126,5 @@ async def identify_printer(call: Call) -> Reply:
     message = call.attr("message")
     chosen = actions.plain if actions is not None else ["sound"]
     log.info("printer %s: identify requested by %s (%s)%s", printer.name, call.user,
-             ", ".join(map(str, chosen)), f": {message.value}" if message is not None else "")
+             ", ".join(map(str, chosen)), f": {message.value!s}" if message is not None else "")
     return Reply()

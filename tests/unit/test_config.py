@@ -67,7 +67,7 @@ def test_errors_name_the_key(data: dict[str, object], message: str) -> None:
 def test_parse_listen_forms() -> None:
     assert parse_listen("[::]:631", "x") == ListenAddress("::", 631)
     assert parse_listen("localhost:0", "x") == ListenAddress("localhost", 0)
-    with pytest.raises(ConfigError, match="outside 0..65535"):
+    with pytest.raises(ConfigError, match=r"outside 0\.\.65535"):
         parse_listen("h:70000", "x")
 
 

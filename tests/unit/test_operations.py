@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 
 import pytest
@@ -33,7 +33,7 @@ def system(tmp_path: Path) -> System:
 
 
 async def call(system: System, message: Message, document: bytes = b"") -> Message:
-    async def chunks() -> AsyncIterator[bytes]:
+    async def chunks() -> AsyncGenerator[bytes, None]:
         for start in range(0, len(document), 1000):
             yield document[start:start + 1000]
 
