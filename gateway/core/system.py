@@ -35,6 +35,7 @@ class System:
             printer_uuid = str(uuid.uuid5(self.uuid, "printer:" + printer_config.name))
             self.printers[printer_config.name] = Printer(self, printer_config, printer_uuid)
         self.jobs: dict[int, Job] = {}
+        self.jobs_revision = 0  # bumped on every job change: lets readers cache what they derive
         self.next_job_id = 1
         self._load_jobs()
 
@@ -92,6 +93,7 @@ class System:
         return job
 
     def save(self, job: Job) -> None:
+        self.jobs_revision += 1
         self.spool.save(job)
 
     def jobs_of(self, printer: Printer) -> list[Job]:
@@ -132,6 +134,7 @@ class System:
         for job in done[: max(0, len(done) - self.config.job_history)]:
             del self.jobs[job.id]
             self.spool.delete(job.id)
+            self.jobs_revision += 1
 
     def _expire_incoming(self) -> None:
         limit = time.time() - self.config.multiple_operation_timeout

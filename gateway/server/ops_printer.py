@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Set
 from dataclasses import dataclass
 
 from gateway.core.printer import Printer
@@ -22,7 +24,7 @@ from gateway.server.operations import Call, Reply, handles, requested_attributes
 
 log = logging.getLogger("gateway.ipp")
 T = ValueTag
-ADDRESS_CACHE_LIMIT = 32
+SELECTION_CACHE_LIMIT = 64
 
 
 @dataclass
@@ -37,7 +39,8 @@ def _encode(attrs: list[Attribute]) -> list[EncodedAttribute]:
 
 
 class PrinterAttributeCache:
-    """Encoded attributes of one printer: the static part once, the URIs once per Host."""
+    """Encoded attributes of one printer: the static part once, the URIs once per Host, each
+    selection of them once per requested-attributes set, the live part once per change."""
 
     def __init__(self, printer: Printer, formats: tuple[str, ...]) -> None:
         self.printer = printer
@@ -45,17 +48,33 @@ class PrinterAttributeCache:
         self.static = _encode(static_attributes(printer, formats=formats,
                                                 multiple_operation_timeout=timeout))
         self.database = _encode([media_col_database(printer)])
-        self._addressed: dict[tuple[str, int, str], list[EncodedAttribute]] = {}
+        self._selections: dict[tuple[frozenset[str], str, int, str], bytes] = {}
+        self._live: tuple[tuple[object, ...], list[EncodedAttribute]] | None = None
 
-    def addressed(self, host: str, port: int, path: str) -> list[EncodedAttribute]:
-        key = (host, port, path)
-        cached = self._addressed.get(key)
+    def selection(self, requested: frozenset[str], host: str, port: int, path: str) -> bytes:
+        key = (requested, host, port, path)
+        cached = self._selections.get(key)
         if cached is None:
-            if len(self._addressed) >= ADDRESS_CACHE_LIMIT:
-                self._addressed.clear()
-            cached = self._addressed[key] = _encode(addressed_attributes(
-                self.printer, host, port, path))
+            if len(self._selections) >= SELECTION_CACHE_LIMIT:
+                self._selections.clear()
+            description, template, database = _wanted(requested)
+            addressed = _encode(addressed_attributes(self.printer, host, port, path))
+            cached = b"".join(
+                e.data for e in (*self.static, *addressed)
+                if e.name in requested or (template if e.template else description))
+            if database:
+                cached += b"".join(e.data for e in self.database)
+            self._selections[key] = cached
         return cached
+
+    def live(self) -> list[EncodedAttribute]:
+        """Live attributes, re-encoded only when a value in them can have changed."""
+        printer = self.printer
+        key = (int(time.time()), printer.state, printer.message, printer.accepting,
+               printer.state_changed_at, tuple(printer.state_reasons), printer.system.jobs_revision)
+        if self._live is None or self._live[0] != key:
+            self._live = (key, _encode(live_attributes(printer)))
+        return self._live[1]
 
 
 _caches: dict[int, PrinterAttributeCache] = {}
@@ -72,7 +91,7 @@ def cache_for(printer: Printer) -> PrinterAttributeCache:
     return cache
 
 
-def _wanted(requested: set[str]) -> tuple[bool, bool, bool]:
+def _wanted(requested: Set[str]) -> tuple[bool, bool, bool]:
     everything = "all" in requested
     return (everything or "printer-description" in requested,
             everything or "job-template" in requested,
@@ -87,19 +106,12 @@ async def get_printer_attributes(call: Call) -> Reply:
     if fmt is not None and (fmt.tag != T.MIME_MEDIA_TYPE or len(fmt.values) != 1):
         raise IppError(Status.CLIENT_ERROR_ATTRIBUTES_OR_VALUES_NOT_SUPPORTED,
                        "document-format must be one mimeMediaType", [fmt])
-    description, template, database = _wanted(requested)
     cache = cache_for(printer)
-    path = call.system.printer_path(printer)
-    items: list[Attribute | bytes] = []
-    for encoded in (*cache.static,
-                    *cache.addressed(call.endpoint.host, call.endpoint.port, path)):
-        if encoded.name in requested or (template if encoded.template else description):
-            items.append(encoded.data)
-    if database:
-        items += [e.data for e in cache.database]
-    for live in live_attributes(printer):
-        if description or live.name in requested:
-            items.append(live)
+    description = _wanted(requested)[0]
+    items: list[Attribute | bytes] = [cache.selection(
+        frozenset(requested), call.endpoint.host, call.endpoint.port,
+        call.system.printer_path(printer))]
+    items += [live.data for live in cache.live() if description or live.name in requested]
     return Reply(groups=[(GroupTag.PRINTER, items)])
 
 

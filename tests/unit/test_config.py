@@ -82,3 +82,9 @@ def test_check_config_exit_codes(tmp_path: Path) -> None:
     assert failed.returncode == 2
     assert "printer[0].driver: 'nope' is not one of" in failed.stderr
     assert "Traceback" not in failed.stderr
+
+
+def test_shipped_example_config_is_valid() -> None:
+    example = Path(__file__).resolve().parents[2] / "deploy" / "ipp-gateway.example.toml"
+    config = load_config(example)
+    assert config.printers and config.listen[0].port == 631
