@@ -48,6 +48,7 @@ class PrinterConfig:
     resolutions: tuple[int, ...] = ()
     color: bool | None = None
     duplex: bool | None = None
+    status_interval: float = 30.0  # seconds between device status queries while idle; 0 = off
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,8 @@ def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> Config:
 def _printer(raw: Any, key: str) -> PrinterConfig:
     _expect(raw, dict, key, "a table")
     _only_keys(raw, {"name", "device", "driver", "info", "location", "make_and_model", "media",
-                     "media_default", "resolutions", "color", "duplex"}, key + ".")
+                     "media_default", "resolutions", "color", "duplex", "status_interval"},
+                key + ".")
     if "name" not in raw or "device" not in raw:
         raise ConfigError(f"{key}: needs both 'name' and 'device'")
     name = _str(raw["name"], f"{key}.name")
@@ -178,6 +180,8 @@ def _printer(raw: Any, key: str) -> PrinterConfig:
         media=media, media_default=media_default, resolutions=resolutions,
         color=_optional_bool(raw.get("color"), f"{key}.color"),
         duplex=_optional_bool(raw.get("duplex"), f"{key}.duplex"),
+        status_interval=_number(raw.get("status_interval", 30), f"{key}.status_interval",
+                                0, 86400),
     )
 
 

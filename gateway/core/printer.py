@@ -15,7 +15,7 @@ import trio
 
 from drivers.driver import Capabilities, Driver, get_driver
 from drivers.errors import ConversionError, DriverError, Outcome
-from drivers.transport import JobInfo, Transport, open_transport
+from drivers.transport import DeviceStatus, JobInfo, Transport, open_transport
 from drivers.uri import DeviceUri
 from gateway.config import PrinterConfig
 from gateway.core.job import Job, JobEvent
@@ -29,6 +29,7 @@ log = logging.getLogger("gateway.printer")
 CHUNK = 64 * 1024
 RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 ABORT_GRACE = 5.0
+STATUS_TIMEOUT = 10.0
 
 
 def capabilities_for(driver: Driver, config: PrinterConfig) -> Capabilities:
@@ -62,7 +63,9 @@ class Printer:
         self.capabilities = capabilities_for(self.driver, config)
         self.device_uri = DeviceUri.parse(config.device_uri)
         self.state = PrinterState.IDLE
-        self.device_reasons: set[str] = set()  # from the device or the last failure
+        self.device_reasons: set[str] = set()  # from the last failure
+        self.status_reasons: frozenset[str] = frozenset()  # from the device's own status
+        self.device_message = ""
         self.message = "Ready."
         self.paused = False
         self.stopped_by_device = False
@@ -79,7 +82,7 @@ class Printer:
 
     @property
     def state_reasons(self) -> list[str]:
-        reasons = set(self.device_reasons)
+        reasons = set(self.device_reasons) | self.status_reasons
         if self.paused:
             reasons.add("paused")
         if self.identify_requested:
@@ -117,6 +120,42 @@ class Printer:
     # -- the worker ----------------------------------------------------------------------
 
     async def run(self) -> None:
+        async with trio.open_nursery() as nursery:
+            if self.config.status_interval > 0:
+                nursery.start_soon(self._poll_status)
+            await self._print_jobs()
+
+    async def _poll_status(self) -> None:
+        """Ask the device how it is, between jobs (during a job its transport is busy)."""
+        while True:
+            if self.current_job is None:
+                await self.refresh_status()
+            await trio.sleep(self.config.status_interval)
+
+    async def refresh_status(self) -> None:
+        status: DeviceStatus | None = None
+        with trio.move_on_after(STATUS_TIMEOUT) as scope:
+            try:
+                status = await open_transport(self.device_uri).query_status()
+            except DriverError as failure:
+                status = DeviceStatus(frozenset({failure.reason or "offline"}), failure.message,
+                                      online=False)
+        if scope.cancelled_caught:
+            status = DeviceStatus(frozenset({"offline"}), "The device did not answer.", False)
+        if status is None:
+            return
+        reasons = frozenset(r if r.endswith(("-report", "-warning", "-error")) else r + "-report"
+                            for r in status.reasons if r != "none")
+        if reasons != self.status_reasons or status.message != self.device_message:
+            log.info("printer %s: device status: %s%s", self.name,
+                     ", ".join(sorted(reasons)) or "none",
+                     f" ({status.message})" if status.message else "")
+            self.state_changed_at = time.time()
+        self.status_reasons, self.device_message = reasons, status.message
+        if self.current_job is None and not self.paused and not self.stopped_by_device:
+            self._set_state(PrinterState.IDLE, status.message or "Ready.")
+
+    async def _print_jobs(self) -> None:
         delay_index = 0
         while True:
             job = None if self.paused or self.stopped_by_device else self.system.next_job(self)
