@@ -181,3 +181,69 @@ def get_driver(name: str) -> Driver:
         return _DRIVERS[name]()
     except KeyError:
         raise KeyError(f"unknown driver {name!r} (known: {', '.join(driver_names())})") from None
+
+
+# IPP orientation-requested values (RFC 8011 5.2.10).
+PORTRAIT, LANDSCAPE, REVERSE_LANDSCAPE, REVERSE_PORTRAIT = 3, 4, 5, 6
+
+
+@dataclass(frozen=True)
+class PrintOptions:
+    """What one job asks for, already validated against the printer's Capabilities.
+
+    The gateway maps IPP job-template attributes onto this; the pipeline applies every field
+    (what a printer cannot do is refused before printing, see `drivers.filters.planner`).
+    """
+
+    copies: int = 1
+    sides: str = "one-sided"  # one-sided, two-sided-long-edge, two-sided-short-edge
+    media: str = ""  # PWG media name; "" = the printer's media_default
+    media_source: str = ""  # "" = automatic
+    orientation: int | None = None  # orientation-requested 3..6; None = as the document says
+    color_mode: str = "auto"  # auto, color, monochrome, bi-level
+    print_quality: int = 4  # 3 draft, 4 normal, 5 high
+    resolution: int = 0  # dpi; 0 = chosen from print_quality and the printer's default
+    page_ranges: tuple[tuple[int, int], ...] = ()  # 1-based, inclusive; () = every page
+    print_scaling: str = "auto"  # auto, auto-fit, fill, fit, none
+    job_name: str = "untitled"
+    user: str = "anonymous"
+
+    @property
+    def duplex(self) -> bool:
+        return self.sides.startswith("two-sided")
+
+    @property
+    def tumble(self) -> bool:
+        return self.sides == "two-sided-short-edge"
+
+    def media_size(self, caps: Capabilities) -> MediaSize:
+        chosen = caps.media_size(self.media) if self.media else None
+        return chosen or caps.media_size(caps.media_default) or caps.media[0]
+
+    def dpi(self, caps: Capabilities) -> int:
+        if self.resolution in caps.resolutions:
+            return self.resolution
+        if self.print_quality == 3:
+            return min(caps.resolutions)
+        if self.print_quality == 5:
+            return max(caps.resolutions)
+        return caps.default_resolution
+
+    def in_color(self, caps: Capabilities) -> bool:
+        return caps.color and self.color_mode in ("auto", "color")
+
+    def wants_page(self, page: int) -> bool:
+        return not self.page_ranges or any(lo <= page <= hi for lo, hi in self.page_ranges)
+
+    def last_page_wanted(self) -> int | None:
+        return max(hi for _, hi in self.page_ranges) if self.page_ranges else None
+
+
+def load_builtin_drivers() -> None:
+    """Import the printer languages so their `@register_driver` factories are known."""
+    import importlib
+
+    importlib.import_module("drivers.languages")
+
+
+load_builtin_drivers()

@@ -26,6 +26,9 @@ class JobInfo:
     document_format: str = "application/octet-stream"
     copies: int = 1
     host: str = "ipp-gateway"
+    # The exact number of bytes the send_all calls will carry, when known before the job starts
+    # (a raw document): LPD can then announce the data file at once instead of spooling it.
+    data_length: int | None = None
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,14 @@ class Transport(ABC):
 
     @abstractmethod
     async def end_job(self) -> None:
-        """Finish the job; when this returns the device holds every byte."""
+        """Finish the job; when this returns the device holds every byte.
+
+        Once it returns, the job is done and must never be sent again. Once the device has
+        accepted every byte, it does not raise: a peer that then closes without its last
+        acknowledgment (LPD) or resets instead of closing (AppSocket) still means success, as
+        in CUPS. If it raises, the device may hold part of the job, never all of it, and the
+        error's outcome says what to do. Either way the transport is closed afterwards.
+        """
 
     @abstractmethod
     async def abort_job(self) -> None:

@@ -7,6 +7,7 @@ built once, pre-encoded), `addressed` (URIs, built from the Host the client used
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -234,7 +235,7 @@ def live_attributes(printer: Printer) -> list[Attribute]:
     return [
         a("printer-config-change-date-time", T.DATE_TIME, ipp_datetime(printer.config_changed_at)),
         a("printer-config-change-time", T.INTEGER, system.to_up_time(printer.config_changed_at)),
-        a("printer-current-time", T.DATE_TIME, ipp_datetime(_now())),
+        a("printer-current-time", T.DATE_TIME, ipp_datetime(time.time())),
         a("printer-is-accepting-jobs", T.BOOLEAN, printer.accepting),
         a("printer-state", T.ENUM, int(printer.state)),
         a("printer-state-change-date-time", T.DATE_TIME, ipp_datetime(printer.state_changed_at)),
@@ -244,9 +245,3 @@ def live_attributes(printer: Printer) -> list[Attribute]:
         a("printer-up-time", T.INTEGER, system.up_time()),
         a("queued-job-count", T.INTEGER, queued),
     ]
-
-
-def _now() -> float:
-    import time
-
-    return time.time()
