@@ -89,8 +89,15 @@ def register_transport(*schemes: str) -> Callable[[_T], _T]:
     return decorate
 
 
+_builtins_loaded = False
+
+
 def _load_builtin_transports() -> None:
     # Imported for their registration side effect; kept lazy so `drivers` imports stay cheap.
+    # (A flag, not an empty registry: importing one transport module must not hide the rest.)
+    global _builtins_loaded
+    if _builtins_loaded:
+        return
     import importlib
     import pkgutil
 
@@ -98,11 +105,11 @@ def _load_builtin_transports() -> None:
 
     for module in pkgutil.iter_modules(package.__path__):
         importlib.import_module(f"{package.__name__}.{module.name}")
+    _builtins_loaded = True
 
 
 def transport_class(uri: DeviceUri) -> type[Transport]:
-    if not _REGISTRY:
-        _load_builtin_transports()
+    _load_builtin_transports()
     try:
         return _REGISTRY[uri.scheme]
     except KeyError:
@@ -119,6 +126,5 @@ def open_transport(uri: DeviceUri | str) -> Transport:
 
 
 def known_schemes() -> list[str]:
-    if not _REGISTRY:
-        _load_builtin_transports()
+    _load_builtin_transports()
     return sorted(_REGISTRY)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from drivers.pjl import UEL
+
 SNIFF_BYTES = 512  # enough to see past a PJL header; any shorter prefix still works
 
 PDF = "application/pdf"
@@ -17,7 +19,6 @@ PCLXL = "application/vnd.hp-PCLXL"
 TEXT = "text/plain"
 OCTET_STREAM = "application/octet-stream"
 
-UEL = b"\x1b%-12345X"
 _PJL_LANGUAGE = re.compile(rb"@PJL\s+ENTER\s+LANGUAGE\s*=\s*([A-Z0-9]+)", re.IGNORECASE)
 _PJL_LANGUAGES = {b"PCL": PCL, b"PCLXL": PCLXL, b"POSTSCRIPT": POSTSCRIPT, b"PDF": PDF}
 _TEXT_CONTROLS = frozenset(b"\t\n\f\r")

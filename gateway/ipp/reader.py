@@ -38,6 +38,11 @@ _DATE_TIME = struct.Struct(">HBBBBBBcBB")
 
 _RESERVED_DELIMITERS = frozenset({0x00, 0x0B, 0x0C, 0x0D, 0x0E, 0x0F})
 _ENTRY_OVERHEAD = 5  # value-tag, name-length, value-length
+# Plain ints: comparing with IntEnum members costs an attribute lookup on the hot path.
+_BEGIN_COLLECTION = int(ValueTag.BEGIN_COLLECTION)
+_END_COLLECTION = int(ValueTag.END_COLLECTION)
+_MEMBER_ATTR_NAME = int(ValueTag.MEMBER_ATTR_NAME)
+_END_OF_ATTRIBUTES = int(GroupTag.END)
 
 
 @dataclass(frozen=True)
@@ -97,7 +102,9 @@ class IppReader:
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         self._limits = limits
         self._phase = _Phase.ATTRIBUTES
-        self._buffer = bytearray()
+        # bytes while it holds one fed piece (slices of it are the values, one copy each);
+        # a bytearray once pieces have to be joined, so that trickled input stays linear.
+        self._buffer: bytes | bytearray = b""
         self._pos = 0  # parse position in _buffer
         self._consumed = 0  # bytes of the attribute section parsed so far (absolute)
         self._documents: deque[bytes] = deque()
@@ -120,7 +127,12 @@ class IppReader:
         if not data:
             return
         if self._phase is _Phase.ATTRIBUTES:
-            self._buffer += data
+            if self._pos >= len(self._buffer):
+                self._buffer, self._pos = bytes(data), 0
+            else:
+                if isinstance(self._buffer, bytes):
+                    self._buffer, self._pos = bytearray(self._buffer[self._pos :]), 0
+                self._buffer += data
         else:
             self._documents.append(bytes(data))  # no copy when given bytes
 
@@ -148,19 +160,19 @@ class IppReader:
     def _attributes_event(self) -> Event | NeedData:
         finished = self._parse_available()
         if not finished:
-            if self._pos:
+            if self._pos and isinstance(self._buffer, bytearray):
                 del self._buffer[: self._pos]
                 self._pos = 0
             if self._eof:
+                ended = self._consumed + len(self._buffer) - self._pos
                 raise IppProtocolError(
-                    f"truncated message: input ended at byte {self._consumed + len(self._buffer)}"
-                    " before end-of-attributes"
+                    f"truncated message: input ended at byte {ended} before end-of-attributes"
                 )
             return NEED_DATA
         assert self._message is not None
         if self._pos < len(self._buffer):
-            self._documents.append(bytes(memoryview(self._buffer)[self._pos :]))
-        self._buffer = bytearray()
+            self._documents.append(bytes(self._buffer[self._pos :]))
+        self._buffer = b""
         self._pos = 0
         self._phase = _Phase.DOCUMENT
         return RequestReceived(self._message)
@@ -170,7 +182,7 @@ class IppReader:
         if self._message is None and not self._parse_header():
             return False
         while True:
-            done = self._parse_entry()
+            done = self._parse_entries()
             if done is None:
                 return False
             if done:
@@ -185,37 +197,49 @@ class IppReader:
         self._advance(_HEADER.size)
         return True
 
-    def _parse_entry(self) -> bool | None:
-        """One delimiter or value entry: None if incomplete, True at end-of-attributes."""
+    def _parse_entries(self) -> bool | None:
+        """Value entries up to the next delimiter, then that delimiter: None if incomplete,
+        True at end-of-attributes. Checks and decodes inline: this loop is the hot path."""
         buffer, pos = self._buffer, self._pos
-        available = len(buffer) - pos
-        if available < 1:
-            return None
-        tag = buffer[pos]
+        size = len(buffer)
+        max_value = self._limits.max_value_length
+        room = self._limits.max_attribute_bytes - self._consumed + pos  # in buffer positions
+        while True:
+            available = size - pos
+            if available < 1:
+                return None
+            tag = buffer[pos]
+            if tag < 0x10:
+                self._check_size(1)
+                return self._delimiter(tag)
+            if available < 3:
+                return None
+            name_length = (buffer[pos + 1] << 8) | buffer[pos + 2]
+            value_at = pos + _ENTRY_OVERHEAD + name_length
+            if name_length > max_value or value_at > room:
+                self._check_length(name_length, "name", self._consumed)
+                self._check_size(_ENTRY_OVERHEAD + name_length)  # a huge value is never awaited
+            if available < _ENTRY_OVERHEAD + name_length:
+                return None
+            value_length = (buffer[value_at - 2] << 8) | buffer[value_at - 1]
+            end = value_at + value_length
+            if value_length > max_value or end > room:
+                self._check_length(value_length, "value", self._consumed)
+                self._check_size(end - pos)
+            if end > size:
+                return None
+            offset = self._consumed
+            name = _ascii_name(buffer[pos + 3 : value_at - 2], "attribute name", offset) \
+                if name_length else ""
+            raw = buffer[value_at:end]
+            self._pos, self._consumed = end, offset + end - pos
+            pos = end
+            self._add_value(tag, name, raw if type(raw) is bytes else bytes(raw), offset)
+
+    def _delimiter(self, tag: int) -> bool:
         offset = self._consumed
-        if tag < 0x10:
-            self._check_size(1)
-            self._advance(1)
-            return self._start_group(tag, offset)
-        if available < 3:
-            return None
-        name_length = (buffer[pos + 1] << 8) | buffer[pos + 2]
-        self._check_length(name_length, "name", offset)
-        self._check_size(_ENTRY_OVERHEAD + name_length)  # early, so a huge value is never awaited
-        if available < _ENTRY_OVERHEAD + name_length:
-            return None
-        value_at = pos + _ENTRY_OVERHEAD + name_length
-        value_length = (buffer[value_at - 2] << 8) | buffer[value_at - 1]
-        self._check_length(value_length, "value", offset)
-        size = _ENTRY_OVERHEAD + name_length + value_length
-        self._check_size(size)
-        if available < size:
-            return None
-        name = _ascii_name(buffer[pos + 3 : pos + 3 + name_length], "attribute name", offset)
-        raw = bytes(buffer[value_at : value_at + value_length])
-        self._advance(size)
-        self._add_value(tag, name, raw, offset)
-        return False
+        self._advance(1)
+        return self._start_group(tag, offset)
 
     def _advance(self, size: int) -> None:
         self._pos += size
@@ -244,7 +268,7 @@ class IppReader:
                 f"delimiter tag 0x{tag:02x} inside a collection at byte {offset}"
             )
         self._attribute = None
-        if tag == GroupTag.END:
+        if tag == _END_OF_ATTRIBUTES:
             return True
         assert self._message is not None
         self._group = Group(tag)
@@ -257,25 +281,26 @@ class IppReader:
         if self._frames:
             self._add_collection_entry(tag, name, raw, offset)
             return
-        if tag == ValueTag.END_COLLECTION:
+        if tag == _END_COLLECTION:
             raise IppProtocolError(f"endCollection without begCollection at byte {offset}")
-        if tag == ValueTag.MEMBER_ATTR_NAME:
+        if tag == _MEMBER_ATTR_NAME:
             raise IppProtocolError(f"memberAttrName outside a collection at byte {offset}")
+        attribute = self._attribute
         if name:
             self._count_attribute(offset)
-            self._attribute = Attribute(name, [])
-            self._group.add(self._attribute)
-        elif self._attribute is None:
+            attribute = self._attribute = Attribute(name, [])
+            self._group.attributes.append(attribute)
+        elif attribute is None:
             raise IppProtocolError(
                 f"value without an attribute name at the start of a group at byte {offset}"
             )
-        self._append_value(self._attribute, tag, raw, offset)
+        self._append_value(attribute, tag, raw, offset)
 
     def _add_collection_entry(self, tag: int, name: str, raw: bytes, offset: int) -> None:
         frame = self._frames[-1]
         if name:
             raise IppProtocolError(f"named attribute {name!r} inside a collection at byte {offset}")
-        if tag == ValueTag.MEMBER_ATTR_NAME:
+        if tag == _MEMBER_ATTR_NAME:
             self._close_member(frame, offset)
             if not raw:
                 raise IppProtocolError(f"empty memberAttrName at byte {offset}")
@@ -283,7 +308,7 @@ class IppReader:
             self._count_attribute(offset)
             frame.member = Attribute(member_name, [])
             frame.collection.add(frame.member)
-        elif tag == ValueTag.END_COLLECTION:
+        elif tag == _END_COLLECTION:
             if raw:
                 raise IppProtocolError(f"endCollection with a value at byte {offset}")
             self._close_member(frame, offset)
@@ -308,7 +333,7 @@ class IppReader:
             )
 
     def _append_value(self, attribute: Attribute, tag: int, raw: bytes, offset: int) -> None:
-        if tag == ValueTag.BEGIN_COLLECTION:
+        if tag == _BEGIN_COLLECTION:
             if raw:
                 raise IppProtocolError(
                     f"begCollection of {attribute.name!r} has a value at byte {offset}"

@@ -1,8 +1,9 @@
 """The HTTP vocabulary shared by the connection layer and the apps it serves.
 
 `HttpConnection` (gateway.server.http_connection) turns bytes into `HttpRequest`s and hands
-them to an `HttpApp`; the app never sees h11 or sockets. Everything here is pure: data types,
-the exceptions that cross the boundary, and small parsers for Host, targets and content types.
+them to an `HttpApp`; the app never sees the parser or sockets. Everything here is pure: data
+types, the exceptions that cross the boundary, and small parsers for Host, targets and content
+types.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""One HTTP/1.1 connection on Trio, driven by h11; the types live in gateway.server.http.
+"""One HTTP/1.1 connection on Trio over the sans-I/O `RequestParser` (gateway.server.http11);
+the types live in gateway.server.http.
 
 One task per connection serves its requests one after another (persistent connections and
 pipelining), reads with a timeout per read, streams POST application/ipp bodies to the app,
@@ -11,9 +12,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import cast
 
-import h11
 import trio
 
 from gateway.server.http import (
@@ -35,14 +34,29 @@ from gateway.server.http import (
     split_host_header,
     target_path,
 )
+from gateway.server.http11 import (
+    CLOSED,
+    CONTINUE_RESPONSE,
+    END_OF_BODY,
+    NEED_DATA,
+    HttpProtocolError,
+    RequestHead,
+    RequestParser,
+    valid_field_name,
+    valid_field_value,
+)
 
 logger = logging.getLogger("gateway.server.http")
 
 _SERVER = SERVER_NAME.encode("ascii")
 _HEADERS_WE_SET = frozenset({"content-length", "transfer-encoding", "date", "server"})
 _TEXT_PLAIN = ("Content-Type", "text/plain; charset=utf-8")
-_CONTINUE = h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")
 _BODYLESS_STATUSES = (204, 304)
+_CONNECTION_CLOSE = b"Connection: close\r\n"
+
+
+class _InvalidResponse(ValueError):
+    """The app's response cannot be sent as it is (bad status or header)."""
 
 
 class _ClientGone(Exception):
@@ -62,7 +76,7 @@ class _Reply:
 
 
 class _Body:
-    """The `RequestBody` of one request: h11 Data bytes, at most `max_bytes` at a time."""
+    """The `RequestBody` of one request: the parser's body bytes, at most `max_bytes` at once."""
 
     def __init__(self, next_chunk: Callable[[], Awaitable[bytes]]) -> None:
         self._next_chunk = next_chunk
@@ -121,23 +135,25 @@ class HttpConnection:
         self._local = local
         self._client = client
         self._scheme = scheme
-        self._conn = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header_bytes)
+        self._parser = RequestParser(limits.max_header_bytes)
         if initial_data:
-            self._conn.receive_data(initial_data)
+            self._parser.receive(initial_data)
         self._eof = False
         self._linger = False
         self._served = 0
-        # Per request. h11's they_are_waiting_for_100_continue turns False with the first body
-        # bytes, but CUPS sends the IPP header at once and only then waits for the 100.
+        # Per request. The 100 stays owed until the app waits for body bytes that are not
+        # there yet: CUPS sends the IPP header at once and only then waits for the 100.
         self._head_request = False
+        self._keep_alive = True
         self._continue_pending = False
+        self._responded = False
         self._aborted: RequestAborted | None = None
 
     async def serve(self) -> None:
         """Serve requests until the client or a limit ends the connection, then close it."""
         try:
             while await self._serve_one():
-                self._conn.start_next_cycle()
+                self._parser.start_next_cycle()
         except _ClientGone as exc:
             logger.debug("%s: connection dropped: %s", self._client, exc)
         finally:
@@ -145,38 +161,41 @@ class HttpConnection:
 
     async def _serve_one(self) -> bool:
         """One request/response cycle; True when the connection may carry another."""
-        self._head_request, self._continue_pending, self._aborted = False, False, None
-        event = await self._next_request()
-        if event is None:
+        self._head_request, self._keep_alive = False, True
+        self._continue_pending, self._responded, self._aborted = False, False, None
+        head = await self._next_request()
+        if head is None:
             return False
-        self._head_request = event.method == b"HEAD"
-        self._continue_pending = _expects_continue(event)
-        reply = await self._answer(event)
+        self._head_request = head.method == b"HEAD"
+        self._keep_alive = head.keep_alive
+        self._continue_pending = head.expects_continue
+        reply = await self._answer(head)
         if reply is None:
             return False
         keep_alive = not reply.close and await self._drain_body()
-        await self._send(reply, close=not keep_alive)
+        keep_alive = await self._send(reply, close=not keep_alive)
         self._served += 1
         if logger.isEnabledFor(logging.DEBUG):
-            method, target = event.method.decode(), event.target.decode("latin-1")
+            method, target = head.method.decode(), head.target.decode("latin-1")
             logger.debug("%s: %s %s -> %d", self._client, method, target, reply.status)
-        return self._conn.our_state is h11.DONE and self._conn.their_state is h11.DONE
+        return keep_alive
 
     # -- reading requests --------------------------------------------------------------------
 
-    async def _next_request(self) -> h11.Request | None:
+    async def _next_request(self) -> RequestHead | None:
         """The next request head, or None when the connection should close (after any reply)."""
+        parser = self._parser
         while True:
             try:
-                event = self._conn.next_event()
-            except h11.RemoteProtocolError as exc:
+                head = parser.next_request()
+            except HttpProtocolError as exc:
                 await self._reject_bad_http(exc)
                 return None
-            if isinstance(event, h11.Request):
-                return event
-            if event is not h11.NEED_DATA:
-                return None  # ConnectionClosed: the client is done with us
-            started = bool(self._conn.trailing_data[0])
+            if isinstance(head, RequestHead):
+                return head
+            if head is CLOSED:
+                return None  # the client is done with us
+            started = parser.has_buffered_data
             if await self._receive(self._head_timeout(started)):
                 continue
             if started:
@@ -191,24 +210,24 @@ class HttpConnection:
             return self._limits.read_timeout
         return self._limits.keepalive_timeout
 
-    async def _reject_bad_http(self, exc: h11.RemoteProtocolError) -> None:
+    async def _reject_bad_http(self, exc: HttpProtocolError) -> None:
         if self._eof:
             logger.debug("%s: closed in the middle of a request head", self._client)
             return
-        status = exc.error_status_hint
+        status = exc.status
         logger.info("%s: bad HTTP request (%s), answering %d", self._client, exc, status)
         message = "Request header fields too large" if status == 431 else f"Bad request: {exc}"
         await self._send(_Reply.text(status, message), close=True)
 
     async def _receive(self, timeout: float) -> bool:
-        """Feed one read into h11; False when nothing arrived within `timeout` seconds."""
+        """Feed one read into the parser; False when nothing arrived within `timeout` seconds."""
         with trio.move_on_after(timeout):
             try:
                 data = await self._stream.receive_some(self._limits.receive_size)
             except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                 raise _ClientGone(f"receive failed: {exc!r}") from exc
             self._eof = not data
-            self._conn.receive_data(cast(bytes, data))  # h11 takes any bytes-like object
+            self._parser.receive(data)
             return True
         return False
 
@@ -220,27 +239,25 @@ class HttpConnection:
             raise self._aborted
         while True:
             try:
-                event = self._conn.next_event()
-            except h11.RemoteProtocolError as exc:
+                data = self._parser.next_body()
+            except HttpProtocolError as exc:
                 if self._eof:
                     raise self._abort(ClientDisconnected("client closed mid-body")) from exc
                 raise self._abort(MalformedBody(f"bad request body: {exc}")) from exc
-            if isinstance(event, h11.Data):
-                if event.data:
-                    return event.data
-            elif isinstance(event, h11.EndOfMessage):
-                return b""
-            elif event is h11.NEED_DATA:
+            if data is NEED_DATA:
                 await self._wait_for_body()
+            elif data is END_OF_BODY:
+                return b""
             else:
-                raise RuntimeError(f"unexpected {event!r} inside a request body")
+                assert isinstance(data, bytes)
+                return data
 
     async def _wait_for_body(self) -> None:
         """Ask for the body with 100 Continue if still owed, then read once more."""
         try:
             if self._continue_pending:
                 self._continue_pending = False
-                await self._send_bytes(self._conn.send(_CONTINUE))
+                await self._send_bytes(CONTINUE_RESPONSE)
             received = await self._receive(self._limits.read_timeout)
         except _ClientGone as exc:
             raise self._abort(ClientDisconnected(str(exc))) from exc
@@ -254,47 +271,44 @@ class HttpConnection:
 
     async def _drain_body(self) -> bool:
         """Discard what the app left of the body; True if the connection can stay alive."""
-        state = self._conn.their_state
-        if state is h11.ERROR:
-            return False
-        if state is not h11.SEND_BODY:
-            return True  # the body has ended (DONE, MUST_CLOSE or an Upgrade offer pending)
-        if self._aborted is not None:
+        parser = self._parser
+        if parser.request_complete:
+            return True
+        if parser.failed or self._aborted is not None:
             return False
         budget = self._limits.max_drain_bytes
         with trio.move_on_after(self._limits.read_timeout):
             while True:
                 try:
-                    event = self._conn.next_event()
-                except h11.RemoteProtocolError:
+                    data = parser.next_body()
+                except HttpProtocolError:
                     return False
-                if isinstance(event, h11.EndOfMessage):
+                if data is END_OF_BODY:
                     return True
-                if isinstance(event, h11.Data):
-                    budget -= len(event.data)
-                    if budget < 0:
-                        return False
-                elif event is h11.NEED_DATA:
+                if data is NEED_DATA:
                     if self._continue_pending:
                         return False  # never invited the rest: closing beats waiting for it
                     await self._receive(math.inf)
                 else:
-                    return False
+                    assert isinstance(data, bytes)
+                    budget -= len(data)
+                    if budget < 0:
+                        return False
         return False
 
     # -- answering -----------------------------------------------------------------------------
 
-    async def _answer(self, event: h11.Request) -> _Reply | None:
+    async def _answer(self, head: RequestHead) -> _Reply | None:
         """The reply to one request, or None to close without one."""
         body = _Body(self._next_body_chunk)
         try:
-            request = self._make_request(event)
+            request = self._make_request(head)
             reply: _Reply | None = await self._dispatch(request, body)
         except HttpError as exc:
             reply = _Reply.text(exc.status, exc.message, close=exc.close)
         except Exception:
             if self._aborted is None:
-                method, target = event.method.decode(), event.target.decode("latin-1")
+                method, target = head.method.decode(), head.target.decode("latin-1")
                 logger.exception("%s: %s %s failed in the app", self._client, method, target)
                 return _Reply.text(500, "Internal server error", close=True)
             reply = None
@@ -323,16 +337,16 @@ class HttpConnection:
         reply.headers.append(("Allow", ALLOWED_METHODS))
         return reply
 
-    def _make_request(self, event: h11.Request) -> HttpRequest:
-        headers = [(name.decode("ascii"), value.decode("latin-1")) for name, value in event.headers]
-        target = event.target.decode("latin-1")
+    def _make_request(self, head: RequestHead) -> HttpRequest:
+        headers = [(name.decode("ascii"), value.decode("latin-1")) for name, value in head.headers]
+        target = head.target.decode("latin-1")
         host_header = next((value for name, value in headers if name == "host"), None)
         try:
             host, port = split_host_header(host_header, self._local)
         except ValueError as exc:
             raise HttpError(400, f"Invalid Host header: {exc}", close=True) from exc
         return HttpRequest(
-            method=event.method.decode("ascii"),
+            method=head.method.decode("ascii"),
             target=target,
             path=target_path(target),
             headers=headers,
@@ -340,53 +354,57 @@ class HttpConnection:
             port=port,
             scheme=self._scheme,
             client=self._client,
-            http_version=event.http_version.decode("ascii"),
+            http_version=head.http_version.decode("ascii"),
         )
 
-    async def _send(self, reply: _Reply, *, close: bool) -> None:
-        """Send a complete response (no body for HEAD); nothing if one was already sent."""
-        if self._conn.our_state is not h11.IDLE and self._conn.our_state is not h11.SEND_RESPONSE:
-            return
-        close = close or reply.close
+    async def _send(self, reply: _Reply, *, close: bool) -> bool:
+        """Send a complete response (no body for HEAD), unless one was already sent; True if
+        the connection stays open for another request."""
+        if self._responded:
+            return False
+        close = close or reply.close or not self._keep_alive
         try:
-            response = self._response_head(reply, close)
-        except h11.LocalProtocolError:
-            logger.exception("%s: the app's response headers are invalid", self._client)
+            data = self._encode_response(reply, close)
+        except _InvalidResponse:
+            logger.exception("%s: the app's response is invalid", self._client)
             reply, close = _Reply.text(500, "Internal server error"), True
-            response = self._response_head(reply, close)
+            data = self._encode_response(reply, close)
         self._continue_pending = False
-        if close and not self._eof and self._conn.their_state is not h11.DONE:
+        self._responded = True
+        if close and not self._eof and not self._parser.request_complete:
             self._linger = True
-        parts = [self._conn.send(response)]
-        if reply.body and not self._head_request and reply.status not in _BODYLESS_STATUSES:
-            parts.extend(self._conn.send_with_data_passthrough(h11.Data(data=reply.body)) or ())
-        parts.append(self._conn.send(h11.EndOfMessage()))
-        await self._send_bytes(b"".join(parts))
+        await self._send_bytes(data)
+        return not close
 
-    def _response_head(self, reply: _Reply, close: bool) -> h11.Response:
-        headers = [(b"Date", http_date()), (b"Server", _SERVER)]
-        if reply.status not in _BODYLESS_STATUSES:
-            headers.append((b"Content-Length", b"%d" % len(reply.body)))
-        headers.extend(
-            (name.encode("ascii"), value.encode("latin-1"))
-            for name, value in reply.headers
-            if name.lower() not in _HEADERS_WE_SET
-        )
+    def _encode_response(self, reply: _Reply, close: bool) -> bytes:
+        """Status line, Date, Server, Content-Length, the reply's headers, Connection, body."""
+        status = reply.status
+        if not 200 <= status < 1000:
+            raise _InvalidResponse(f"status {status} is not a final status code")
+        bodyless = status in _BODYLESS_STATUSES
+        parts = [b"HTTP/1.1 %d %s\r\nDate: %s\r\nServer: %s\r\n"
+                 % (status, reason_phrase(status), http_date(), _SERVER)]
+        if not bodyless:
+            parts.append(b"Content-Length: %d\r\n" % len(reply.body))
+        for name, value in reply.headers:
+            lowered = name.lower()
+            if lowered in _HEADERS_WE_SET or (close and lowered == "connection"):
+                continue
+            parts.append(_header_line(name, value))
         if close:
-            headers.append((b"Connection", b"close"))
-        return h11.Response(
-            status_code=reply.status, headers=headers, reason=reason_phrase(reply.status)
-        )
+            parts.append(_CONNECTION_CLOSE)
+        parts.append(b"\r\n")
+        if reply.body and not self._head_request and not bodyless:
+            parts.append(reply.body)
+        return b"".join(parts)
 
     async def _send_bytes(self, data: bytes) -> None:
         with trio.move_on_after(self._limits.read_timeout) as scope:
             try:
                 await self._stream.send_all(data)
             except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                self._conn.send_failed()
                 raise _ClientGone(f"send failed: {exc!r}") from exc
         if scope.cancelled_caught:
-            self._conn.send_failed()
             raise _ClientGone("client stopped reading")
 
     # -- closing -------------------------------------------------------------------------------
@@ -415,9 +433,11 @@ class HttpConnection:
             return
 
 
-def _expects_continue(event: h11.Request) -> bool:
-    if event.http_version < b"1.1":
-        return False  # RFC 9110: a 100-continue expectation in HTTP/1.0 is ignored
-    return any(
-        name == b"expect" and value.lower() == b"100-continue" for name, value in event.headers
-    )
+def _header_line(name: str, value: str) -> bytes:
+    try:
+        raw_name, raw_value = name.encode("ascii"), value.encode("latin-1")
+    except UnicodeEncodeError as exc:
+        raise _InvalidResponse(f"header {name!r} cannot be encoded: {exc}") from None
+    if not valid_field_name(raw_name) or not valid_field_value(raw_value):
+        raise _InvalidResponse(f"illegal header {name!r}: {value!r}")
+    return b"%s: %s\r\n" % (raw_name, raw_value)

@@ -7,6 +7,7 @@ tests check the bytes on the wire rather than trusting h11 on both ends.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -64,6 +65,8 @@ class FakeApp:
         self.requests.append(request)
         if request.path == "/bug":
             raise RuntimeError("deliberate bug")
+        if request.path == "/bad-header":
+            return HttpResponse(200, [("X-Split", "a\r\nInjected: yes")], b"never sent")
         text = f"hello {request.host} {request.port} {request.path}"
         return HttpResponse(200, [("content-type", "text/plain")], text.encode())
 
@@ -473,3 +476,51 @@ def test_target_path_forms() -> None:
     assert target_path("/a%2Fb?x=%20") == "/a/b"
     assert target_path("http://gw:631/ipp/print?q") == "/ipp/print"
     assert target_path("*") == "*"
+
+
+async def test_ipp_reply_bytes_on_the_wire() -> None:
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    connection = HttpConnection(server_stream, FakeApp(), local=LOCAL)
+    with trio.fail_after(GUARD):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(connection.serve)
+            await client_stream.send_all(post("/ipp/print", b"abc", extra="Connection: close\r\n"))
+            received = b""
+            while chunk := await client_stream.receive_some():
+                received += chunk
+    expected = (rb"HTTP/1\.1 200 OK\r\nDate: \w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT\r\n"
+                rb"Server: ipp-gateway/0\.1\r\nContent-Length: 8\r\n"
+                rb"Content-Type: application/ipp\r\nConnection: close\r\n\r\nlength=3")
+    assert re.fullmatch(expected, received), received
+
+
+async def test_interim_100_continue_bytes() -> None:
+    async with served(FakeApp(), lockstep=True) as client:
+        await client.send(post("/ipp/print", b"", extra="Expect: 100-continue\r\n")[:-2])
+        await client.send(b"\r\n")
+        assert (await client.reply()).status == 200  # empty body: nothing to invite
+        await client.send(post("/ipp/print", b"xy", extra="Expect: 100-continue\r\n")[:-2])
+        while len(client.buffer) < 25:
+            await client._fill()
+        assert bytes(client.buffer) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        client.buffer.clear()
+        await client.send(b"xy")
+        assert (await client.reply()).body == b"length=2"
+
+
+async def test_invalid_app_header_becomes_500_and_close(caplog: pytest.LogCaptureFixture) -> None:
+    async with served(FakeApp()) as client:
+        await client.send(get("/bad-header"))
+        reply = await client.reply()
+        assert (reply.status, reply.headers["connection"]) == (500, "close")
+        assert "injected" not in reply.headers
+        assert await client.closed_by_server()
+    assert any("invalid" in r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
+
+
+async def test_unsupported_transfer_encoding_gets_501() -> None:
+    async with served(FakeApp()) as client:
+        await client.send(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n")
+        reply = await client.reply()
+        assert (reply.status, reply.headers["connection"]) == (501, "close")
+        assert await client.closed_by_server()

@@ -1,0 +1,216 @@
+"""Transport benchmark: a 200 MB job through our socket and lpd transports and through CUPS's
+own backends (`/usr/lib/cups/backend/socket` and `lpd`, run by hand on the same file), to the
+same peers in the same run: p910nd (with a FIFO sink) and BSD lpd (jobs kept in its spool).
+
+    PYTHONPATH=. .venv/bin/python bench/bench_transports.py [--runs 3]
+
+MB/s = job size / (last byte at the peer, or the sender's end if later, minus the start).
+Time to first byte = first job byte at the peer minus the start: the sink's own timestamp for
+p910nd, a 0.25 ms watch (another process) on lpd's spool directory for LPD (lpd writes the
+data file as it reads).
+Ours runs inside one Trio loop, fed like the gateway's pipeline (a reader task, a channel two
+chunks deep), at two read sizes; CUPS's backends are separate processes, as cupsd runs them.
+Medians of the runs; compare ratios within one run, not figures across machines.
+Needs root (lpd runs in a private mount namespace), p910nd, BSD lpd and CUPS's backends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import trio
+
+from drivers.transport import JobInfo, open_transport
+from tests.peers_transport.bigjob import big_file
+from tests.peers_transport.bsd_lpd import BsdLpd
+from tests.peers_transport.p910nd import P910nd
+
+CUPS_BACKENDS = Path("/usr/lib/cups/backend")
+# The pipeline reads the spooled document in 64 KiB pieces today; 1 MiB shows what larger reads
+# give (each trio file read is a worker-thread round trip).
+# "(memory)" repeats one 1 MiB block: the transport alone, without reading the file.
+READ_SIZES = {"(64 KiB)": 64 * 1024, "(1 MiB)": 1024 * 1024, "(memory)": 0}
+
+
+@dataclass
+class Run:
+    seconds: float
+    ttfb: float
+
+
+_WATCH_SCRIPT = """
+import os, sys, time
+spool = sys.argv[1]
+print("ready", flush=True)
+while True:
+    with os.scandir(spool) as entries:
+        for entry in entries:
+            if entry.name.startswith("df") and entry.stat().st_size > 0:
+                print(time.monotonic_ns(), flush=True)
+                sys.exit(0)
+    time.sleep(0.00025)
+"""
+
+
+class SpoolWatch:
+    """The first moment a data file with content shows up in lpd's spool directory, seen by a
+    process of its own (a thread here would take the GIL from the sender it measures)."""
+
+    def __init__(self, spool: Path) -> None:
+        self.spool, self.first_ns = spool, 0
+
+    def __enter__(self) -> SpoolWatch:
+        self._proc = subprocess.Popen([sys.executable, "-c", _WATCH_SCRIPT, str(self.spool)],
+                                      stdout=subprocess.PIPE, text=True)
+        assert self._proc.stdout is not None
+        self._proc.stdout.readline()  # "ready"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        out, _ = self._proc.communicate(timeout=60)
+        self.first_ns = int(out.strip() or 0)
+
+
+async def send_ours(uri: str, path: Path, job_id: int, read_size: int) -> None:
+    """As the gateway's pipeline does: a reader task feeds the transport through a channel."""
+    transport = open_transport(uri)
+    job = JobInfo(job_id=job_id, job_name=path.name, user="bench",
+                  data_length=path.stat().st_size)
+    await transport.start_job(job)
+    send, receive = trio.open_memory_channel[bytes](2)
+
+    async def feed() -> None:
+        async with send, await trio.open_file(path, "rb") as source:
+            if not read_size:  # the transport alone: 1 MiB of the file, sent over and over
+                block = await source.read(1024 * 1024)
+                for _ in range(path.stat().st_size // len(block)):
+                    await send.send(block)
+            while chunk := await source.read(read_size):
+                await send.send(chunk)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(feed)
+        async with receive:
+            async for chunk in receive:
+                await transport.send_all(chunk)
+    await transport.end_job()
+
+
+def send_cups(backend: str, uri: str, path: Path, job_id: int) -> None:
+    env = {**os.environ, "DEVICE_URI": uri}
+    subprocess.run([str(CUPS_BACKENDS / backend), str(job_id), "bench", path.name, "1", "",
+                    str(path)], env=env, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+
+
+Sender = Callable[[], Awaitable[None]]
+
+
+async def timed(send: Sender) -> tuple[int, int]:
+    start = time.monotonic_ns()
+    await send()
+    return start, time.monotonic_ns()
+
+
+async def socket_run(p910nd: P910nd, send: Sender, size: int) -> Run:
+    index = len(p910nd.records()) + 1
+    start, end = await timed(send)
+    record = await trio.to_thread.run_sync(p910nd.wait_record, index, 120)
+    if record.size != size:
+        raise RuntimeError(f"p910nd received {record.size} bytes of {size}")
+    finish = max(end, record.last_byte_ns)
+    return Run((finish - start) / 1e9, (record.first_byte_ns - start) / 1e9)
+
+
+async def lpd_run(lpd: BsdLpd, send: Sender, size: int) -> Run:
+    lpd.clear_spool()
+    with SpoolWatch(lpd.spool) as watch:
+        start, end = await timed(send)
+    received = sum(p.stat().st_size for p in lpd.spool.glob("dfA*"))
+    if received != size:
+        raise RuntimeError(f"lpd spooled {received} bytes of {size}")
+    lpd.clear_spool()
+    return Run((end - start) / 1e9, (watch.first_ns - start) / 1e9)
+
+
+def median_run(runs: list[Run]) -> Run:
+    return Run(statistics.median(r.seconds for r in runs), statistics.median(r.ttfb for r in runs))
+
+
+def cases(path: Path, p910nd: P910nd, lpd: BsdLpd) -> dict[str, Callable[[int], Awaitable[Run]]]:
+    size = path.stat().st_size
+
+    def cups(backend: str, uri: str, job: int) -> Sender:
+        return partial(trio.to_thread.run_sync, send_cups, backend, uri, path, job)
+
+    def ours(uri: str, job: int, read_size: int) -> Sender:
+        return partial(send_ours, uri, path, job, read_size)
+
+    found: dict[str, Callable[[int], Awaitable[Run]]] = {
+        "socket CUPS": lambda n: socket_run(p910nd, cups("socket", p910nd.uri, n), size),
+        "lpd CUPS": lambda n: lpd_run(lpd, cups("lpd", lpd.uri, n), size),
+    }
+    for label, read_size in READ_SIZES.items():
+        found[f"socket ours {label}"] = partial(
+            lambda n, r: socket_run(p910nd, ours(p910nd.uri, n, r), size), r=read_size)
+        found[f"lpd ours {label}"] = partial(
+            lambda n, r: lpd_run(lpd, ours(lpd.uri, n, r), size), r=read_size)
+    return found
+
+
+async def measure(runs: int, path: Path, p910nd: P910nd, lpd: BsdLpd) -> dict[str, Run]:
+    todo = cases(path, p910nd, lpd)
+    results: dict[str, list[Run]] = {name: [] for name in todo}
+    for attempt in range(runs):
+        for name, case in todo.items():  # interleaved, so drifts hit every row alike
+            results[name].append(await case(100 + attempt))
+    return {name: median_run(results[name]) for name in sorted(results)}
+
+
+def table(medians: dict[str, Run], size: int) -> list[str]:
+    lines = [f"{'transport':<22}{'MB/s':>8}{'first byte ms':>15}{'MB/s vs CUPS':>14}"
+             f"{'first byte vs CUPS':>20}"]
+    for name, run in medians.items():
+        cups = medians[name.split()[0] + " CUPS"]
+        rate, cups_rate = size / run.seconds / 1e6, size / cups.seconds / 1e6
+        lines.append(f"{name:<22}{rate:>8.1f}{run.ttfb * 1000:>15.2f}{rate / cups_rate:>13.2f}x"
+                     f"{run.ttfb / cups.ttfb:>19.2f}x")
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="transport benchmark vs CUPS backends")
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    missing = [p for p in (CUPS_BACKENDS / "socket", CUPS_BACKENDS / "lpd") if not p.exists()]
+    if missing or os.geteuid() != 0:
+        print(f"needs root and {', '.join(map(str, missing)) or 'CUPS backends'}",
+              file=sys.stderr)
+        return 2
+    path, _ = big_file()
+    if path.stat().st_size % (1024 * 1024):
+        raise SystemExit("the job size must be a whole number of MiB")
+    p910nd, lpd = P910nd(hash_only=True), BsdLpd()
+    try:
+        p910nd.start()
+        lpd.start()
+        medians = trio.run(measure, args.runs, path, p910nd, lpd)
+    finally:
+        p910nd.stop()
+        lpd.stop()
+    print(f"{path.stat().st_size / 1e6:.0f} MB job, median of {args.runs} runs")
+    print("\n".join(table(medians, path.stat().st_size)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""What is attached and how it is: USB printers (with their 1284 ids), usblp character devices,
+serial ports, and `probe(uri)` connecting to one device to report its status and id.
+
+Behind `ipp-gateway devices` / `probe` and `python -m drivers devices` / `probe`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from drivers.errors import DriverError, UriError
+from drivers.ieee1284 import decode_device_id_reply, parse_device_id
+from drivers.transport import DeviceStatus, open_transport
+from drivers.transports import usbprinter
+from drivers.transports.appsocket import AppSocketTransport
+
+log = logging.getLogger("drivers.discovery")
+
+_DEVICE_ID_LENGTH = 1024
+# LPIOC_GET_DEVICE_ID(len) = _IOC(_IOC_READ, 'P', 1, len), from linux/usb/usblp.c
+_LPIOC_GET_DEVICE_ID = (2 << 30) | (_DEVICE_ID_LENGTH << 16) | (ord("P") << 8) | 1
+
+
+@dataclass(frozen=True)
+class FoundDevice:
+    """One attached device: the URI to configure, a name for people, its 1284 id if any."""
+
+    uri: str
+    kind: str  # "usb", "usblp" or "serial"
+    name: str
+    device_id: str = ""
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    uri: str
+    reachable: bool | None  # None: the transport cannot tell without printing
+    status: DeviceStatus | None = None
+    device_id: str | None = None
+    error: str = ""
+
+
+def _usb_entry(dev: Any, intf: Any) -> FoundDevice:
+    serial = usbprinter.serial_number(dev)
+    uri = f"usb://{dev.idVendor:04x}:{dev.idProduct:04x}"
+    if serial:
+        uri += f"?serial={serial}"
+    try:
+        connection = usbprinter.UsbConnection(dev, intf, uri)
+        connection.claim()
+        try:
+            text = connection.device_id()
+        finally:
+            connection.close()
+    except (OSError, DriverError, NotImplementedError) as exc:  # one odd device: go on
+        log.info("%s: no device id: %s", uri, exc)
+        text = ""
+    name = parse_device_id(text).make_and_model if text else f"USB printer {uri[6:15]}"
+    return FoundDevice(uri, "usb", name, text)
+
+
+def usb_printers() -> list[FoundDevice]:
+    """USB printer-class devices (blocking: run in a thread). Their id needs a claim."""
+    found = []
+    for dev in usbprinter.find_printers():
+        found.append(_usb_entry(dev, usbprinter.printer_interfaces(dev)[0]))
+    return found
+
+
+def usblp_devices() -> list[FoundDevice]:
+    """Printers the kernel's usblp driver holds, as `file:` URIs, with their 1284 ids."""
+    found = []
+    for path in sorted(Path("/dev/usb").glob("lp*")):
+        text = ""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+            try:
+                reply = fcntl.ioctl(fd, _LPIOC_GET_DEVICE_ID, bytes(_DEVICE_ID_LENGTH))
+                text = decode_device_id_reply(reply)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            log.info("%s: no device id: %s", path, exc.strerror)
+        name = parse_device_id(text).make_and_model if text else f"usblp {path.name}"
+        found.append(FoundDevice(f"file://{path}", "usblp", name, text))
+    return found
+
+
+def serial_ports() -> list[FoundDevice]:
+    from serial.tools import list_ports
+
+    found = []
+    for port in sorted(list_ports.comports(), key=lambda p: str(p.device)):
+        described = port.description if port.description not in ("", "n/a") else port.device
+        found.append(FoundDevice(f"serial:{port.device}?baud=9600", "serial", described))
+    return found
+
+
+async def devices() -> list[FoundDevice]:
+    """Every attached USB printer, usblp device and serial port."""
+    listed: list[FoundDevice] = []
+    for finder in (usb_printers, usblp_devices, serial_ports):
+        try:
+            listed += await trio.to_thread.run_sync(finder)
+        except (OSError, ValueError, DriverError) as exc:  # one bus must not hide the others
+            log.warning("listing devices: %s: %s", finder.__name__, exc)
+    return listed
+
+
+async def probe(uri: str, *, timeout: float = 15.0) -> ProbeResult:
+    """Connect to the device at `uri` and report its status and device id; prints nothing."""
+    try:
+        transport = open_transport(uri)
+    except (UriError, DriverError) as exc:
+        return ProbeResult(uri, False, error=str(exc))
+    shown = transport.uri.redacted()
+    with trio.move_on_after(timeout):
+        try:
+            status = await transport.query_status()
+            if status is None and isinstance(transport, AppSocketTransport):
+                status = await transport.check_connection()
+            device_id = await transport.device_id()
+        except DriverError as exc:
+            return ProbeResult(shown, False, error=exc.message)
+        reachable = None if status is None else status.online
+        return ProbeResult(shown, reachable, status, device_id)
+    return ProbeResult(shown, False, error=f"no answer within {timeout:g} s")
+
+
+def describe_probe(result: ProbeResult) -> list[str]:
+    lines = [f"device:     {result.uri}"]
+    reachable = {True: "yes", False: "no", None: "cannot tell without printing"}
+    lines.append(f"reachable:  {reachable[result.reachable]}")
+    if result.status is not None:
+        lines.append(f"status:     {result.status.message or '-'}")
+        lines.append(f"reasons:    {', '.join(sorted(result.status.reasons)) or 'none'}")
+    if result.device_id:
+        device = parse_device_id(result.device_id)
+        lines.append(f"device id:  {result.device_id}")
+        lines.append(f"model:      {device.make_and_model}")
+        lines.append(f"languages:  {', '.join(device.command_set) or '-'}")
+    if result.error:
+        lines.append(f"error:      {result.error}")
+    return lines
+
+
+def describe_devices(found: list[FoundDevice]) -> list[str]:
+    if not found:
+        return ["no USB printers or serial ports found"]
+    lines = []
+    for device in found:
+        lines.append(f"{device.kind:7} {device.uri}")
+        lines.append(f"        {device.name}" + (f"  [{device.device_id}]" if device.device_id
+                                                 else ""))
+    return lines

@@ -1,0 +1,256 @@
+"""PostScript: a DSC 3.0 job writer, raster pages as compressed images, setup injection.
+
+`PsJob` writes the document structure (header, setpagedevice features, pages, trailer) that
+the raster, image and text writers fill. Raster pages are one image per page: RunLengthDecode
+at LanguageLevel 2, FlateDecode at level 3, binary (the job says `%%DocumentData: Binary`).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Iterator
+
+from drivers.driver import Capabilities, Driver, PrintOptions, register_driver
+from drivers.filters import formats
+from drivers.filters.packbits import packbits, packbits_bilevel
+from drivers.filters.raster import PixelFormat, RasterPage, Row
+
+# Shows an image whose DataSource is a filter, then reads that filter to its end-of-data,
+# so the interpreter resumes after the binary data even if `image` stopped short of it.
+_PROLOG = b"""%%BeginProlog
+/GwImage { dup /DataSource get exch image flushfile } bind def
+%%EndProlog
+"""
+
+_COLOR_SPACES = {
+    PixelFormat.BLACK_1: (b"/DeviceGray", b"[1 0]", 1),
+    PixelFormat.SGRAY_8: (b"/DeviceGray", b"[0 1]", 8),
+    PixelFormat.SRGB_8: (b"/DeviceRGB", b"[0 1 0 1 0 1]", 8),
+    PixelFormat.CMYK_8: (b"/DeviceCMYK", b"[0 1 0 1 0 1 0 1]", 8),
+}
+
+
+def ps_string(text: str) -> str:
+    """A PostScript string literal, 7-bit clean."""
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch in "()\\":
+            out.append("\\" + ch)
+        elif 32 <= code < 127:
+            out.append(ch)
+        else:
+            out.append(f"\\{min(code, 255):03o}" if code < 256 else "?")
+    return "(" + "".join(out) + ")"
+
+
+def _dsc_text(text: str) -> str:
+    return "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in text)[:200]
+
+
+def _feature(name: str, code: str) -> str:
+    return f"[{{\n%%BeginFeature: {name}\n{code}\n%%EndFeature\n}} stopped cleartomark\n"
+
+
+def setup_features(options: PrintOptions, caps: Capabilities) -> str:
+    """setpagedevice requests for the job's options, each one skippable by a strict printer."""
+    media = options.media_size(caps)
+    width, height = round(media.width_points), round(media.height_points)
+    page_size = f"<< /PageSize [{width} {height}] >> setpagedevice"
+    parts = [_feature(f"*PageSize {media.name}", page_size)]
+    if caps.duplex:
+        if options.duplex:
+            keyword = "DuplexTumble" if options.tumble else "DuplexNoTumble"
+            tumble = "true" if options.tumble else "false"
+            code = f"<< /Duplex true /Tumble {tumble} >> setpagedevice"
+        else:
+            keyword, code = "None", "<< /Duplex false >> setpagedevice"
+        parts.append(_feature(f"*Duplex {keyword}", code))
+    if options.media_source == "manual":
+        parts.append(_feature("*ManualFeed True", "<< /ManualFeed true >> setpagedevice"))
+    if options.resolution:
+        dpi = options.dpi(caps)
+        code = f"<< /HWResolution [{dpi} {dpi}] >> setpagedevice"
+        parts.append(_feature(f"*Resolution {dpi}dpi", code))
+    if options.copies > 1:
+        code = f"<< /NumCopies {options.copies} /Collate true >> setpagedevice"
+        parts.append(_feature(f"*NumCopies {options.copies}", code))
+    return "".join(parts)
+
+
+class PsJob:
+    """The DSC skeleton of one job; pages are counted as they are started."""
+
+    def __init__(self, options: PrintOptions, caps: Capabilities, level: int = 2) -> None:
+        self.options, self.caps, self.level = options, caps, level
+        self.pages = 0
+        media = options.media_size(caps)
+        self._size = (round(media.width_points), round(media.height_points))
+        self._current_size = self._size
+
+    def header(self) -> bytes:
+        media = self.options.media_size(self.caps)
+        width, height = self._size
+        head = (
+            f"%!PS-Adobe-3.0\n%%Creator: ipp-gateway\n"
+            f"%%Title: {_dsc_text(self.options.job_name)}\n%%For: {_dsc_text(self.options.user)}\n"
+            f"%%BoundingBox: 0 0 {width} {height}\n%%Pages: (atend)\n"
+            f"%%LanguageLevel: {self.level}\n%%DocumentData: Binary\n"
+            f"%%DocumentMedia: {media.name} {width} {height} 0 () ()\n%%EndComments\n"
+        )
+        setup = "%%BeginSetup\n" + setup_features(self.options, self.caps) + "%%EndSetup\n"
+        return head.encode("ascii") + _PROLOG + setup.encode("ascii")
+
+    def page_start(self, width_pt: float, height_pt: float) -> bytes:
+        self.pages += 1
+        size = (round(width_pt), round(height_pt))
+        setup = ""
+        if size != self._current_size:
+            setup = f"<< /PageSize [{size[0]} {size[1]}] >> setpagedevice\n"
+            self._current_size = size
+        return (
+            f"%%Page: {self.pages} {self.pages}\n%%PageBoundingBox: 0 0 {size[0]} {size[1]}\n"
+            f"%%BeginPageSetup\n{setup}%%EndPageSetup\n"
+        ).encode("ascii")
+
+    @staticmethod
+    def page_end() -> bytes:
+        return b"showpage\n%%PageTrailer\n"
+
+    def trailer(self) -> bytes:
+        return f"%%Trailer\n%%Pages: {self.pages}\n%%EOF\n".encode("ascii")
+
+
+def image_dict(
+    width: int, height: int, pixels: PixelFormat, filters: str, adobe_cmyk: bool = False
+) -> bytes:
+    """An image dictionary shown by GwImage, its data read through `filters` from currentfile
+    (top row first). Adobe's CMYK JPEGs store inverted samples, hence their own Decode."""
+    space, decode, bits = _COLOR_SPACES[pixels]
+    if adobe_cmyk:
+        decode = b"[1 0 1 0 1 0 1 0]"
+    return (
+        space + b" setcolorspace\n"
+        + f"<< /ImageType 1 /Width {width} /Height {height} /BitsPerComponent {bits}\n"
+          f"/Decode {decode.decode()} /ImageMatrix [{width} 0 0 -{height} 0 {height}]\n"
+          f"/DataSource currentfile {filters} >> GwImage\n".encode("ascii")
+    )
+
+
+class PsRasterWriter:
+    """Raster pages to PostScript: each page one full-page image."""
+
+    def __init__(self, job: PsJob) -> None:
+        self.job = job
+        self.accepts: tuple[PixelFormat, ...] = tuple(_COLOR_SPACES)
+        if not job.options.in_color(job.caps):
+            self.accepts = (PixelFormat.SGRAY_8, PixelFormat.BLACK_1)
+        if job.options.color_mode == "bi-level":
+            self.accepts = (PixelFormat.BLACK_1,)
+        self._flate: zlib._Compress | None = None
+        self._bilevel = False
+
+    def start_job(self) -> bytes:
+        return self.job.header()
+
+    def start_page(self, page: RasterPage) -> bytes:
+        width_pt, height_pt = page.size_points
+        flate = self.job.level >= 3
+        self._flate = zlib.compressobj(3) if flate else None
+        self._bilevel = page.pixels is PixelFormat.BLACK_1
+        filters = "/FlateDecode filter" if flate else "/RunLengthDecode filter"
+        place = f"gsave\n0 0 translate {width_pt:.2f} {height_pt:.2f} scale\n".encode("ascii")
+        return (
+            self.job.page_start(width_pt, height_pt)
+            + place
+            + image_dict(page.width, page.height, page.pixels, filters)
+        )
+
+    def write_rows(self, rows: Iterable[Row]) -> Iterator[bytes]:
+        flate = self._flate
+        if flate is not None:
+            for line, count in rows:
+                yield flate.compress(line * count if count > 1 else line)
+            return
+        encode = packbits_bilevel if self._bilevel else packbits
+        for line, count in rows:
+            encoded = encode(line)
+            yield encoded * count if count > 1 else encoded
+
+    def end_page(self) -> bytes:
+        end_of_data = self._flate.flush() if self._flate is not None else b"\x80"
+        return end_of_data + b"\ngrestore\n" + self.job.page_end()
+
+    def end_job(self) -> bytes:
+        return self.job.trailer()
+
+
+class SetupInjector:
+    """Passes a PostScript job through, adding our setup right after its header comments."""
+
+    def __init__(self, options: PrintOptions, caps: Capabilities) -> None:
+        features = setup_features(options, caps)
+        self._setup = f"%%BeginSetup\n{features}%%EndSetup\n".encode("ascii")
+        self._head = b""
+        self._done = False
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        if self._done:
+            yield data
+            return
+        self._head += data
+        split = _end_of_header(self._head)
+        if split is not None or len(self._head) > 65536:
+            yield from self._release(split if split is not None else 0)
+
+    def finish(self) -> Iterator[bytes]:
+        if not self._done:
+            split = _end_of_header(self._head)
+            yield from self._release(split if split is not None else len(self._head))
+
+    def _release(self, split: int) -> Iterator[bytes]:
+        self._done = True
+        head, self._head = self._head, b""
+        yield head[:split]
+        yield self._setup
+        yield head[split:]
+
+
+def _end_of_header(data: bytes) -> int | None:
+    """Where the DSC header comments end: after %%EndComments, or at the first other line."""
+    pos = 0
+    while True:
+        newline = data.find(b"\n", pos)
+        if newline < 0:
+            return None
+        line = data[pos:newline].rstrip(b"\r")
+        if pos > 0 and not line.startswith(b"%%") and not line.startswith(b"%!"):
+            return pos
+        pos = newline + 1
+        if line.startswith(b"%%EndComments"):
+            return pos
+
+
+def _capabilities(level: int) -> Capabilities:
+    return Capabilities(
+        make_and_model=f"Generic PostScript Level {level} Printer",
+        manufacturer="Generic", model=f"PostScript Level {level} Printer",
+        command_set=("POSTSCRIPT",), document_formats=formats.accepted_by("postscript"),
+        resolutions=(300, 600), default_resolution=600, color=True, duplex=True,
+    )
+
+
+@register_driver("postscript")
+def postscript_driver() -> Driver:
+    """LanguageLevel 3 (FlateDecode images): every PostScript printer since the late 1990s."""
+    return Driver("postscript", ("application/postscript",), _capabilities(3))
+
+
+@register_driver("postscript2")
+def postscript2_driver() -> Driver:
+    """LanguageLevel 2 (RunLengthDecode images) for older printers."""
+    return Driver("postscript2", ("application/postscript",), _capabilities(2))
+
+
+def language_level(driver: Driver) -> int:
+    return 2 if driver.name == "postscript2" else 3

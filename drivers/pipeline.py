@@ -1,0 +1,164 @@
+"""Print one document: plan the stages for (format, driver), stream the document through them
+into a Transport, and report progress.
+
+The caller owns the transport's job: it calls `start_job` before and `end_job` (or
+`abort_job`) after `print_document`, which only sends. Failures surface as one DriverError:
+ConversionError (abort with document-format-error) or the transport's TransportError.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from pathlib import Path
+
+import trio
+
+from drivers.driver import Capabilities, Driver, PrintOptions
+from drivers.errors import ConversionError, DriverError
+from drivers.filters.planner import Context, Plan, accepted_formats, plan
+from drivers.filters.sniff import OCTET_STREAM, SNIFF_BYTES, TEXT, sniff_format
+from drivers.filters.stage import CHUNK, Inbox, Outbox, Progress, Stage, open_channel
+from drivers.transport import Transport
+
+log = logging.getLogger(__name__)
+
+Source = Path | AsyncIterable[bytes]
+_KNOWN_CASE = {fmt.lower(): fmt for fmt in (
+    "application/vnd.hp-PCL", "application/vnd.hp-PCLXL")}
+
+
+def canonical_format(fmt: str) -> str:
+    """A MIME type without parameters, spelt as our tables spell it."""
+    bare = fmt.split(";", 1)[0].strip().lower()
+    return _KNOWN_CASE.get(bare, bare)
+
+
+async def print_document(
+    source: Source,
+    fmt: str,
+    driver: Driver,
+    caps: Capabilities,
+    options: PrintOptions,
+    transport: Transport,
+    progress_callback: Callable[[Progress], None] | None = None,
+) -> Progress:
+    """Convert `source` (the spooled file, or a stream of chunks) and send it to `transport`."""
+    progress = Progress(on_change=progress_callback)
+    head, source = await _peek(source)
+    if not head:
+        raise ConversionError("the document is empty")
+    chosen = _choose_plan(canonical_format(fmt), head, driver, caps)
+    log.info("printing %s on %s: %s", fmt, driver.name, chosen.steps)
+    context = Context(driver, caps, options, source if isinstance(source, Path) else None)
+    copies = options.copies if chosen.repeats_for_copies else 1
+    if copies > 1 and not isinstance(source, Path):
+        raise ConversionError("copies of a streamed document need it spooled to a file")
+    for _ in range(copies):
+        await _run(chosen, context, source, transport, progress)
+    return progress
+
+
+def _choose_plan(fmt: str, head: bytes, driver: Driver, caps: Capabilities) -> Plan:
+    sniffed = sniff_format(head[:SNIFF_BYTES])
+    if fmt == OCTET_STREAM:
+        direct = plan(fmt, driver, caps)  # a raw queue takes anything as it is
+        if direct is not None:
+            return direct
+        if sniffed is None:
+            raise ConversionError("cannot tell the document's format from its first bytes")
+        fmt = sniffed
+    elif sniffed not in (None, TEXT, fmt):
+        raise ConversionError(f"the document is {sniffed}, not the {fmt} it was sent as")
+    chosen = plan(fmt, driver, caps)
+    if chosen is None:
+        supported = ", ".join(accepted_formats(driver, caps))
+        raise ConversionError(f"{driver.name} printers cannot print {fmt} (only {supported})")
+    return chosen
+
+
+async def _peek(source: Source) -> tuple[bytes, Source]:
+    """The document's first bytes, and a source that still yields all of them."""
+    if isinstance(source, Path):
+        async with await trio.open_file(source, "rb") as file:
+            return await file.read(SNIFF_BYTES), source
+    iterator = aiter(source)
+    head = b""
+    async for chunk in iterator:
+        head += chunk
+        if len(head) >= SNIFF_BYTES:
+            break
+
+    async def replay() -> AsyncIterator[bytes]:
+        if head:
+            yield head
+        async for rest in iterator:
+            yield rest
+
+    return head, replay()
+
+
+async def _run(chosen: Plan, context: Context, source: Source, transport: Transport,
+               progress: Progress) -> None:
+    stages = chosen.stages(context)
+    reporter = next((s for s in reversed(stages) if s.reports_pages), None)
+    idle = Progress()
+    reads_path = chosen.reads_path and context.input_path is not None
+    try:
+        async with trio.open_nursery() as nursery:
+            send, receive = open_channel()
+            if reads_path:
+                await send.aclose()
+            else:
+                nursery.start_soon(_feed, source, send)
+            for stage in stages:
+                next_send, next_receive = open_channel()
+                tracker = progress if stage is reporter else idle
+                nursery.start_soon(_run_stage, stage, receive, next_send, tracker)
+                receive = next_receive
+            await _deliver(receive, transport, progress)
+    except ExceptionGroup as group:
+        raise _first_driver_error(group) from None
+
+
+async def _run_stage(stage: Stage, inbox: Inbox, outbox: Outbox, progress: Progress) -> None:
+    await stage.run(inbox, outbox, progress)
+
+
+async def _feed(source: Source, outbox: Outbox) -> None:
+    async with outbox:
+        if isinstance(source, Path):
+            async with await trio.open_file(source, "rb") as file:
+                while chunk := await file.read(CHUNK):
+                    await outbox.send(chunk)
+        else:
+            async for chunk in source:
+                if chunk:
+                    await outbox.send(bytes(chunk))
+
+
+async def _deliver(inbox: Inbox, transport: Transport, progress: Progress) -> None:
+    async with inbox:
+        async for chunk in inbox:
+            await transport.send_all(chunk)
+            progress.sent(len(chunk))
+
+
+def _first_driver_error(group: ExceptionGroup) -> Exception:
+    """The failure that matters: the first DriverError (a stage's or the transport's), not the
+    broken channels it left behind; anything else is a bug and stays as it is."""
+    errors: list[Exception] = []
+    pending: list[Exception] = [group]
+    while pending:
+        error = pending.pop(0)
+        if isinstance(error, ExceptionGroup):
+            pending[:0] = list(error.exceptions)
+        else:
+            errors.append(error)
+    for error in errors:
+        if isinstance(error, DriverError):
+            return error
+    for error in errors:
+        if not isinstance(error, trio.BrokenResourceError | trio.ClosedResourceError):
+            return error
+    return errors[0]

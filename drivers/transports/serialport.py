@@ -1,0 +1,221 @@
+"""`serial:/dev/ttyUSB0?baud=9600&bits=8&parity=none&stop=1&flow=none|soft|hard|dtrdsr`.
+
+pyserial opens and configures the port (in a worker thread: opening can block). The data path
+then uses the port's descriptor directly, non-blocking, waiting in Trio for it to be writable:
+writes are paced by the kernel's flow control (`soft` = XON/XOFF, `hard` = RTS/CTS), each
+`os.write` reports exactly what was taken (pyserial's `write()` with a timeout hides partial
+writes), and a cancel stops at once. `flow=dtrdsr` is done in software, as the CUPS serial
+backend does: nothing is written while the printer holds DSR low.
+
+A busy printer (XOFF or a low handshake line) is waited for, however long, unless `timeout=`
+(seconds without progress) is set; meanwhile `query_status` reports it. `end_job` returns once
+the kernel's output queue is empty: the printer has received every byte.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import serial
+import trio
+
+from drivers.errors import Outcome, TransportError, UriError
+from drivers.transport import DeviceStatus, JobInfo, Transport, register_transport
+from drivers.transports import tcp
+from drivers.uri import DeviceUri
+
+log = logging.getLogger("drivers.serialport")
+
+CHUNK = 64 * 1024
+_POLL = 0.02  # seconds between looks at a handshake line or the output queue
+_BUSY_AFTER = 1.0  # seconds without progress before the status says the printer is busy
+_PARITIES = {"none": "N", "even": "E", "odd": "O", "mark": "M", "space": "S"}
+_STOP_BITS = {"1": 1.0, "1.5": 1.5, "2": 2.0}
+
+
+@dataclass(frozen=True)
+class SerialSettings:
+    device: str
+    baud: int = 9600
+    bits: int = 8
+    parity: str = "none"
+    stop: float = 1.0
+    flow: str = "none"
+    timeout: float = math.inf
+
+    @classmethod
+    def from_uri(cls, uri: DeviceUri) -> SerialSettings:
+        if not uri.path:
+            raise UriError(f"{uri.redacted()}: a serial URI is serial:/dev/ttyXXX?baud=...")
+        stop = uri.option("stop", "1")
+        if stop not in _STOP_BITS:
+            raise UriError(f"{uri.redacted()}: stop={stop!r} is not one of 1, 1.5, 2")
+        return cls(
+            device=uri.path,
+            baud=uri.int_option("baud", 9600, low=50, high=4_000_000),
+            bits=uri.int_option("bits", 8, low=5, high=8),
+            parity=uri.choice_option("parity", "none", tuple(_PARITIES)),
+            stop=_STOP_BITS[stop],
+            flow=uri.choice_option("flow", "none", ("none", "soft", "hard", "dtrdsr")),
+            timeout=tcp.seconds_option(uri, "timeout", 0.0) or math.inf,
+        )
+
+    def open_port(self) -> Any:
+        """A configured pyserial port (blocking: call in a thread)."""
+        port = serial.Serial(
+            port=self.device,
+            baudrate=self.baud,
+            bytesize=self.bits,
+            parity=_PARITIES[self.parity],
+            stopbits=self.stop,
+            xonxoff=self.flow == "soft",
+            rtscts=self.flow == "hard",
+            timeout=0,
+            write_timeout=0,
+            exclusive=True,
+        )
+        os.set_blocking(port.fileno(), False)
+        return port
+
+
+def _open_error(device: str, exc: Exception) -> TransportError:
+    code = getattr(exc, "errno", None)
+    if code in (errno.EACCES, errno.EPERM):
+        return TransportError(f"{device}: permission denied", Outcome.STOP_PRINTER, reason="other")
+    if code in (errno.ENOENT, errno.ENODEV, errno.ENXIO):
+        return TransportError(f"{device}: no such port (unplugged?)", reason="offline")
+    return TransportError(f"{device}: cannot open: {exc}", reason="offline")
+
+
+@register_transport("serial")
+class SerialTransport(Transport):
+    scheme = "serial"
+
+    def __init__(self, uri: DeviceUri) -> None:
+        super().__init__(uri)
+        try:
+            self.settings = SerialSettings.from_uri(uri)
+        except UriError as exc:
+            raise tcp.bad_uri(exc) from exc
+        self._label = f"serial {self.settings.device}"
+        self._port: Any = None
+        self._waiting_since: float | None = None  # the printer is not taking data since then
+
+    async def start_job(self, job: JobInfo) -> None:
+        await self.abort_job()
+        try:
+            self._port = await trio.to_thread.run_sync(self.settings.open_port)
+        except (OSError, serial.SerialException) as exc:
+            raise _open_error(self.settings.device, exc) from exc
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        port = self._port
+        if port is None:
+            raise TransportError(f"{self._label}: send_all without start_job",
+                                 Outcome.RETRY_CURRENT)
+        view = memoryview(data).cast("B")
+        try:
+            while view:
+                written = await self._write_some(port, view[:CHUNK])
+                view = view[written:]
+        except TransportError:
+            await self.abort_job()  # a failed call leaves the transport closed
+            raise
+
+    async def _write_some(self, port: Any, piece: memoryview) -> int:
+        fd = port.fileno()
+        self._waiting_since = self._waiting_since or trio.current_time()
+        try:
+            with trio.fail_after(self.settings.timeout):
+                if self.settings.flow == "dtrdsr":
+                    await self._wait_for_dsr(port)
+                await trio.lowlevel.wait_writable(fd)
+        except trio.TooSlowError:
+            raise tcp.timed_out(f"{self._label}: printer busy", self.settings.timeout) from None
+        try:
+            written = os.write(fd, piece)
+        except BlockingIOError:
+            return 0
+        except OSError as exc:
+            raise TransportError(f"{self._label}: write failed: {exc.strerror}",
+                                 reason="offline") from exc
+        if written:
+            self._waiting_since = None
+        return written
+
+    async def _wait_for_dsr(self, port: Any) -> None:
+        while not self._line_up(port, "dsr"):
+            await trio.sleep(_POLL)
+
+    def _line_up(self, port: Any, line: str) -> bool:
+        try:
+            return bool(getattr(port, line))
+        except (OSError, serial.SerialException):
+            return True  # a port without modem lines (a pty): nothing to wait for
+
+    async def end_job(self) -> None:
+        """Returns once the kernel has transmitted every byte (its output queue is empty)."""
+        port = self._port
+        if port is None:
+            return
+        try:
+            with trio.fail_after(self.settings.timeout):
+                while self._pending(port):
+                    self._waiting_since = self._waiting_since or trio.current_time()
+                    await trio.sleep(_POLL)
+        except trio.TooSlowError:
+            raise tcp.timed_out(f"{self._label}: draining", self.settings.timeout) from None
+        finally:
+            await self._close(flush=False)
+
+    def _pending(self, port: Any) -> int:
+        try:
+            return int(port.out_waiting)
+        except OSError:
+            return 0  # the port cannot tell (a pty): what was written is with the peer
+
+    async def abort_job(self) -> None:
+        await self._close(flush=True)
+
+    async def _close(self, *, flush: bool) -> None:
+        port, self._port = self._port, None
+        self._waiting_since = None
+        if port is None:
+            return
+
+        def close() -> None:
+            if flush:  # drop what the printer has not taken yet
+                with contextlib.suppress(OSError, serial.SerialException):
+                    port.reset_output_buffer()
+            port.close()
+
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(close, abandon_on_cancel=True)
+
+    async def query_status(self) -> DeviceStatus | None:
+        """Whether the port exists, and while a job runs, whether the printer takes data."""
+        if not os.path.exists(self.settings.device):
+            message = f"{self._label}: port not present"
+            return DeviceStatus(frozenset({"offline-report"}), message, online=False)
+        port = self._port
+        if port is None:
+            return DeviceStatus(message=f"{self._label}: port present")
+        waiting = trio.current_time() - (self._waiting_since or trio.current_time())
+        line_low = self._handshake_low(port)
+        if line_low or waiting > _BUSY_AFTER:
+            why = f"{line_low} low" if line_low else "flow control"
+            message = f"{self._label}: printer busy ({why}) for {waiting:.0f} s"
+            return DeviceStatus(frozenset({"offline-report"}), message)
+        return DeviceStatus(message=f"{self._label}: printing")
+
+    def _handshake_low(self, port: Any) -> str:
+        line = {"hard": "cts", "dtrdsr": "dsr"}.get(self.settings.flow)
+        if line is None or self._line_up(port, line):
+            return ""
+        return line.upper()

@@ -1,0 +1,177 @@
+"""TCP plumbing shared by the LPD and AppSocket transports: connecting, and what failures mean.
+
+Not a transport itself (it registers no scheme). Reserved source ports are tried one after the
+other, each once, from a random start: a port still in TIME_WAIT is skipped at once instead of
+stalling, as CUPS's lpd backend does when its ports run out.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+import random
+import socket
+import struct
+import termios
+from collections.abc import Sequence
+
+import trio
+
+from drivers.errors import Outcome, TransportError, UriError
+from drivers.uri import DeviceUri
+
+log = logging.getLogger("drivers.tcp")
+
+RFC1179_PORTS = tuple(range(721, 732))
+PRIVILEGED_PORTS = tuple(range(512, 1024))
+CHUNK = 64 * 1024
+_PORT_BUSY = (errno.EADDRINUSE, errno.EADDRNOTAVAIL)
+_ACK_POLL = 0.01
+
+
+class PrivilegeError(TransportError):
+    """A reserved source port needs root or CAP_NET_BIND_SERVICE."""
+
+
+async def connect(
+    host: str, port: int, *, timeout: float, source_ports: Sequence[int] = (), what: str = ""
+) -> trio.SocketStream:
+    """A connected stream, or TransportError(RETRY, connecting-to-device)."""
+    label = what or f"{host}:{port}"
+    try:
+        with trio.fail_after(timeout):
+            if source_ports:
+                return await _connect_from(host, port, source_ports)
+            return await trio.open_tcp_stream(host, port)
+    except trio.TooSlowError:
+        raise TransportError(
+            f"{label}: no connection after {timeout:g} s", reason="connecting-to-device"
+        ) from None
+    except PrivilegeError:
+        raise
+    except OSError as exc:
+        raise TransportError(
+            f"{label}: cannot connect: {exc.strerror or exc}", reason="connecting-to-device"
+        ) from exc
+
+
+async def _connect_from(host: str, port: int, source_ports: Sequence[int]) -> trio.SocketStream:
+    infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    last_error: OSError = OSError(errno.EADDRINUSE, "every reserved source port is in use")
+    start = random.randrange(len(source_ports))
+    ports = [*source_ports[start:], *source_ports[:start]]
+    for family, kind, proto, _, address in infos:
+        for local_port in ports:
+            try:
+                return await _connect_one(family, kind, proto, address, local_port)
+            except OSError as exc:
+                if exc.errno in _PORT_BUSY:
+                    continue
+                last_error = exc
+                break  # refused or unreachable: the next address, not the next port
+    raise last_error
+
+
+async def _connect_one(
+    family: int, kind: int, proto: int, address: object, local_port: int
+) -> trio.SocketStream:
+    sock = trio.socket.socket(family, kind, proto)
+    connected = False
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            await sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", local_port))
+        except PermissionError as exc:
+            raise PrivilegeError(
+                f"source port {local_port} needs root or CAP_NET_BIND_SERVICE",
+                Outcome.STOP_PRINTER,
+                reason="other",
+            ) from exc
+        await sock.connect(address)
+        connected = True
+        return trio.SocketStream(sock)
+    finally:
+        if not connected:
+            sock.close()
+
+
+def lost(what: str, exc: BaseException) -> TransportError:
+    """The connection broke before the device accepted the whole job: resend it later."""
+    cause = exc.__cause__ if isinstance(exc, trio.BrokenResourceError) else exc
+    detail = getattr(cause, "strerror", None) or str(cause) or type(cause).__name__
+    return TransportError(f"{what}: connection lost ({detail})", Outcome.RETRY, reason="offline")
+
+
+def timed_out(what: str, seconds: float) -> TransportError:
+    return TransportError(
+        f"{what}: no progress for {seconds:g} s", Outcome.RETRY, reason="timed-out"
+    )
+
+
+def unacknowledged(stream: trio.SocketStream) -> int:
+    """Bytes sent but not yet acknowledged by the peer's TCP (Linux SIOCOUTQ); a FIN counts 1.
+
+    0 means the peer's host holds every byte, even if its program has not read them yet.
+    """
+    try:
+        raw = fcntl.ioctl(stream.socket.fileno(), termios.TIOCOUTQ, struct.pack("i", 0))
+    except OSError:
+        return 0  # closed already: nothing more can be learnt
+    count: int = struct.unpack("i", raw)[0]
+    return count
+
+
+def _pending_error(stream: trio.SocketStream) -> OSError | None:
+    code = stream.socket.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    return OSError(code, os.strerror(code)) if code else None
+
+
+async def wait_acknowledged(
+    stream: trio.SocketStream, *, slack: int, timeout: float, what: str
+) -> None:
+    """Return once the peer's host acknowledged all we sent but `slack` bytes (1 for a FIN).
+
+    A printer that stops reading (out of paper) is waited for, up to `timeout`; a reset
+    means it dropped what it had not read: TransportError(RETRY, offline).
+    """
+    try:
+        with trio.fail_after(timeout):
+            while True:
+                settled = unacknowledged(stream) <= slack
+                error = _pending_error(stream)
+                if error is not None:
+                    raise lost(what, error)
+                if settled:
+                    return
+                await trio.sleep(_ACK_POLL)
+    except trio.TooSlowError:
+        raise timed_out(what, timeout) from None
+
+
+async def read_until_eof(stream: trio.SocketStream, limit: int) -> bytes:
+    """Everything the peer sends until it closes, keeping at most `limit` bytes."""
+    kept = bytearray()
+    while data := await stream.receive_some(CHUNK):
+        kept += data[: max(0, limit - len(kept))]
+    return bytes(kept)
+
+
+def seconds_option(uri: DeviceUri, key: str, default: float) -> float:
+    """A duration option in seconds (fractions allowed); 0 means "no limit" where it fits."""
+    text = uri.options.get(key)
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise UriError(f"{uri.redacted()}: {key}={text!r} is not a number of seconds") from None
+    if not 0 <= value <= 7 * 24 * 3600:
+        raise UriError(f"{uri.redacted()}: {key}={text!r} is outside 0..604800 seconds")
+    return value
+
+
+def bad_uri(exc: UriError) -> TransportError:
+    """A device URI the transport cannot use: the printer stops until its admin fixes it."""
+    return TransportError(str(exc), Outcome.STOP_PRINTER, reason="other")

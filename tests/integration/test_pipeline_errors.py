@@ -1,0 +1,208 @@
+"""Bad documents abort with a ConversionError and a message, Ghostscript is killed on cancel
+and on silence, memory stays bounded, and the next job prints."""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import trio
+from PIL import Image
+
+from drivers.driver import PrintOptions, get_driver
+from drivers.errors import ConversionError, Outcome
+from drivers.filters.ghostscript import GhostscriptJob, GhostscriptStage
+from drivers.filters.pwg_raster import page_header
+from drivers.filters.raster import PixelFormat, RasterPage
+from drivers.filters.stage import Progress, open_channel
+from drivers.pipeline import print_document
+from drivers.transport import JobInfo, Transport, open_transport
+from tests.integration.test_pipeline_matrix import CORPUS, DPI, Document, print_to_file
+
+DRIVERS = ["postscript", "pcl5", "pclxl", "text"]
+
+
+def jpeg_bomb() -> bytes:
+    """A small JPEG whose header claims 60000 x 60000 pixels."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), "red").save(buffer, "JPEG")
+    data = bytearray(buffer.getvalue())
+    sof = data.index(b"\xff\xc0")
+    struct.pack_into(">HH", data, sof + 5, 60000, 60000)
+    return bytes(data)
+
+
+def bad_documents(tmp: Path) -> dict[str, tuple[bytes, str]]:
+    pdf = (CORPUS / "testpage-1p-vector.pdf").read_bytes()
+    absurd = bytearray(page_header(RasterPage(8, 2, PixelFormat.SGRAY_8, 300, 300)))
+    struct.pack_into(">III", absurd, 372, 0x7FFFFFFF, 0x7FFFFFFF, 0)
+    urf_page = bytes([8, 0, 1, 4]) + bytes(8) + struct.pack(">III", 100, 2, 300) + bytes(8)
+    return {
+        "truncated-pdf": (pdf[: len(pdf) // 2], "application/pdf"),
+        "absurd-pwg": (b"RaS2" + bytes(absurd) + bytes(64), "image/pwg-raster"),
+        "lying-urf": (b"UNIRAST\0\0\0\0\1" + urf_page + b"\x00\x80" + b"\x00" * 20,
+                      "image/urf"),
+        "jpeg-bomb": (jpeg_bomb(), "image/jpeg"),
+        "empty": (b"", "application/pdf"),
+        "mismatch": ((CORPUS / "ladybird-2560x1600.jpg").read_bytes(), "application/pdf"),
+        "truncated-jpeg": ((CORPUS / "ladybird-2560x1600.jpg").read_bytes()[:5000],
+                           "image/jpeg"),
+        "not-text": (b"\x00\x01\x02\x03" * 10, "application/octet-stream"),
+    }
+
+
+CASES = ["truncated-pdf", "absurd-pwg", "lying-urf", "jpeg-bomb", "empty", "mismatch",
+         "truncated-jpeg", "not-text"]
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("driver_name", ["postscript", "pcl5"])
+async def test_bad_document_aborts_and_the_next_job_prints(
+    case: str, driver_name: str, tmp_path: Path
+) -> None:
+    data, fmt = bad_documents(tmp_path)[case]
+    path = tmp_path / "bad"
+    path.write_bytes(data)
+    driver = get_driver(driver_name)
+    caps = driver.capabilities.with_changes(resolutions=(DPI,), default_resolution=DPI)
+    with pytest.raises(ConversionError) as failure:
+        await print_to_file(Document(path, fmt, 0), driver, caps, tmp_path / "out")
+    assert failure.value.outcome is Outcome.CANCEL and failure.value.message
+    good = Document(CORPUS / "testpage-1p-vector.pdf", "application/pdf", 1)
+    _, progress = await print_to_file(good, driver, caps, tmp_path / "next")
+    assert progress.pages == 1
+
+
+@pytest.mark.parametrize("driver_name", ["pclxl", "text"])
+async def test_truncated_pdf_on_ghostscript_printers(driver_name: str, tmp_path: Path) -> None:
+    data, fmt = bad_documents(tmp_path)["truncated-pdf"]
+    path = tmp_path / "bad.pdf"
+    path.write_bytes(data)
+    driver = get_driver(driver_name)
+    with pytest.raises(ConversionError, match="no printable pages"):
+        await print_to_file(Document(path, fmt, 0), driver, driver.capabilities, tmp_path / "o")
+
+
+async def test_unsupported_format_is_refused_with_the_list() -> None:
+    driver = get_driver("text")
+    transport = open_transport("file:///dev/null")
+    with pytest.raises(ConversionError, match="cannot print image/jpeg"):
+        await print_document(CORPUS / "ladybird-2560x1600.jpg", "image/jpeg", driver,
+                             driver.capabilities, PrintOptions(), transport)
+
+
+def child_processes() -> set[int]:
+    children = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == os.getpid():
+                children.add(int(entry.name))
+    return children
+
+
+class SlowTransport(Transport):
+    """Accepts bytes slowly, so a job is still converting when it is cancelled."""
+
+    scheme = "slow"
+    received = 0
+
+    async def start_job(self, job: JobInfo) -> None:
+        pass
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        self.received += len(data)
+        await trio.sleep(0.05)
+
+    async def end_job(self) -> None:
+        pass
+
+    async def abort_job(self) -> None:
+        pass
+
+
+async def test_cancelling_a_job_kills_ghostscript() -> None:
+    driver = get_driver("pcl5")
+    transport = SlowTransport(None)  # type: ignore[arg-type]
+    before = child_processes()
+    with trio.move_on_after(1.5) as scope:
+        await print_document(CORPUS / "bash-87p-text.pdf", "application/pdf", driver,
+                             driver.capabilities, PrintOptions(resolution=300), transport)
+    assert scope.cancelled_caught and transport.received > 0
+    assert child_processes() - before == set()
+
+
+async def test_silent_ghostscript_is_stopped_by_the_idle_timeout() -> None:
+    stage = GhostscriptStage(GhostscriptJob("nullpage"), idle_timeout=0.5)
+    inbox_send, inbox = open_channel()
+    outbox, outbox_receive = open_channel()
+    before = child_processes()
+    with trio.fail_after(10), pytest.raises(ConversionError, match="did nothing"):
+        async with inbox_send, outbox_receive:  # the document never ends
+            await stage.run(inbox, outbox, Progress())
+    assert child_processes() - before == set()
+
+
+async def test_streamed_source_is_accepted(tmp_path: Path) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        data = (CORPUS / "gpl-3.txt").read_bytes()
+        for start in range(0, len(data), 1000):
+            yield data[start : start + 1000]
+
+    driver = get_driver("postscript")
+    transport = open_transport(f"file://{tmp_path}/out.ps")
+    await transport.start_job(JobInfo(job_id=1))
+    progress = await print_document(chunks(), "application/octet-stream", driver,
+                                    driver.capabilities, PrintOptions(), transport)
+    await transport.end_job()
+    assert progress.pages == 11
+
+
+# VmHWM, not ru_maxrss: the latter survives exec() and would count the pytest parent.
+_MEMORY_SCRIPT = """
+import re, sys, trio
+from pathlib import Path
+from drivers.driver import PrintOptions, get_driver
+from drivers.pipeline import print_document
+from drivers.transport import JobInfo, open_transport
+
+async def main():
+    driver = get_driver(sys.argv[2])
+    transport = open_transport(sys.argv[3])
+    await transport.start_job(JobInfo(job_id=1))
+    await print_document(Path(sys.argv[1]), "image/pwg-raster", driver, driver.capabilities,
+                         PrintOptions(print_quality=5), transport)
+    await transport.end_job()
+
+trio.run(main)
+print(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1))
+"""
+
+
+@pytest.mark.parametrize("driver_name", ["postscript", "pcl5"])
+def test_600_dpi_a4_colour_page_stays_under_64_mb(driver_name: str, tmp_path: Path) -> None:
+    source = tmp_path / "page.pwg"
+    subprocess.run(
+        ["gs", "-q", "-dSAFER", "-dBATCH", "-dNOPAUSE", "-sDEVICE=pwgraster", "-r600",
+         "-dcupsColorSpace=19", "-dcupsBitsPerColor=8", "-sPAPERSIZE=a4", "-dFIXEDMEDIA",
+         f"-sOutputFile={source}", str(CORPUS / "testpage-1p-vector.pdf")],
+        check=True, capture_output=True, timeout=60,
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", _MEMORY_SCRIPT, str(source), driver_name,
+         f"file://{tmp_path}/out"],
+        check=True, capture_output=True, timeout=120, text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    peak_kb = int(result.stdout.split()[-1])
+    assert (tmp_path / "out").stat().st_size > 10_000
+    assert peak_kb < 64 * 1024, f"peak RSS {peak_kb // 1024} MB"

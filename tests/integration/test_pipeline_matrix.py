@@ -1,0 +1,209 @@
+"""Every corpus format x every driver through `print_document` into a file transport, checked
+by format: PostScript renders in Ghostscript with the expected pages and media size, PCL 5
+decodes (with the test decoder) back to the input raster's pixels, text has its pages."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import trio
+from PIL import Image
+
+from drivers.driver import Capabilities, Driver, PrintOptions, get_driver
+from drivers.errors import ConversionError
+from drivers.filters.planner import accepted_formats
+from drivers.filters.pwg_raster import PwgRasterReader
+from drivers.filters.raster import Band, PageStart, expand
+from drivers.filters.stage import Progress
+from drivers.pipeline import print_document
+from drivers.transport import JobInfo, open_transport
+from tests.unit.test_languages_pcl import decode_pcl
+from tests.unit.test_languages_postscript import render
+
+CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus"
+DPI = 75  # low resolution keeps the matrix fast; the benchmark does 300 and 600
+
+
+@dataclass(frozen=True)
+class Document:
+    path: Path
+    fmt: str
+    pages: int  # as printed on A4 by the page-description printers
+
+
+def _gs(out: Path, device: str, source: str, *args: str) -> Path:
+    subprocess.run(
+        ["gs", "-q", "-dSAFER", "-dBATCH", "-dNOPAUSE", f"-sDEVICE={device}", f"-r{DPI}",
+         "-sPAPERSIZE=a4", "-dFIXEDMEDIA", f"-sOutputFile={out}", *args, str(CORPUS / source)],
+        check=True, capture_output=True, timeout=60,
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def documents(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Document]:
+    tmp = tmp_path_factory.mktemp("corpus")
+    png = tmp / "ladybird.png"
+    with Image.open(CORPUS / "ladybird-2560x1600.jpg") as photo:
+        photo.reduce(8).save(png)
+    return {
+        "pdf": Document(CORPUS / "testpage-1p-vector.pdf", "application/pdf", 1),
+        "ps": Document(CORPUS / "groff-pic-39p.ps", "application/postscript", 39),
+        "jpeg": Document(CORPUS / "ladybird-2560x1600.jpg", "image/jpeg", 1),
+        "png": Document(png, "image/png", 1),
+        "text": Document(CORPUS / "gpl-3.txt", "text/plain", 11),
+        "pwg": Document(_gs(tmp / "page.pwg", "pwgraster", "groff-pic-39p.ps",
+                            "-dcupsColorSpace=3", "-dcupsBitsPerColor=1", "-sPageList=1-3"),
+                        "image/pwg-raster", 3),
+        "pwg-rgb": Document(_gs(tmp / "rgb.pwg", "pwgraster", "testpage-1p-vector.pdf",
+                                "-dcupsColorSpace=19", "-dcupsBitsPerColor=8"),
+                            "image/pwg-raster", 1),
+        "urf": Document(_gs(tmp / "page.urf", "urf", "testpage-1p-vector.pdf",
+                            "-dcupsColorSpace=18", "-dcupsBitsPerColor=8"), "image/urf", 1),
+    }
+
+
+def low_resolution(driver: Driver) -> Capabilities:
+    return driver.capabilities.with_changes(resolutions=(DPI, 150), default_resolution=DPI)
+
+
+async def print_to_file(
+    document: Document, driver: Driver, caps: Capabilities, out: Path,
+    options: PrintOptions | None = None, fmt: str | None = None,
+) -> tuple[bytes, Progress]:
+    transport = open_transport(f"file://{out}")
+    await transport.start_job(JobInfo(job_id=1))
+    try:
+        with trio.fail_after(120):
+            progress = await print_document(document.path, fmt or document.fmt, driver, caps,
+                                            options or PrintOptions(), transport)
+    except ConversionError:
+        await transport.abort_job()
+        raise
+    await transport.end_job()
+    return out.read_bytes(), progress
+
+
+def pwg_pages(path: Path) -> list[list[bytes]]:
+    reader = PwgRasterReader()
+    reader.feed(path.read_bytes())
+    reader.end_of_input()
+    pages: list[list[bytes]] = []
+    for event in reader.events():
+        if isinstance(event, PageStart):
+            pages.append([])
+        elif isinstance(event, Band):
+            pages[-1].extend(expand(event.rows))
+    return pages
+
+
+@pytest.mark.parametrize("driver_name", ["postscript", "postscript2"])
+@pytest.mark.parametrize("name", ["pdf", "ps", "jpeg", "png", "text", "pwg", "urf"])
+async def test_postscript_printers(
+    name: str, driver_name: str, documents: dict[str, Document], tmp_path: Path
+) -> None:
+    document, driver = documents[name], get_driver(driver_name)
+    data, progress = await print_to_file(document, driver, low_resolution(driver),
+                                         tmp_path / "out.ps")
+    assert data.startswith(b"%!PS")
+    pages = render(data, dpi=18)
+    assert len(pages) == document.pages == (progress.pages or document.pages)
+    assert all(abs(p.width_pt - 595) <= 4 and abs(p.height_pt - 842) <= 4 for p in pages)
+    assert progress.bytes_sent == len(data)
+
+
+@pytest.mark.parametrize("name", ["pdf", "ps", "jpeg", "png", "text", "pwg", "pwg-rgb", "urf"])
+async def test_pcl5_printer(name: str, documents: dict[str, Document], tmp_path: Path) -> None:
+    document, driver = documents[name], get_driver("pcl5")
+    data, progress = await print_to_file(document, driver, low_resolution(driver),
+                                         tmp_path / "out.pcl")
+    job = decode_pcl(data)
+    assert data.startswith(b"\x1bE") and data.endswith(b"\x1bE")
+    assert len(job.pages) == progress.pages == document.pages
+    if name == "text":
+        assert b"GNU GENERAL PUBLIC LICENSE" in job.pages[0].text
+    else:
+        assert all(page.resolution == DPI and any(any(r) for r in page.rows) for page in job.pages)
+
+
+async def test_pcl5_raster_is_the_input_pixels(
+    documents: dict[str, Document], tmp_path: Path
+) -> None:
+    """1-bit PWG in, PCL out: every decoded row is the input row less the unprintable
+    quarter inch PCL's logical page starts at (rounded to whole bytes)."""
+    document, driver = documents["pwg"], get_driver("pcl5")
+    data, _ = await print_to_file(document, driver, low_resolution(driver), tmp_path / "o.pcl")
+    crop = round(71 * DPI / 300 / 8)
+    for decoded, source in zip(decode_pcl(data).pages, pwg_pages(document.path), strict=True):
+        wanted = [row[crop:] for row in source]
+        assert decoded.rows == wanted[: len(decoded.rows)]
+        assert not any(any(row) for row in wanted[len(decoded.rows) :])
+
+
+@pytest.mark.parametrize("name", ["pdf", "ps", "jpeg", "text", "pwg", "urf"])
+async def test_pclxl_printer(name: str, documents: dict[str, Document], tmp_path: Path) -> None:
+    document, driver = documents[name], get_driver("pclxl")
+    options = PrintOptions(copies=2, sides="two-sided-long-edge")
+    data, progress = await print_to_file(document, driver, low_resolution(driver),
+                                         tmp_path / "out.pxl", options)
+    assert data.startswith(b"\x1b%-12345X@PJL") and data.endswith(b"\x1b%-12345X")
+    assert b") HP-PCL XL" in data[:200]
+    assert progress.pages == document.pages
+    assert data.count(b"\xf8\x31") >= 1  # PageCopies
+    assert data.count(b"\xf8\x35") >= 1  # DuplexPageMode
+
+
+@pytest.mark.parametrize("name, pages", [("text", 1), ("pdf", 1), ("ps", 39)])
+async def test_text_printer(
+    name: str, pages: int, documents: dict[str, Document], tmp_path: Path
+) -> None:
+    document, driver = documents[name], get_driver("text")
+    data, progress = await print_to_file(document, driver, driver.capabilities,
+                                         tmp_path / "out.txt")
+    assert data.count(b"\f") == pages == progress.pages
+    assert b"\n" not in data.replace(b"\r\n", b"")
+    data.decode("ascii")
+    if name == "text":
+        assert data.replace(b"\r\n", b"\n").rstrip(b"\f") == document.path.read_bytes()
+
+
+async def test_text_printer_copies_repeat_the_document(
+    documents: dict[str, Document], tmp_path: Path
+) -> None:
+    driver = get_driver("text")
+    data, progress = await print_to_file(documents["text"], driver, driver.capabilities,
+                                         tmp_path / "out.txt", PrintOptions(copies=3))
+    assert data.count(b"\f") == 3 == progress.pages
+
+
+@pytest.mark.parametrize("name", ["pdf", "jpeg", "pwg", "text"])
+async def test_raw_printer_passes_through(
+    name: str, documents: dict[str, Document], tmp_path: Path
+) -> None:
+    document, driver = documents[name], get_driver("raw")
+    data, _ = await print_to_file(document, driver, driver.capabilities, tmp_path / "out.raw")
+    assert data == document.path.read_bytes()
+
+
+@pytest.mark.parametrize("driver_name", ["postscript", "pcl5", "pclxl", "text", "raw"])
+async def test_octet_stream_is_sniffed(
+    driver_name: str, documents: dict[str, Document], tmp_path: Path
+) -> None:
+    driver = get_driver(driver_name)
+    _, progress = await print_to_file(documents["pdf"], driver, low_resolution(driver),
+                                      tmp_path / "out", fmt="application/octet-stream")
+    assert progress.bytes_sent > 0
+
+
+@pytest.mark.parametrize("driver_name", ["postscript", "postscript2", "pcl5", "pclxl", "text"])
+def test_advertised_formats_all_print(driver_name: str) -> None:
+    """What document-format-supported lists is what this matrix prints, nothing else."""
+    driver = get_driver(driver_name)
+    formats = accepted_formats(driver, driver.capabilities)
+    assert formats == driver.capabilities.document_formats
+    assert "application/octet-stream" in formats
+    if driver_name != "text":
+        assert {"image/urf", "image/pwg-raster", "image/jpeg", "application/pdf"} <= set(formats)

@@ -1,0 +1,273 @@
+"""The LPD transport against a real BSD lpd and against a fault-injecting LPD peer."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+import trio
+
+from drivers.errors import Outcome, TransportError
+from drivers.testing import FailureCase, ReadDelivered, check_transport, payload, send_job
+from drivers.transport import DeviceStatus, JobInfo, Transport, open_transport
+from drivers.transports.lpd_protocol import job_number
+from tests.peers_transport.bigjob import big_file, send_file, sha256_file, watch_rss
+from tests.peers_transport.bsd_lpd import LPD, BsdLpd
+from tests.peers_transport.fake_lpd import FakeLpd, LpdFaults
+
+pytestmark = pytest.mark.peers
+
+
+@pytest.fixture(scope="module")
+def lpd_server() -> Iterator[BsdLpd]:
+    if not os.path.exists(LPD) or not shutil.which("unshare") or os.geteuid() != 0:
+        pytest.skip("needs BSD lpd (package lpr), unshare and root (private mount namespace)")
+    server = BsdLpd()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def lpd(lpd_server: BsdLpd) -> BsdLpd:
+    lpd_server.clear_spool()
+    lpd_server.set_queueing(True)
+    return lpd_server
+
+
+def bsd_reader(server: BsdLpd) -> ReadDelivered:
+    async def read(job: JobInfo, complete: bool) -> bytes | None:
+        number = job_number(job.job_id)
+        if not complete:
+            await trio.sleep(0.1)
+            if not server.has_job(number):
+                return None
+        received = await trio.to_thread.run_sync(server.wait_job, number)
+        if not all(path.exists() for path in received.data_files):
+            return None  # a control file whose data file broke off: nothing to print
+        return b"".join(path.read_bytes() for path in received.data_files)
+
+    return read
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeLpd]:
+    peer = FakeLpd()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(peer.serve)
+        yield peer
+        nursery.cancel_scope.cancel()
+
+
+def fake_reader(peer: FakeLpd) -> ReadDelivered:
+    async def read(job: JobInfo, complete: bool) -> bytes | None:
+        name = f"dfA{job_number(job.job_id):03d}".encode()
+        for _ in range(100 if complete else 5):
+            done = [j for j in peer.completed if name in j.control]
+            if done:
+                return bytes(done[-1].data)
+            await trio.sleep(0.02)
+        return None
+
+    return read
+
+
+# -- BSD lpd -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "known_length"),
+    [("", False), ("", True), ("?order=data,control", False), ("?order=data,control", True)],
+    ids=["spool", "known-length", "data-first", "data-first-known-length"],
+)
+async def test_bsd_lpd_conformance(lpd: BsdLpd, query: str, known_length: bool) -> None:
+    async def disable() -> None:
+        lpd.set_queueing(False)
+
+    async def enable() -> None:
+        lpd.set_queueing(True)
+
+    refused = FailureCase("queue disabled", disable, enable, Outcome.RETRY, reason="other")
+    passed = await check_transport(
+        lambda: open_transport(lpd.uri + query), bsd_reader(lpd), failures=[refused],
+        known_length=known_length, first_job_id=100,
+    )
+    assert len(passed) == 4
+
+
+@pytest.mark.parametrize("size", [1000, 10 * 1024 * 1024], ids=["1KB", "10MB"])
+async def test_bsd_lpd_receives_job_with_names(lpd: BsdLpd, size: int) -> None:
+    data = payload(size, size)
+    job = JobInfo(job_id=1234, job_name="Quarterly report.pdf", user="alice", host="gw.example")
+    await send_job(open_transport(lpd.uri), job, data)
+    received = lpd.wait_job(job_number(job.job_id))
+    assert received.control_lines() == [
+        "Hgw.example", "Palice", "JQuarterly report.pdf", "ldfA234gw.example",
+        "UdfA234gw.example", "NQuarterly report.pdf",
+    ]
+    assert [hashlib.sha256(p.read_bytes()).hexdigest() for p in received.data_files] == [
+        hashlib.sha256(data).hexdigest()
+    ]
+
+
+async def test_bsd_lpd_200mb_job_byte_exact_with_flat_memory(lpd: BsdLpd) -> None:
+    path, digest = await trio.to_thread.run_sync(big_file)
+    job = JobInfo(job_id=200, job_name="big", user="bob", data_length=path.stat().st_size)
+    async with watch_rss() as memory:
+        with trio.fail_after(60):
+            await send_file(open_transport(lpd.uri), job, path)
+    received = lpd.wait_job(200)
+    assert [await trio.to_thread.run_sync(sha256_file, p) for p in received.data_files] == [digest]
+    assert memory.growth < 10 * 1024 * 1024
+
+
+async def test_bsd_lpd_queue_state_short_and_long(lpd: BsdLpd) -> None:
+    transport = open_transport(lpd.uri)
+    status = await transport.query_status()
+    assert status == DeviceStatus(frozenset(), "Remote queue empty.", online=True)
+    await send_job(transport, JobInfo(job_id=301, user="carol"), b"%!PS\n")
+    await send_job(transport, JobInfo(job_id=302, user="dave"), b"%!PS\n")
+    for query in ("", "?status=long"):
+        status = await open_transport(lpd.uri + query).query_status()
+        assert status is not None
+        assert "2 jobs in the remote queue" in status.message
+    lpd.set_queueing(False)
+    status = await transport.query_status()
+    assert status is not None and "other-warning" in status.reasons
+    assert "queue is turned off" in status.message
+    assert await open_transport(lpd.uri + "?status=off").query_status() is None
+
+
+async def test_bsd_lpd_refuses_stream_mode(lpd: BsdLpd) -> None:
+    transport = open_transport(lpd.uri + "?mode=stream")
+    with pytest.raises(TransportError) as caught:
+        await transport.start_job(JobInfo(job_id=310))
+    await transport.abort_job()
+    assert (caught.value.outcome, caught.value.reason) == (Outcome.RETRY, "spool-area-full")
+    # BSD lpd keeps the control file it took first (its abort subcommand spares it): an entry
+    # with nothing to print. order=data,control avoids it where the length is known.
+    assert await bsd_reader(lpd)(JobInfo(job_id=310), False) is None
+
+
+async def test_unreachable_server_means_connecting_to_device() -> None:
+    transport = open_transport("lpd://127.0.0.1:9/q?contimeout=2")
+    with pytest.raises(TransportError) as caught:
+        await transport.start_job(JobInfo(job_id=1, data_length=1))
+    assert (caught.value.outcome, caught.value.reason) == (Outcome.RETRY, "connecting-to-device")
+    status = await transport.query_status()
+    assert status is not None and not status.online and "offline-report" in status.reasons
+
+
+@pytest.mark.parametrize(
+    "uri", ["lpd://127.0.0.1:515/", "lpd://127.0.0.1/q?reserve=some", "lpd://127.0.0.1/q?format=zz"]
+)
+def test_bad_uri_stops_the_printer(uri: str) -> None:
+    with pytest.raises(TransportError) as caught:
+        open_transport(uri)
+    assert caught.value.outcome is Outcome.STOP_PRINTER
+
+
+# -- faults ------------------------------------------------------------------------------------
+
+
+async def test_fake_lpd_conformance_with_faults(fake: FakeLpd) -> None:
+    async def set_faults(**changes: Any) -> None:
+        fake.faults = LpdFaults(**changes)
+
+    cases = [
+        FailureCase("refused", lambda: set_faults(refuse_receive=1), set_faults, Outcome.RETRY,
+                    reason="other"),
+        FailureCase("no room", lambda: set_faults(refuse_data=2), set_faults, Outcome.RETRY,
+                    reason="spool-area-full"),
+        FailureCase("dropped mid-data", lambda: set_faults(drop_after=100_000), set_faults,
+                    Outcome.RETRY, reason="offline", size=300_000),
+        FailureCase("too slow", lambda: set_faults(ack_delay=5), set_faults, Outcome.RETRY,
+                    reason="timed-out"),
+    ]
+    passed = await check_transport(
+        lambda: open_transport(fake.uri + "?timeout=0.5"), fake_reader(fake), failures=cases,
+        known_length=True,
+    )
+    assert len(passed) == 3 + len(cases)
+
+
+async def test_dropped_job_is_resent_whole_and_arrives_once(fake: FakeLpd) -> None:
+    data = payload(500_000, 7)
+    job = JobInfo(job_id=7, data_length=len(data))
+    fake.faults = LpdFaults(drop_after=200_000)
+    with pytest.raises(TransportError) as caught:
+        await send_job(open_transport(fake.uri), job, data)
+    assert caught.value.outcome is Outcome.RETRY
+    fake.faults = LpdFaults()
+    await send_job(open_transport(fake.uri), job, data)
+    assert [bytes(j.data) for j in fake.completed] == [data]
+
+
+async def test_slow_server_within_timeout_is_fine(fake: FakeLpd) -> None:
+    fake.faults = LpdFaults(ack_delay=0.1)
+    await send_job(open_transport(fake.uri + "?timeout=2"), JobInfo(job_id=8), b"slow but fine")
+    assert [bytes(j.data) for j in fake.completed] == [b"slow but fine"]
+
+
+@pytest.mark.parametrize("order", ["control,data", "data,control"])
+async def test_missing_final_ack_counts_as_printed(fake: FakeLpd, order: str) -> None:
+    fake.faults = LpdFaults(final_ack=False)
+    transport = open_transport(f"{fake.uri}?order={order}&timeout=1")
+    await send_job(transport, JobInfo(job_id=9), b"all of it")
+    await transport.abort_job()  # the worker would not; harmless all the same
+    assert [bytes(j.data) for j in fake.completed] == [b"all of it"]
+    assert not fake.jobs[0].aborted
+
+
+async def test_cancel_between_subcommands_sends_abort(fake: FakeLpd) -> None:
+    fake.faults = LpdFaults(ack_delay=0.5, slow_from=2)  # slow from the control file's ack
+    transport = open_transport(fake.uri)
+    with trio.move_on_after(0.2):
+        await transport.start_job(JobInfo(job_id=10, data_length=3))
+    started = trio.current_time()
+    await transport.abort_job()
+    assert trio.current_time() - started < 1.0
+    with trio.fail_after(5):
+        while not fake.jobs or not (fake.jobs[0].aborted or fake.jobs[0].files):
+            await trio.sleep(0.02)
+    assert fake.jobs[0].aborted and not fake.completed
+
+
+async def test_cancel_mid_data_closes_and_nothing_is_queued(fake: FakeLpd) -> None:
+    fake.faults = LpdFaults(stall_after=100_000)
+    transport = open_transport(fake.uri)
+    job = JobInfo(job_id=11, data_length=50_000_000)
+    with trio.move_on_after(0.5):
+        await send_job(transport, job, b"\x00" * 50_000_000)
+    started = trio.current_time()
+    await transport.abort_job()
+    assert trio.current_time() - started < 1.0
+    assert not fake.completed and not fake.jobs[0].aborted
+    with pytest.raises(TransportError):
+        await transport.send_all(b"closed")
+
+
+async def test_stream_mode_to_a_server_accepting_length_zero(fake: FakeLpd) -> None:
+    data = payload(300_000, 12)
+    await send_job(open_transport(fake.uri + "?mode=stream&timeout=2"), JobInfo(job_id=12), data)
+    job = fake.completed[0]
+    assert job.announced[-1] == 0 and job.files == ["control", "data"]
+    assert bytes(job.data) == data
+
+
+@pytest.mark.parametrize(("reserve", "low", "high"), [("rfc1179", 721, 731), ("any", 512, 1023)])
+async def test_reserved_source_ports(fake: FakeLpd, reserve: str, low: int, high: int) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("reserved ports need root")
+    transport: Transport = open_transport(f"{fake.uri}?reserve={reserve}")
+    with trio.fail_after(10):
+        for job_id in range(20, 25):  # more jobs than TIME_WAIT would allow on one port
+            await send_job(transport, JobInfo(job_id=job_id), b"job %d" % job_id)
+    assert len(fake.completed) == 5
+    assert all(low <= job.source_port <= high for job in fake.jobs)

@@ -1,0 +1,216 @@
+"""The AppSocket (port 9100) transport against p910nd and against a fault-injecting peer."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import trio
+
+from drivers import pjl
+from drivers.errors import Outcome, TransportError
+from drivers.testing import FailureCase, ReadDelivered, check_transport, payload, send_job
+from drivers.transport import JobInfo, open_transport
+from drivers.transports.appsocket import AppSocketTransport
+from tests.peers_transport.bigjob import big_file, send_file, watch_rss
+from tests.peers_transport.fake_socket import FakeSocketPeer, SocketFaults
+from tests.peers_transport.p910nd import P910ND, P910nd
+
+pytestmark = pytest.mark.peers
+
+
+@pytest.fixture(scope="module")
+def p910nd_server() -> Iterator[P910nd]:
+    if not os.path.exists(P910ND):
+        pytest.skip("needs p910nd (Debian package p910nd)")
+    server = P910nd()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class Records:
+    """Reads p910nd's sink in connection order, as `read_delivered` wants."""
+
+    def __init__(self, server: P910nd) -> None:
+        self.server = server
+        self.next = len(server.records()) + 1
+
+    async def read(self, job: JobInfo, complete: bool) -> bytes | None:
+        path = self.server.jobs_dir / f"job-{self.next:04d}.json"
+        with trio.move_on_after(10 if complete else 0.5):
+            while not path.exists():
+                await trio.sleep(0.01)
+        if not path.exists():
+            return None
+        record = self.server.wait_record(self.next)
+        self.next += 1
+        return record.data.read_bytes() if record.data else None
+
+
+@pytest.fixture
+async def peer() -> AsyncIterator[FakeSocketPeer]:
+    fake = FakeSocketPeer()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(fake.serve)
+        yield fake
+        nursery.cancel_scope.cancel()
+
+
+# -- p910nd ------------------------------------------------------------------------------------
+
+
+async def test_p910nd_conformance(p910nd_server: P910nd) -> None:
+    records = Records(p910nd_server)
+
+    async def down() -> None:
+        await trio.to_thread.run_sync(p910nd_server.stop_daemon)
+
+    async def back() -> None:
+        await trio.to_thread.run_sync(p910nd_server.start_daemon)
+
+    offline = FailureCase("printer off", down, back, Outcome.RETRY, reason="connecting-to-device")
+    read: ReadDelivered = records.read
+    passed = await check_transport(
+        lambda: open_transport(p910nd_server.uri + "?contimeout=2"), read, failures=[offline]
+    )
+    assert len(passed) == 4
+
+
+@pytest.mark.parametrize("size", [1000, 10 * 1024 * 1024], ids=["1KB", "10MB"])
+async def test_p910nd_receives_job_byte_exact(p910nd_server: P910nd, size: int) -> None:
+    records = Records(p910nd_server)
+    data = payload(size, size)
+    await send_job(open_transport(p910nd_server.uri), JobInfo(job_id=5), data)
+    record = p910nd_server.wait_record(records.next)
+    assert (record.size, record.sha256) == (size, hashlib.sha256(data).hexdigest())
+
+
+async def test_p910nd_200mb_job_byte_exact_with_flat_memory(p910nd_server: P910nd) -> None:
+    records = Records(p910nd_server)
+    path, digest = await trio.to_thread.run_sync(big_file)
+    async with watch_rss() as memory:
+        with trio.fail_after(60):
+            await send_file(open_transport(p910nd_server.uri), JobInfo(job_id=200), path)
+    record = p910nd_server.wait_record(records.next)
+    assert (record.size, record.sha256) == (path.stat().st_size, digest)
+    assert memory.growth < 10 * 1024 * 1024
+
+
+async def test_pjl_job_wrapper(p910nd_server: P910nd) -> None:
+    records = Records(p910nd_server)
+    data = b"\x1bE PCL bytes \x1bE"
+    job = JobInfo(job_id=6, job_name='My "report"', user="erin")
+    await send_job(open_transport(p910nd_server.uri + "?pjl=on"), job, data)
+    assert await records.read(job, True) == (
+        b'\x1b%-12345X@PJL\r\n@PJL JOB NAME="My _report_"\r\n@PJL SET USERNAME="erin"\r\n'
+        + data + b'\x1b%-12345X@PJL EOJ NAME="My _report_"\r\n\x1b%-12345X'
+    )
+
+
+# -- faults ------------------------------------------------------------------------------------
+
+
+async def test_peer_closing_mid_job_means_retry_and_one_copy(peer: FakeSocketPeer) -> None:
+    data = payload(8 * 1024 * 1024, 1)  # more than the socket buffers hold
+    peer.faults = SocketFaults(close_after=1024 * 1024)
+    with pytest.raises(TransportError) as caught:
+        await send_job(open_transport(peer.uri), JobInfo(job_id=1), data)
+    assert (caught.value.outcome, caught.value.reason) == (Outcome.RETRY, "offline")
+    peer.faults = SocketFaults()
+    await send_job(open_transport(peer.uri), JobInfo(job_id=1), data)
+    assert peer.complete_jobs == [data]
+
+
+async def test_peer_down_then_back(peer: FakeSocketPeer) -> None:
+    data = payload(100_000, 2)
+    peer.down()
+    attempts, outcomes = 0, []
+    async with trio.open_nursery() as nursery:
+        with trio.fail_after(10):
+            while True:  # the printer worker's loop, with short delays
+                attempts += 1
+                if attempts == 3:
+                    await nursery.start(peer.serve)
+                try:
+                    await send_job(open_transport(peer.uri + "?contimeout=1"), JobInfo(job_id=2),
+                                   data)
+                    break
+                except TransportError as error:
+                    outcomes.append((error.outcome, error.reason))
+                    await trio.sleep(0.05)
+        nursery.cancel_scope.cancel()
+    assert outcomes == [(Outcome.RETRY, "connecting-to-device")] * 2
+    assert peer.complete_jobs == [data]
+
+
+@pytest.mark.parametrize("faults", [SocketFaults(hold_open=True),
+                                    SocketFaults(reset_after_eof=True)], ids=["no-eof", "reset"])
+async def test_whole_job_accepted_counts_as_printed(
+    peer: FakeSocketPeer, faults: SocketFaults
+) -> None:
+    peer.faults = faults
+    transport = open_transport(peer.uri + "?waiteof=0.3")
+    await send_job(transport, JobInfo(job_id=3), b"whole job")
+    await transport.abort_job()  # nothing left to abort: no second connection either
+    assert [bytes(c.data) for c in peer.connections] == [b"whole job"]
+
+
+async def test_stalled_printer_is_waited_for_and_cancel_is_quick(peer: FakeSocketPeer) -> None:
+    peer.faults = SocketFaults(stall_after=100_000)
+    transport = open_transport(peer.uri)
+    with trio.move_on_after(0.5) as scope:
+        await send_job(transport, JobInfo(job_id=4), payload(16 * 1024 * 1024, 4))
+    assert scope.cancelled_caught  # still waiting: no timeout by default
+    started = trio.current_time()
+    await transport.abort_job()
+    assert trio.current_time() - started < 1.0
+    timed = open_transport(peer.uri + "?timeout=0.3")
+    with pytest.raises(TransportError) as caught:
+        await send_job(timed, JobInfo(job_id=5), payload(16 * 1024 * 1024, 5))
+    assert (caught.value.outcome, caught.value.reason) == (Outcome.RETRY, "timed-out")
+
+
+@pytest.mark.parametrize(
+    ("code", "online", "reasons"),
+    [(10001, True, set()), (40021, False, {"door-open-error", "offline-report"}),
+     (41302, False, {"media-empty-error", "media-needed-error", "offline-report"}),
+     (10006, True, {"toner-low-report"})],
+)
+async def test_pjl_status_back_channel(
+    peer: FakeSocketPeer, code: int, online: bool, reasons: set[str]
+) -> None:
+    peer.faults = SocketFaults(status_code=code, online=online, display="Panel text")
+    transport = open_transport(peer.uri + "?status=pjl")
+    idle = await transport.query_status()  # asks over a short connection of its own
+    assert idle is not None and set(idle.reasons) == reasons and idle.online is online
+    assert idle.message == "Panel text"
+    peer.faults = SocketFaults(status_code=10023, display="Printing")
+    await transport.start_job(JobInfo(job_id=7, job_name="status"))
+    with trio.fail_after(5):
+        while (busy := await transport.query_status()) and busy.message != "Printing":
+            await transport.send_all(b"data ")
+    await transport.end_job()
+    assert peer.connections[-1].data.startswith(pjl.UEL)
+
+
+async def test_status_without_back_channel(peer: FakeSocketPeer) -> None:
+    transport = open_transport(peer.uri)
+    assert await transport.query_status() is None
+    assert isinstance(transport, AppSocketTransport)
+    reachable = await transport.check_connection()
+    assert reachable.online
+    peer.down()
+    unreachable = await open_transport(peer.uri + "?contimeout=1").check_connection()  # type: ignore[attr-defined]
+    assert not unreachable.online and "offline-report" in unreachable.reasons
+
+
+@pytest.mark.parametrize("uri", ["socket://", "socket://host?waiteof=maybe", "socket://h?pjl=2"])
+def test_bad_uri_stops_the_printer(uri: str) -> None:
+    with pytest.raises(TransportError) as caught:
+        open_transport(uri)
+    assert caught.value.outcome is Outcome.STOP_PRINTER

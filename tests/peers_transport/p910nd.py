@@ -1,0 +1,139 @@
+"""`p910nd` (Debian) on 127.0.0.1:910N with a FIFO sink that keeps one file per connection.
+
+p910nd only listens on 9100+N for N in 0..2: the first N whose port is free is used. Its
+readiness is checked in /proc/net/tcp, never by connecting (a connection is a print job).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.peers_transport.common import LOOPBACK, PeerError, kill_pid, listening, wait_until
+
+P910ND = "/usr/sbin/p910nd"
+LOCK_DIR = Path("/var/lock/p910nd")
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class SinkRecord:
+    size: int
+    sha256: str
+    first_byte_ns: int
+    last_byte_ns: int
+    data: Path | None
+
+
+@dataclass
+class P910nd:
+    hash_only: bool = False
+    root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="ipp-gw-p910nd-")))
+    number: int = -1
+    daemon: subprocess.Popen[bytes] | None = None
+    sink: subprocess.Popen[bytes] | None = None
+
+    @property
+    def port(self) -> int:
+        return 9100 + self.number
+
+    @property
+    def uri(self) -> str:
+        return f"socket://{LOOPBACK}:{self.port}"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.root / "jobs"
+
+    def start(self) -> None:
+        if not os.path.exists(P910ND):
+            raise PeerError("needs p910nd (Debian package p910nd)")
+        LOCK_DIR.mkdir(parents=True, exist_ok=True)
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        fifo = self.root / "device"
+        os.mkfifo(fifo)
+        self._start_sink(fifo)
+        for number in range(3):
+            if listening(9100 + number):
+                continue
+            if self._start_daemon(fifo, number):
+                return
+        self.stop()
+        raise PeerError("p910nd: ports 9100-9102 are all taken")
+
+    def _start_sink(self, fifo: Path) -> None:
+        args = [sys.executable, "-m", "tests.peers_transport.fifo_sink", str(fifo),
+                str(self.jobs_dir)] + (["--hash-only"] if self.hash_only else [])
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        self.sink = subprocess.Popen(args, cwd=REPO, env=env)
+
+    def _start_daemon(self, fifo: Path, number: int) -> bool:
+        with open(self.root / f"p910nd-{number}.log", "ab") as log:
+            self.daemon = subprocess.Popen(
+                [P910ND, "-d", "-f", str(fifo), "-i", LOOPBACK, str(number)],
+                stdout=log, stderr=subprocess.STDOUT,
+            )
+        self.number = number
+        try:
+            wait_until(lambda: listening(9100 + number) or self.daemon_exited(), 5, "p910nd")
+        except PeerError:
+            return False
+        return not self.daemon_exited()
+
+    def stop_daemon(self) -> None:
+        """Take the printer off the network (connections refused); the sink stays."""
+        if self.daemon is not None and self.daemon.poll() is None:
+            kill_pid(self.daemon.pid)
+            self.daemon.wait(timeout=5)
+        wait_until(lambda: not listening(self.port), 5, "p910nd to stop listening")
+
+    def start_daemon(self) -> None:
+        """Back on the network, on the same port."""
+        if not self._start_daemon(self.root / "device", self.number):
+            raise PeerError(f"p910nd did not come back on port {self.port}")
+
+    def daemon_exited(self) -> bool:
+        return self.daemon is None or self.daemon.poll() is not None
+
+    def stop(self) -> None:
+        for proc in (self.daemon, self.sink):
+            if proc is not None and proc.poll() is None:
+                kill_pid(proc.pid)
+                proc.wait(timeout=5)
+        self.daemon = self.sink = None
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def records(self) -> list[SinkRecord]:
+        return [self._record(path) for path in sorted(self.jobs_dir.glob("job-*.json"))]
+
+    def _record(self, path: Path) -> SinkRecord:
+        fields = json.loads(path.read_text())
+        data = path.with_suffix(".data")
+        return SinkRecord(
+            fields["size"], fields["sha256"], fields["first_byte_ns"], fields["last_byte_ns"],
+            data if data.exists() else None,
+        )
+
+    def wait_record(self, index: int, timeout: float = 10.0) -> SinkRecord:
+        """The `index`-th connection's record (1-based), once p910nd closed the device."""
+        path = self.jobs_dir / f"job-{index:04d}.json"
+        wait_until(path.exists, timeout, f"{path.name} from the p910nd sink")
+        return self._record(path)
+
+
+@contextlib.contextmanager
+def running_p910nd(hash_only: bool = False) -> Iterator[P910nd]:
+    server = P910nd(hash_only=hash_only)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()

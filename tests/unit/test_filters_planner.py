@@ -1,0 +1,125 @@
+"""The conversion plan: what each driver accepts is exactly what it can print, and options a
+printer cannot honour are named, not ignored."""
+
+from __future__ import annotations
+
+import pytest
+
+from drivers.driver import (
+    LANDSCAPE,
+    REVERSE_PORTRAIT,
+    Capabilities,
+    PrintOptions,
+    driver_names,
+    get_driver,
+)
+from drivers.filters.image import place
+from drivers.filters.planner import accepted_formats, plan, unsupported_options
+
+PAGE_FORMATS = ["application/pdf", "application/postscript", "image/pwg-raster", "image/urf",
+                "image/jpeg", "image/png", "text/plain"]
+
+
+@pytest.mark.parametrize("name", driver_names())
+def test_every_accepted_format_has_a_plan(name: str) -> None:
+    driver = get_driver(name)
+    formats = accepted_formats(driver, driver.capabilities)
+    assert formats == driver.capabilities.document_formats
+    for fmt in formats:
+        if fmt != "application/octet-stream" or name == "raw":
+            assert plan(fmt, driver, driver.capabilities) is not None, fmt
+
+
+@pytest.mark.parametrize("name, fmt, steps", [
+    ("pcl5", "application/pdf", "application/pdf -> ghostscript(pbmraw) -> pcl5"),
+    ("pcl5", "image/urf", "image/urf -> gateway -> pcl5"),
+    ("postscript", "application/pdf", "application/pdf -> ghostscript(ps2write) -> postscript"),
+    ("postscript", "application/postscript", "postscript -> setup -> postscript"),
+    ("pclxl", "image/jpeg", "image/jpeg -> postscript -> ghostscript(pxl) -> pclxl"),
+    ("text", "application/pdf", "application/pdf -> ghostscript(txtwrite) -> text"),
+])
+def test_plan_steps(name: str, fmt: str, steps: str) -> None:
+    chosen = plan(fmt, get_driver(name), get_driver(name).capabilities)
+    assert chosen is not None and chosen.steps == steps
+
+
+@pytest.mark.parametrize("name, fmt", [
+    ("text", "image/jpeg"), ("text", "image/pwg-raster"), ("postscript", "application/vnd.hp-PCL"),
+    ("pcl5", "application/vnd.hp-PCLXL"), ("pcl5", "image/gif"),
+])
+def test_unsupported_formats_have_no_plan(name: str, fmt: str) -> None:
+    driver = get_driver(name)
+    assert plan(fmt, driver, driver.capabilities) is None
+    assert fmt not in accepted_formats(driver, driver.capabilities)
+
+
+def test_operator_can_restrict_the_formats() -> None:
+    driver = get_driver("pcl5")
+    caps = driver.capabilities.with_changes(
+        document_formats=("application/octet-stream", "application/pdf", "image/urf"))
+    assert accepted_formats(driver, caps) == caps.document_formats
+    assert plan("image/jpeg", driver, caps) is None
+    raw = get_driver("raw")
+    pdf_only = raw.capabilities.with_changes(document_formats=("application/pdf",))
+    assert accepted_formats(raw, pdf_only) == ("application/pdf",)
+    assert plan("image/jpeg", raw, pdf_only) is None
+
+
+@pytest.mark.parametrize("name, fmt, options, expected", [
+    ("raw", "application/pdf", PrintOptions(copies=2, print_scaling="fill"),
+     ["copies", "print-scaling"]),
+    ("pcl5", "application/pdf", PrintOptions(sides="two-sided-long-edge"), ["sides"]),
+    ("pclxl", "application/pdf", PrintOptions(sides="two-sided-long-edge", copies=5), []),
+    ("pcl5", "image/jpeg", PrintOptions(page_ranges=((1, 1),)), ["page-ranges"]),
+    ("pcl5", "text/plain", PrintOptions(page_ranges=((2, 3),)), []),
+    ("text", "text/plain", PrintOptions(page_ranges=((2, 3),)), ["page-ranges"]),
+    ("pcl5", "application/pdf", PrintOptions(color_mode="color"), ["print-color-mode"]),
+    ("postscript", "image/urf", PrintOptions(color_mode="color", copies=3), []),
+    ("pcl5", "application/pdf", PrintOptions(media="iso_a3_297x420mm"), ["media"]),
+    ("pcl5", "application/pdf", PrintOptions(media="a4"), []),
+])
+def test_unsupported_options(name: str, fmt: str, options: PrintOptions,
+                             expected: list[str]) -> None:
+    driver = get_driver(name)
+    assert unsupported_options(fmt, driver, driver.capabilities, options) == expected
+
+
+A4 = (595.28, 841.89)
+NO_MARGINS = (0.0, 0.0, 0.0, 0.0)
+
+
+def test_place_fits_and_centres() -> None:
+    placement = place((1000, 500), 72, A4, NO_MARGINS, PrintOptions(orientation=3))
+    assert placement.rotation == 0
+    assert placement.w == pytest.approx(A4[0]) and placement.h == pytest.approx(A4[0] / 2)
+    assert placement.y == pytest.approx((A4[1] - placement.h) / 2)
+
+
+def test_place_auto_rotates_landscape_images() -> None:
+    placement = place((2560, 1600), 72, A4, NO_MARGINS, PrintOptions())
+    assert placement.rotation == 90
+    assert placement.h == pytest.approx(A4[1]) and placement.w == pytest.approx(A4[1] / 1.6)
+
+
+def test_place_orientation_and_scaling_modes() -> None:
+    small = (100, 200)
+    options = PrintOptions(orientation=REVERSE_PORTRAIT, print_scaling="none")
+    none = place(small, 72, A4, NO_MARGINS, options)
+    assert (none.rotation, none.w, none.h) == (180, 100, 200)
+    fit = place(small, 72, A4, (36, 36, 36, 36), PrintOptions(print_scaling="auto-fit",
+                                                                  orientation=LANDSCAPE))
+    assert fit.rotation == 90 and (fit.w, fit.h) == (200, 100)
+    fill = place((100, 100), 72, A4, (36, 36, 36, 36), PrintOptions(print_scaling="fill"))
+    assert fill.w == pytest.approx(A4[1]) and fill.x < 0
+
+
+def test_print_options_helpers() -> None:
+    caps = Capabilities(resolutions=(300, 600), default_resolution=600)
+    assert PrintOptions(print_quality=3).dpi(caps) == 300
+    assert PrintOptions(resolution=300, print_quality=5).dpi(caps) == 300
+    assert PrintOptions(media="a5").media_size(caps).name == "iso_a5_148x210mm"
+    assert PrintOptions(media="iso_a3_297x420mm").media_size(caps).name == "iso_a4_210x297mm"
+    ranges = PrintOptions(page_ranges=((2, 3), (7, 7)))
+    assert [ranges.wants_page(n) for n in range(1, 9)] == [False, True, True] + [False] * 3 + [
+        True, False]
+    assert ranges.last_page_wanted() == 7

@@ -1,0 +1,147 @@
+"""PostScript writer: DSC structure, setup injection, and output that Ghostscript renders
+with the right pages, media size and pixels."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+
+import pytest
+
+from drivers.driver import MEDIA_SIZES, Capabilities, PrintOptions
+from drivers.filters.pnm import PnmReader
+from drivers.filters.raster import Band, PageStart, PixelFormat, RasterPage, expand
+from drivers.languages.postscript import PsJob, PsRasterWriter, SetupInjector, ps_string
+
+
+@dataclass
+class RenderedPage:
+    width_pt: float
+    height_pt: float
+    lines: list[bytes]
+
+
+def render(document: bytes, dpi: int = 36, device: str = "pgmraw") -> list[RenderedPage]:
+    """Ghostscript's rendering of a document: one entry per page (fails on any PS error)."""
+    result = subprocess.run(
+        ["gs", "-q", "-dSAFER", "-dBATCH", "-dNOPAUSE", f"-sDEVICE={device}", f"-r{dpi}",
+         "-dNOINTERPOLATE", "-dUseFastColor", "-sOutputFile=-", "-"],
+        input=document, capture_output=True, timeout=120, check=False,
+    )
+    assert result.returncode == 0 and b"Error" not in result.stderr, result.stderr[-2000:]
+    reader = PnmReader(dpi)
+    reader.feed(result.stdout)
+    reader.end_of_input()
+    pages: list[RenderedPage] = []
+    for event in reader.events():
+        if isinstance(event, PageStart):
+            width, height = event.page.size_points
+            pages.append(RenderedPage(width, height, []))
+        elif isinstance(event, Band):
+            pages[-1].lines.extend(expand(event.rows))
+    return pages
+
+
+def max_difference(got: list[bytes], wanted: list[bytes]) -> int:
+    assert [len(line) for line in got] == [len(line) for line in wanted]
+    pairs = zip(got, wanted, strict=True)
+    return max(abs(a - b) for g, w in pairs for a, b in zip(g, w, strict=True))
+
+
+def gray_page(width: int, height: int) -> list[bytes]:
+    """A gradient with a black frame: every pixel position matters."""
+    lines = [bytes((x * 7 + y * 3) % 256 for x in range(width)) for y in range(height)]
+    lines[0] = lines[-1] = bytes(width)
+    return lines
+
+
+@pytest.mark.parametrize("level", [2, 3])
+def test_raster_pages_render_pixel_for_pixel(level: int) -> None:
+    dpi = 36
+    width, height = 72, 108  # 2 x 3 inches
+    lines = gray_page(width, height)
+    job = PsJob(PrintOptions(job_name="raster (test)"), Capabilities(), level)
+    writer = PsRasterWriter(job)
+    page = RasterPage(width, height, PixelFormat.SGRAY_8, dpi, dpi)
+    document = writer.start_job()
+    for number in (1, 2):
+        document += writer.start_page(page.with_changes(number=number))
+        document += b"".join(writer.write_rows([(line, 1) for line in lines]))
+        document += writer.end_page()
+    document += writer.end_job()
+    pages = render(document, dpi)
+    assert len(pages) == 2
+    assert (pages[0].width_pt, pages[0].height_pt) == (144, 216)
+    for rendered in pages:  # Ghostscript may round a gray level down by one
+        assert max_difference(rendered.lines, lines) <= 1
+    text = document.decode("latin-1")
+    assert text.startswith("%!PS-Adobe-3.0\n") and "%%Pages: 2\n%%EOF\n" in text
+    assert f"%%LanguageLevel: {level}" in text and "%%Title: raster (test)" in text
+    assert ("/FlateDecode" in text) == (level == 3)
+
+
+@pytest.mark.parametrize("pixels", [PixelFormat.BLACK_1, PixelFormat.SRGB_8, PixelFormat.CMYK_8])
+def test_every_pixel_format_renders(pixels: PixelFormat) -> None:
+    page = RasterPage(72, 36, pixels, 72, 72)
+    black = {PixelFormat.BLACK_1: b"\xff", PixelFormat.SRGB_8: b"\0\0\0",
+             PixelFormat.CMYK_8: b"\0\0\0\xff"}[pixels]
+    writer = PsRasterWriter(PsJob(PrintOptions(), Capabilities(color=True), 2))
+    row = black * (page.bytes_per_line // len(black))
+    document = (writer.start_job() + writer.start_page(page)
+                + b"".join(writer.write_rows([(row, 36)])) + writer.end_page() + writer.end_job())
+    (rendered,) = render(document, 72)
+    assert rendered.lines == [bytes(72)] * 36
+
+
+def test_setup_features_follow_the_options() -> None:
+    caps = Capabilities(duplex=True)
+    options = PrintOptions(copies=2, sides="two-sided-long-edge",
+                           media="na_letter_8.5x11in", resolution=300)
+    header = PsJob(options, caps).header().decode("ascii")
+    assert "<< /PageSize [612 792] >> setpagedevice" in header
+    assert "<< /Duplex true /Tumble false >> setpagedevice" in header
+    assert "<< /NumCopies 2 /Collate true >> setpagedevice" in header
+    assert "/HWResolution [300 300]" in header
+    assert header.count("stopped cleartomark") == 4
+    simplex = PsJob(PrintOptions(), Capabilities(duplex=False)).header().decode("ascii")
+    assert "Duplex" not in simplex and "NumCopies" not in simplex
+
+
+DOCUMENT = (b"%!PS-Adobe-3.0\n%%Pages: 1\n%%EndComments\n%%BeginProlog\n%%EndProlog\n"
+            b"%%Page: 1 1\n/Courier findfont 12 scalefont setfont 72 72 moveto (hi) show\n"
+            b"showpage\n%%EOF\n")
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 4096])
+def test_setup_is_injected_after_the_header_comments(chunk: int) -> None:
+    injector = SetupInjector(PrintOptions(copies=3), Capabilities())
+    out = b""
+    for start in range(0, len(DOCUMENT), chunk):
+        out += b"".join(injector.feed(DOCUMENT[start : start + chunk]))
+    out += b"".join(injector.finish())
+    _head, rest = out.split(b"%%EndComments\n", 1)
+    assert rest.startswith(b"%%BeginSetup\n") and b"/NumCopies 3" in rest
+    assert out.replace(rest[: rest.index(b"%%EndSetup\n") + 11], b"") == DOCUMENT
+    assert len(render(out)) == 3  # Ghostscript honours NumCopies
+
+
+def test_setup_goes_before_code_when_there_is_no_end_comments() -> None:
+    injector = SetupInjector(PrintOptions(copies=2), Capabilities())
+    out = b"".join(injector.feed(b"%!PS\n72 72 moveto showpage\n")) + b"".join(injector.finish())
+    assert out.startswith(b"%!PS\n%%BeginSetup\n")
+    assert len(render(out)) == 2
+
+
+def test_ps_strings_are_escaped_and_seven_bit() -> None:
+    assert ps_string("a(b)c\\d") == "(a\\(b\\)c\\\\d)"
+    assert ps_string("é€") == "(\\351?)"
+
+
+def test_letter_media_renders_at_its_size() -> None:
+    options = PrintOptions(media="na_letter_8.5x11in")
+    job = PsJob(options, Capabilities())
+    media = MEDIA_SIZES["na_letter_8.5x11in"]
+    document = (job.header() + job.page_start(media.width_points, media.height_points)
+                + job.page_end() + job.trailer())
+    (page,) = render(document)
+    assert (round(page.width_pt), round(page.height_pt)) == (612, 792)
