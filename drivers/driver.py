@@ -167,7 +167,9 @@ def raw_driver() -> Driver:
             command_set=("PDF", "PS", "PWG", "URF", "JPEG"),
             document_formats=formats,
             color=True,
-            duplex=True,
+            # Bytes pass through untouched: the gateway cannot make copies or duplex of them.
+            duplex=False,
+            copies_max=1,
         ),
     )
 

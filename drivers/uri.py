@@ -27,7 +27,9 @@ class DeviceUri:
         try:
             port = parts.port
         except ValueError as exc:
-            raise UriError(f"device URI {text!r}: bad port ({exc})") from None
+            if parts.scheme.lower() != "usb":
+                raise UriError(f"device URI {text!r}: bad port ({exc})") from None
+            port = None  # usb://VENDOR:PRODUCT: hex ids, not a port; the transport reads `raw`
         options = dict(parse_qsl(parts.query, keep_blank_values=True))
         return cls(
             scheme=parts.scheme.lower(),

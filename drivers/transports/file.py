@@ -8,6 +8,7 @@ holds each job exactly once.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import BinaryIO
 
@@ -16,6 +17,15 @@ import trio
 from drivers.errors import Outcome, TransportError
 from drivers.transport import JobInfo, Transport, register_transport
 from drivers.uri import DeviceUri
+
+
+def is_device(path: Path) -> bool:
+    """A character device (/dev/usb/lp0) or FIFO: written directly, never renamed."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
 
 
 def output_path(uri: DeviceUri, job_id: int) -> Path:
@@ -41,7 +51,7 @@ class FileTransport(Transport):
     async def start_job(self, job: JobInfo) -> None:
         await self.abort_job()
         final = output_path(self.uri, job.job_id)
-        partial = final.with_name(final.name + ".part")
+        partial = final if is_device(final) else final.with_name(final.name + ".part")
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
             self._file = await trio.to_thread.run_sync(open, partial, "wb")
@@ -69,6 +79,9 @@ class FileTransport(Transport):
 
         def finish() -> None:
             file.flush()
+            if partial == final:  # a device: nothing to make durable or rename
+                file.close()
+                return
             os.fsync(file.fileno())
             file.close()
             os.replace(partial, final)
@@ -90,5 +103,5 @@ class FileTransport(Transport):
         self._file = None
         if file is not None:
             file.close()
-            if partial is not None:
+            if partial is not None and partial != self._final:
                 partial.unlink(missing_ok=True)

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
+from drivers.driver import PrintOptions
 from gateway.ipp.enums import JobState
 
 
@@ -47,6 +48,30 @@ STATE_REASONS: dict[JobState, str] = {
     JobState.PROCESSING: "job-printing",
     JobState.PROCESSING_STOPPED: "printer-stopped",
 }
+
+
+def options_from_template(template: dict[str, Any], *, name: str = "untitled",
+                          user: str = "anonymous") -> PrintOptions:
+    """The drivers' view of a job's accepted job-template values."""
+    media_col = template.get("media-col") or {}
+    return PrintOptions(
+        copies=int(template.get("copies", 1)),
+        sides=str(template.get("sides", "one-sided")),
+        media=str(media_col.get("media-size-name") or template.get("media", "")),
+        media_source=str(media_col.get("media-source", "")),
+        orientation=template.get("orientation-requested"),
+        color_mode=str(template.get("print-color-mode", "auto")),
+        print_quality=int(template.get("print-quality", 4)),
+        resolution=int(template.get("printer-resolution", 0)),
+        page_ranges=tuple((int(lo), int(hi)) for lo, hi in template.get("page-ranges", ())),
+        print_scaling=str(template.get("print-scaling", "auto")),
+        job_name=name,
+        user=user,
+    )
+
+
+def print_options(job: Job) -> PrintOptions:
+    return options_from_template(job.template, name=job.name, user=job.user)
 
 
 class InvalidTransition(Exception):

@@ -7,6 +7,7 @@ transport only has to say what a failure means, never what to do about it.
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -15,10 +16,13 @@ import trio
 
 from drivers.driver import Capabilities, Driver, get_driver
 from drivers.errors import ConversionError, DriverError, Outcome
+from drivers.filters.planner import family
+from drivers.filters.stage import Progress
+from drivers.pipeline import print_document
 from drivers.transport import DeviceStatus, JobInfo, Transport, open_transport
 from drivers.uri import DeviceUri
 from gateway.config import PrinterConfig
-from gateway.core.job import Job, JobEvent
+from gateway.core.job import Job, JobEvent, print_options
 from gateway.ipp.enums import JobState, PrinterState
 
 if TYPE_CHECKING:
@@ -26,7 +30,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gateway.printer")
 
-CHUNK = 64 * 1024
 RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 ABORT_GRACE = 5.0
 STATUS_TIMEOUT = 10.0
@@ -211,17 +214,25 @@ class Printer:
         return retry
 
     async def _send_document(self, job: Job, transport: Transport) -> None:
-        info = JobInfo(job_id=job.id, job_name=job.name, user=job.user,
-                       document_format=job.format_detected or job.document_format,
-                       copies=int(job.template.get("copies", 1)))
+        fmt = job.format_detected or job.document_format
+        options = print_options(job)
+        raw = family(self.driver) == "raw"
+        info = JobInfo(job_id=job.id, job_name=job.name, user=job.user, document_format=fmt,
+                       copies=options.copies, host=socket.gethostname()[:31] or "ipp-gateway",
+                       data_length=job.document_bytes if raw else None)
+        job.impressions_completed = job.sheets_completed = 0
+        sides = 2 if options.duplex else 1
+
+        def progress(done: Progress) -> None:
+            job.impressions_completed = done.pages
+            job.sheets_completed = (done.pages + sides - 1) // sides
+
         await transport.start_job(info)
-        path = self.system.spool.document_path(job.id)
-        async with await trio.open_file(path, "rb") as document:
-            while chunk := await document.read(CHUNK):
-                await transport.send_all(chunk)
+        await print_document(self.system.spool.document_path(job.id), fmt, self.driver,
+                             self.capabilities, options, transport, progress)
         await transport.end_job()
-        job.impressions_completed = max(job.impressions_completed, 1)
-        job.sheets_completed = max(job.sheets_completed, 1)
+        if raw:  # pass-through cannot count pages: say at least one was printed
+            job.impressions_completed = job.sheets_completed = max(1, job.impressions_completed)
 
     def _job_done(self, job: Job) -> None:
         self.device_reasons.discard("connecting-to-device")

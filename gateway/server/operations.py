@@ -11,6 +11,8 @@ import logging
 import struct
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
+from urllib.parse import unquote, urlsplit
 
 from gateway.core.job import InvalidTransition, Job, JobEvent
 from gateway.core.printer import Printer
@@ -108,15 +110,11 @@ async def dispatch(system: System, endpoint: Endpoint, request: Message,
 
 def encode_reply(reply: Reply, version: tuple[int, int], request_id: int,
                  language: str = "en") -> bytes:
-    operation = [
-        Attribute.of("attributes-charset", T.CHARSET, "utf-8"),
-        Attribute.of("attributes-natural-language", T.NATURAL_LANGUAGE, language),
-    ]
-    if reply.message:
-        operation.append(Attribute.of("status-message", T.TEXT, reply.message[:255]))
     pieces = [struct.pack(">bbHi", version[0], version[1], int(reply.status), request_id),
-              bytes([GroupTag.OPERATION])]
-    pieces += [encode_attribute(a) for a in operation]
+              _operation_prefix(language)]
+    if reply.message:
+        pieces.append(encode_attribute(Attribute.of("status-message", T.TEXT,
+                                                    reply.message[:255])))
     groups = list(reply.groups)
     if reply.unsupported:
         groups.insert(0, (GroupTag.UNSUPPORTED, list(reply.unsupported)))
@@ -125,6 +123,13 @@ def encode_reply(reply: Reply, version: tuple[int, int], request_id: int,
         pieces += [item if isinstance(item, bytes) else encode_attribute(item) for item in items]
     pieces.append(bytes([GroupTag.END]))
     return b"".join(pieces)
+
+
+@lru_cache(maxsize=32)  # bounded: the language comes from the client
+def _operation_prefix(language: str) -> bytes:
+    return bytes([GroupTag.OPERATION]) + encode_attribute(
+        Attribute.of("attributes-charset", T.CHARSET, "utf-8")) + encode_attribute(
+        Attribute.of("attributes-natural-language", T.NATURAL_LANGUAGE, language))
 
 
 def _natural_language(request: Message) -> str:
@@ -203,8 +208,6 @@ def _requesting_user(group: Group) -> str:
 def _uri_path(attr: Attribute, name: str) -> str:
     if attr.tag != T.URI or len(attr.values) != 1 or not isinstance(attr.value, str):
         raise BadRequest(f"{name} must be a single uri")
-    from urllib.parse import unquote, urlsplit
-
     parts = urlsplit(attr.value)
     if parts.scheme not in ("ipp", "ipps", "http", "https"):
         raise BadRequest(f"{name} {attr.value!r} is not an ipp:// URI")

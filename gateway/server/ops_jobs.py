@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 
-from gateway.core.job import Job, JobEvent
+from drivers.filters import planner
+from gateway.core.job import Job, JobEvent, options_from_template
 from gateway.core.printer import Printer
 from gateway.errors import BadRequest, IppError, NotPossible
 from gateway.ipp.enums import GroupTag, JobState, Operation, Status, ValueTag
@@ -95,10 +96,20 @@ def _check_job_request(call: Call, takes_data: bool) -> tuple[Reply, dict[str, o
         raise IppError(Status.SERVER_ERROR_NOT_ACCEPTING_JOBS,
                        f"printer {printer.name} is not accepting jobs")
     _text(call.attr("job-name"), "job-name", "")
-    _document_format(call, printer)
+    fmt = _document_format(call, printer)
     _compression(call, takes_data)
     fidelity = _boolean(call, "ipp-attribute-fidelity") or False
-    result = check_template(call.job_group(), printer.capabilities)
+    job_group = call.job_group()
+    result = check_template(job_group, printer.capabilities)
+    # What the capabilities allow, the conversion for this format may still not honour.
+    for name in planner.unsupported_options(fmt, printer.driver, printer.capabilities,
+                                            options_from_template(result.accepted)):
+        keys = ("media", "media-col") if name == "media" else (name,)
+        for key in keys:
+            if result.accepted.pop(key, None) is not None:
+                original = next((a for a in job_group if a.name == key), None)
+                if original is not None and original not in result.unsupported:
+                    result.unsupported.append(original)
     if result.unsupported:
         names = ", ".join(a.name for a in result.unsupported)
         if fidelity:

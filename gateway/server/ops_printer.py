@@ -7,6 +7,7 @@ import time
 from collections.abc import Set
 from dataclasses import dataclass
 
+from drivers.filters import planner
 from gateway.core.printer import Printer
 from gateway.errors import IppError
 from gateway.ipp.enums import GroupTag, Operation, Status, ValueTag
@@ -81,7 +82,8 @@ _caches: dict[int, PrinterAttributeCache] = {}
 
 
 def accepted_formats(printer: Printer) -> tuple[str, ...]:
-    return printer.capabilities.document_formats
+    """document-format-supported: what the conversion planner can print on this printer."""
+    return planner.accepted_formats(printer.driver, printer.capabilities)
 
 
 def cache_for(printer: Printer) -> PrinterAttributeCache:

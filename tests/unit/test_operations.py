@@ -27,7 +27,9 @@ URI = "ipp://localhost:8631/ipp/print"
 def system(tmp_path: Path) -> System:
     out = tmp_path / "out"
     config = Config(spool=tmp_path / "spool",
-                    printers=(PrinterConfig("office", f"file://{out}/"),),
+                    printers=(PrinterConfig("office", f"file://{out}/"),
+                              PrinterConfig("laser", f"file://{out}/laser/",
+                                            driver="postscript")),
                     multiple_operation_timeout=60)
     return System(config)
 
@@ -183,17 +185,27 @@ async def test_unsupported_template_values(system: System, fidelity: bool) -> No
         assert job.template == {"sides": "one-sided"}
 
 
-async def test_supported_template_values_are_kept(system: System) -> None:
+@pytest.mark.parametrize("printer", ["laser", "office"])
+async def test_template_values_checked_against_the_conversion(system: System,
+                                                              printer: str) -> None:
     media_col = Collection([Attribute.of("media-size", T.BEGIN_COLLECTION, Collection([
         Attribute.of("x-dimension", T.INTEGER, 21590),
         Attribute.of("y-dimension", T.INTEGER, 27940)]))])
-    message = request(Operation.VALIDATE_JOB, printer_uri=URI, job_attrs={
+    message = request(Operation.VALIDATE_JOB, printer_uri=f"{URI}/{printer}", attrs={
+        "document-format": (T.MIME_MEDIA_TYPE, "application/pdf")}, job_attrs={
         "media-col": (T.BEGIN_COLLECTION, media_col),
         "printer-resolution": (T.RESOLUTION, Resolution(300, 300)),
         "page-ranges": (T.RANGE_OF_INTEGER, [IntRange(1, 2), IntRange(5, 9)]),
         "print-quality": (T.ENUM, 5), "orientation-requested": (T.ENUM, 4)})
     response = await call(system, message)
-    assert response.code == Status.OK, op_attr(response, "status-message")
+    if printer == "laser":  # PostScript out of Ghostscript: all of it is honoured
+        assert response.code == Status.OK, op_attr(response, "status-message")
+        return
+    # The raw queue passes bytes through: it cannot select pages or turn them.
+    assert response.code == Status.OK_IGNORED_OR_SUBSTITUTED
+    unsupported = response.group(GroupTag.UNSUPPORTED)
+    assert unsupported is not None
+    assert {a.name for a in unsupported} == {"page-ranges", "orientation-requested"}
 
 
 @pytest.mark.parametrize("compression", ["gzip", "deflate", "deflate-zlib"])
