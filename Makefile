@@ -41,8 +41,11 @@ check: lint typecheck pytest
 test: $(STAMP) peers
 	$(MAKE) --no-print-directory check
 
+# Benchmarks against the peers, each printing a table (not tests; numbers vary per machine).
 bench: $(STAMP) peers
 	$(BIN)/python bench/bench_gpa.py
+	$(BIN)/python bench/bench_pipeline.py
+	PYTHONPATH=. $(BIN)/python bench/bench_transports.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
