@@ -22,6 +22,7 @@ from drivers.filters.stage import CHUNK, Inbox, Outbox, Progress, Stage, open_ch
 from drivers.transport import Transport
 
 log = logging.getLogger(__name__)
+PASSTHROUGH_READ = 1 << 20
 
 Source = Path | AsyncIterable[bytes]
 _KNOWN_CASE = {fmt.lower(): fmt for fmt in (
@@ -110,7 +111,9 @@ async def _run(chosen: Plan, context: Context, source: Source, transport: Transp
             if reads_path:
                 await send.aclose()
             else:
-                nursery.start_soon(_feed, source, send)
+                # Pass-through: big reads, as each read is a worker-thread hop (1 MiB keeps
+                # throughput at the transport's own and memory still flat).
+                nursery.start_soon(_feed, source, send, PASSTHROUGH_READ if not stages else CHUNK)
             for stage in stages:
                 next_send, next_receive = open_channel()
                 tracker = progress if stage is reporter else idle
@@ -125,11 +128,11 @@ async def _run_stage(stage: Stage, inbox: Inbox, outbox: Outbox, progress: Progr
     await stage.run(inbox, outbox, progress)
 
 
-async def _feed(source: Source, outbox: Outbox) -> None:
+async def _feed(source: Source, outbox: Outbox, read_size: int) -> None:
     async with outbox:
         if isinstance(source, Path):
             async with await trio.open_file(source, "rb") as file:
-                while chunk := await file.read(CHUNK):
+                while chunk := await file.read(read_size):
                     await outbox.send(chunk)
         else:
             async for chunk in source:
