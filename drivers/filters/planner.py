@@ -127,8 +127,9 @@ def _native(fmt: str, driver: Driver) -> Plan:
 def _postscript_native(context: Context) -> list[Stage]:
     options = context.options
     if options.page_ranges or (context.caps.color and not options.in_color(context.caps)):
-        return _ps_via_ghostscript(context)  # only Ghostscript can select or gray the pages
-    return [_converter("ps-setup", lambda _: SetupInjector(options, context.caps), False)]
+        # Only Ghostscript can select or gray the pages; this plan streams the document to it.
+        return _ps_via_ghostscript(context, from_file=False)
+    return [_converter("ps-setup", lambda on_page: SetupInjector(options, context.caps, on_page))]
 
 
 def _converter(name: str, make: Callable[[PageCallback], Converter], pages: bool = True) -> Stage:
@@ -148,13 +149,15 @@ def _gs(context: Context, job: GhostscriptJob, first: bool = True) -> Ghostscrip
     return GhostscriptStage(job, context.input_path if first else None)
 
 
-def _ps_via_ghostscript(context: Context) -> list[Stage]:
+def _ps_via_ghostscript(context: Context, from_file: bool = True) -> list[Stage]:
     gray = () if context.options.in_color(context.caps) else (
         "-sColorConversionStrategy=Gray", "-dProcessColorModel=/DeviceGray")
     job = replace(_gs_job(context, "ps2write", *gray), dpi=None)
     options, caps = context.options, context.caps
-    return [GhostscriptStage(job, context.input_path),
-            _converter("ps-setup", lambda _: SetupInjector(options, caps), False)]
+    # The pages are counted in ps2write's output: Ghostscript's page hook also counts the
+    # PostScript pages that -sPageList skips.
+    return [GhostscriptStage(job, context.input_path if from_file else None),
+            _converter("ps-setup", lambda on_page: SetupInjector(options, caps, on_page))]
 
 
 def _raster_reader(fmt: str) -> RasterSource:

@@ -8,7 +8,7 @@ at LanguageLevel 2, FlateDecode at level 3, binary (the job says `%%DocumentData
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from drivers.driver import Capabilities, Driver, PrintOptions, register_driver
 from drivers.filters import formats
@@ -185,16 +185,32 @@ class PsRasterWriter:
         return self.job.trailer()
 
 
-class SetupInjector:
-    """Passes a PostScript job through, adding our setup right after its header comments."""
+_PAGE_COMMENT = b"\n%%Page:"
 
-    def __init__(self, options: PrintOptions, caps: Capabilities) -> None:
+
+class SetupInjector:
+    """Passes a PostScript job through, adding our setup right after its header comments;
+    counts the pages by their DSC %%Page: comments."""
+
+    def __init__(self, options: PrintOptions, caps: Capabilities,
+                 on_page: Callable[[], None] | None = None) -> None:
         features = setup_features(options, caps)
         self._setup = f"%%BeginSetup\n{features}%%EndSetup\n".encode("ascii")
         self._head = b""
         self._done = False
+        self._on_page = on_page
+        self._tail = b"\n"  # the last bytes seen: a comment may straddle two chunks
+
+    def _count_pages(self, data: bytes) -> None:
+        if self._on_page is None:
+            return
+        text = self._tail + data
+        for _ in range(text.count(_PAGE_COMMENT)):
+            self._on_page()
+        self._tail = text[-(len(_PAGE_COMMENT) - 1):]
 
     def feed(self, data: bytes) -> Iterator[bytes]:
+        self._count_pages(data)
         if self._done:
             yield data
             return

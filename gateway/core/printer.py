@@ -72,6 +72,7 @@ class Printer:
         self.message = "Ready."
         self.paused = False
         self.stopped_by_device = False
+        self.waiting_to_retry = False  # a failed job waits out its backoff delay
         self.accepting = True
         self.identify_requested = False
         self.state_changed_at = time.time()
@@ -119,6 +120,8 @@ class Printer:
         """Stop the transfer of `job` if it is the one printing (its state is already set)."""
         if self.current_job is job and self._job_scope is not None:
             self._job_scope.cancel()
+        elif self.waiting_to_retry:
+            self.wake()  # the job waiting out its backoff may be this one: settle now
 
     # -- the worker ----------------------------------------------------------------------
 
@@ -155,7 +158,8 @@ class Printer:
                      f" ({status.message})" if status.message else "")
             self.state_changed_at = time.time()
         self.status_reasons, self.device_message = reasons, status.message
-        if self.current_job is None and not self.paused and not self.stopped_by_device:
+        if (self.current_job is None and not self.paused and not self.stopped_by_device
+                and not self.waiting_to_retry):
             self._set_state(PrinterState.IDLE, status.message or "Ready.")
 
     async def _print_jobs(self) -> None:
@@ -163,6 +167,7 @@ class Printer:
         while True:
             job = None if self.paused or self.stopped_by_device else self.system.next_job(self)
             if job is None:
+                self._settle_idle()
                 self._wakeup = trio.Event()
                 await self._wakeup.wait()
                 continue
@@ -170,13 +175,27 @@ class Printer:
             if retry is None:
                 delay_index = 0
                 continue
-            # A retryable failure: wait (interruptibly) before the next attempt.
-            delay = 0.0 if retry is Outcome.RETRY_CURRENT else RETRY_DELAYS[
-                min(delay_index, len(RETRY_DELAYS) - 1)]
+            # A retryable failure: wait (interruptibly) before the next attempt. "Retry now"
+            # is honoured once in a row: a device failing that way every time would spin.
+            immediate = retry is Outcome.RETRY_CURRENT and delay_index == 0
+            delay = 0.0 if immediate else RETRY_DELAYS[min(delay_index, len(RETRY_DELAYS) - 1)]
             delay_index += 1
             self._wakeup = trio.Event()
-            with trio.move_on_after(delay):
-                await self._wakeup.wait()
+            self.waiting_to_retry = True
+            try:
+                with trio.move_on_after(delay):
+                    await self._wakeup.wait()
+            finally:
+                self.waiting_to_retry = False
+
+    def _settle_idle(self) -> None:
+        """No job left to print: reasons from a failed attempt no longer apply (the job they
+        were about was canceled or held while waiting to retry)."""
+        if self.paused or self.stopped_by_device or not (
+                self.device_reasons or self.state is PrinterState.PROCESSING):
+            return
+        self.device_reasons.clear()
+        self._set_state(PrinterState.IDLE, self.device_message or "Ready.")
 
     async def _print(self, job: Job) -> Outcome | None:
         """Print one job; returns the outcome to retry with, or None when the job is done."""
@@ -235,8 +254,7 @@ class Printer:
             job.impressions_completed = job.sheets_completed = max(1, job.impressions_completed)
 
     def _job_done(self, job: Job) -> None:
-        self.device_reasons.discard("connecting-to-device")
-        self.device_reasons.discard("offline-report")
+        self.device_reasons.clear()  # every one came from a failed attempt: the device is back
         if job.state in (JobState.PROCESSING, JobState.PROCESSING_STOPPED):
             job.apply(JobEvent.COMPLETE, "job-completed-successfully", message="Completed.")
             log.info("printer %s: job %d: completed", self.name, job.id)
@@ -263,8 +281,7 @@ class Printer:
             self.device_reasons.add(failure.reason + "-error" if failure.reason else "other-error")
             self._set_state(PrinterState.STOPPED, failure.message)
             return None
-        self.device_reasons.add(failure.reason + "-report" if failure.reason
-                                else "connecting-to-device")
+        self.device_reasons.add(_waiting_reason(failure.reason))
         self._set_state(PrinterState.PROCESSING, f"Waiting for the device: {failure.message}")
         return outcome
 
@@ -274,3 +291,10 @@ class Printer:
                 await transport.abort_job()
             except DriverError as failure:
                 log.warning("printer %s: job %d: abort: %s", self.name, job.id, failure.message)
+
+
+def _waiting_reason(reason: str) -> str:
+    """The printer-state-reasons keyword shown while a job waits to retry after `reason`."""
+    if reason in ("", "connecting-to-device"):
+        return "connecting-to-device"  # as CUPS and PAPPL show it, without a severity suffix
+    return reason + "-report"

@@ -101,15 +101,9 @@ def _check_job_request(call: Call, takes_data: bool) -> tuple[Reply, dict[str, o
     fidelity = _boolean(call, "ipp-attribute-fidelity") or False
     job_group = call.job_group()
     result = check_template(job_group, printer.capabilities)
-    # What the capabilities allow, the conversion for this format may still not honour.
-    for name in planner.unsupported_options(fmt, printer.driver, printer.capabilities,
-                                            options_from_template(result.accepted)):
-        keys = ("media", "media-col") if name == "media" else (name,)
-        for key in keys:
-            if result.accepted.pop(key, None) is not None:
-                original = next((a for a in job_group if a.name == key), None)
-                if original is not None and original not in result.unsupported:
-                    result.unsupported.append(original)
+    for attr in _conversion_unsupported(fmt, printer, result.accepted, job_group):
+        if attr not in result.unsupported:
+            result.unsupported.append(attr)
     if result.unsupported:
         names = ", ".join(a.name for a in result.unsupported)
         if fidelity:
@@ -118,6 +112,41 @@ def _check_job_request(call: Call, takes_data: bool) -> tuple[Reply, dict[str, o
         return Reply(Status.OK_IGNORED_OR_SUBSTITUTED, f"ignored: {names}",
                      result.unsupported), result.accepted
     return Reply(), result.accepted
+
+
+def _conversion_unsupported(fmt: str, printer: Printer, accepted: dict[str, object],
+                            job_group: list[Attribute]) -> list[Attribute]:
+    """What the capabilities allow, the conversion for this format may still not honour:
+    those values leave `accepted`; the attributes come back as the client sent them."""
+    dropped: list[Attribute] = []
+    for name in planner.unsupported_options(fmt, printer.driver, printer.capabilities,
+                                            options_from_template(accepted)):
+        keys = ("media", "media-col") if name == "media" else (name,)
+        for key in keys:
+            if accepted.pop(key, None) is not None:
+                dropped += [a for a in job_group if a.name == key][:1]
+    return dropped
+
+
+def _check_detected_format(call: Call, job: Job, reply: Reply) -> Reply:
+    """A document sent as application/octet-stream is sniffed once spooled: what its real
+    format cannot honour is refused or reported then, as at submit for a typed document."""
+    if not job.format_detected:
+        return reply
+    dropped = _conversion_unsupported(job.format_detected, call.require_printer(),
+                                      job.template, call.job_group())
+    if not dropped:
+        return reply
+    names = ", ".join(a.name for a in dropped)
+    if _boolean(call, "ipp-attribute-fidelity"):
+        job.apply(JobEvent.ABORT, "aborted-by-system",
+                  message=f"{names}: not possible for {job.format_detected}")
+        call.system.job_finished(job)
+        raise IppError(UNSUPPORTED, f"unsupported for {job.format_detected}: {names}", dropped)
+    call.system.save(job)
+    unsupported = [*reply.unsupported, *dropped]
+    return Reply(Status.OK_IGNORED_OR_SUBSTITUTED,
+                 f"ignored: {', '.join(a.name for a in unsupported)}", unsupported)
 
 
 def _new_job(call: Call, template: dict[str, object]) -> Job:
@@ -168,6 +197,7 @@ async def print_job(call: Call) -> Reply:
     reply, template = _check_job_request(call, takes_data=True)
     job = _new_job(call, template)
     await _receive_into(call, job)
+    reply = _check_detected_format(call, job, reply)
     call.system.queue_job(job)
     return _job_reply(call, reply, job)
 

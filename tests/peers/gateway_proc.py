@@ -58,13 +58,21 @@ class GatewayProcess:
 def gateway_argv(
     port: int, spool: Path, output_dir: Path, printer_name: str, extra_args: Sequence[str]
 ) -> list[str]:
+    # A --config names its own printers; --printer would replace them all.
+    printer = [] if "--config" in extra_args and "[[printer]]" in _config_text(extra_args) else [
+        "--printer", f"{printer_name}={output_dir.as_uri()}/"]
     return [
         sys.executable, "-m", "gateway", "run",
         "--listen", f"{LOOPBACK}:{port}",
         "--spool", str(spool),
-        "--printer", f"{printer_name}={output_dir.as_uri()}/",
+        *printer,
         *extra_args,
     ]
+
+
+def _config_text(extra_args: Sequence[str]) -> str:
+    path = Path(extra_args[list(extra_args).index("--config") + 1])
+    return path.read_text()
 
 
 def start_gateway(

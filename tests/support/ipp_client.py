@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import http.client
 import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 from gateway.ipp.enums import GroupTag, Operation, ValueTag
-from gateway.ipp.model import Message
+from gateway.ipp.model import Group, Message, Value
 from gateway.ipp.reader import decode_message
-from gateway.ipp.writer import encode_message, request
+from gateway.ipp.writer import AttributeSpec, encode_message, request
 
 
 def post(port: int, body: bytes, *, path: str = "/ipp/print", timeout: float = 30.0,
@@ -82,3 +85,116 @@ def raw_exchange(port: int, data: bytes, *, timeout: float = 10.0,
         except (TimeoutError, ConnectionResetError):
             pass
         return b"".join(chunks)
+
+
+# -- named printers, streamed documents, state snapshots ---------------------------------------
+# (The helpers above address the default printer at /ipp/print; these take a printer name.)
+
+STREAM_BLOCK = 64 * 1024
+
+
+def printer_path(printer: str | None = None) -> str:
+    return "/ipp/print" if printer is None else f"/ipp/print/{printer}"
+
+
+def ipp_to(port: int, printer: str | None, message: Message, document: bytes = b"",
+           *, timeout: float = 30.0) -> Message:
+    """One request to `printer` (None = the default printer); fails unless HTTP 200."""
+    status, body = post(port, encode_message(message) + document, path=printer_path(printer),
+                        timeout=timeout)
+    assert status == 200, (status, body[:200])
+    response, _ = decode_message(body)
+    return response
+
+
+def _printer_request(port: int, printer: str | None, operation: int, user: str,
+                     attrs: AttributeSpec) -> Message:
+    uri = f"ipp://127.0.0.1:{port}{printer_path(printer)}"
+    return request(operation, printer_uri=uri, user=user, attrs=attrs)
+
+
+def _file_blocks(head: bytes, path: Path) -> Iterator[bytes]:
+    yield head
+    with open(path, "rb") as source:
+        while block := source.read(STREAM_BLOCK):
+            yield block
+
+
+def submit(port: int, document: bytes | Path, *, printer: str | None = None,
+           name: str = "test", user: str = "test", fmt: str = "application/octet-stream",
+           timeout: float = 120.0) -> int:
+    """Print-Job; a Path is streamed from disk (with its Content-Length), never read whole."""
+    head = encode_message(_printer_request(port, printer, Operation.PRINT_JOB, user, {
+        "job-name": (ValueTag.NAME, name), "document-format": (ValueTag.MIME_MEDIA_TYPE, fmt)}))
+    if isinstance(document, bytes):
+        body: bytes | Iterator[bytes] = head + document
+        length = len(head) + len(document)
+    else:
+        body, length = _file_blocks(head, document), len(head) + document.stat().st_size
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request("POST", printer_path(printer), body=body, headers={
+            "Content-Type": "application/ipp", "Content-Length": str(length)})
+        response = connection.getresponse()
+        status, reply = response.status, response.read()
+    finally:
+        connection.close()
+    assert status == 200, (status, reply[:200])
+    decoded, _ = decode_message(reply)
+    assert decoded.code == 0, decoded
+    return _job_id(decoded)
+
+
+def _job_id(response: Message) -> int:
+    group = response.group(GroupTag.JOB)
+    assert group is not None, response
+    job_id = group.get("job-id")
+    assert job_id is not None and isinstance(job_id.value, int)
+    return job_id.value
+
+
+@dataclass(frozen=True)
+class StateSnapshot:
+    """A printer's or a job's state enum, state-reasons keywords and state-message."""
+
+    state: int
+    reasons: tuple[str, ...]
+    message: str
+
+
+def _snapshot(group: Group | None, prefix: str) -> StateSnapshot:
+    assert group is not None
+    state, reasons, message = (group.get(f"{prefix}-state{suffix}")
+                               for suffix in ("", "-reasons", "-message"))
+    assert state is not None and isinstance(state.value, int)
+    return StateSnapshot(state.value, tuple(str(v) for v in reasons.plain) if reasons else (),
+                         str(message.value) if message is not None else "")
+
+
+def printer_status(port: int, printer: str | None = None, *, timeout: float = 30.0
+                   ) -> StateSnapshot:
+    """Get-Printer-Attributes for printer-state, -reasons and -message."""
+    wanted: list[Value] = ["printer-state", "printer-state-reasons", "printer-state-message"]
+    response = ipp_to(port, printer, _printer_request(
+        port, printer, Operation.GET_PRINTER_ATTRIBUTES, "test",
+        {"requested-attributes": (ValueTag.KEYWORD, wanted)}), timeout=timeout)
+    assert response.code == 0, response
+    return _snapshot(response.group(GroupTag.PRINTER), "printer")
+
+
+def job_status(port: int, job_id: int, printer: str | None = None) -> StateSnapshot:
+    """Get-Job-Attributes for job-state, -reasons and -message."""
+    wanted: list[Value] = ["job-state", "job-state-reasons", "job-state-message"]
+    response = ipp_to(port, printer, _printer_request(
+        port, printer, Operation.GET_JOB_ATTRIBUTES, "test",
+        {"job-id": (ValueTag.INTEGER, job_id), "requested-attributes": (ValueTag.KEYWORD,
+                                                                        wanted)}))
+    assert response.code == 0, response
+    return _snapshot(response.group(GroupTag.JOB), "job")
+
+
+def cancel(port: int, job_id: int, printer: str | None = None, user: str = "test") -> int:
+    """Cancel-Job; returns the IPP status code."""
+    response = ipp_to(port, printer, _printer_request(
+        port, printer, Operation.CANCEL_JOB, user, {"job-id": (ValueTag.INTEGER, job_id)}))
+    return response.code

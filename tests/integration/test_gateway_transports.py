@@ -1,0 +1,242 @@
+"""Issue 3 at the gateway level: IPP Print-Job to a real BSD lpd and to p910nd, the remote
+queue state in Get-Printer-Attributes, flat memory for a 200 MB job, and the device tools.
+
+One gateway serves three printers (lpd, lpd with long queue state, socket) for the module.
+Faults and Cancel-Job are in test_gateway_transport_faults.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import trio
+
+from drivers.testing import payload
+from drivers.transports.lpd_protocol import job_number
+from gateway.ipp.enums import JobState, PrinterState
+from tests.peers.gateway_proc import GatewayProcess
+from tests.peers_transport.bigjob import big_file
+from tests.peers_transport.bsd_lpd import LPD, BsdLpd
+from tests.peers_transport.fake_socket import FakeSocketPeer
+from tests.peers_transport.gateway_printers import (
+    PrinterEntry,
+    start_configured_gateway,
+    vm_rss,
+    wait_job,
+    wait_printer,
+)
+from tests.peers_transport.p910nd import P910ND, P910nd
+from tests.support.ipp_client import StateSnapshot, submit
+
+pytestmark = pytest.mark.peers
+
+REPO = Path(__file__).resolve().parents[2]
+STATUS_INTERVAL = 0.5
+SIZES = [pytest.param(1000, id="1KB"), pytest.param(10 * 1024 * 1024, id="10MB")]
+MB = 1024 * 1024
+
+
+def completed(snapshot: StateSnapshot) -> bool:
+    return snapshot.state == JobState.COMPLETED
+
+
+@pytest.fixture(scope="module")
+def lpd() -> Iterator[BsdLpd]:
+    if not os.path.exists(LPD) or not shutil.which("unshare") or os.geteuid() != 0:
+        pytest.skip("needs BSD lpd (package lpr), unshare and root (private mount namespace)")
+    server = BsdLpd()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def p910nd() -> Iterator[P910nd]:
+    if not os.path.exists(P910ND):
+        pytest.skip("needs p910nd (Debian package p910nd)")
+    server = P910nd(hash_only=True)  # the sink keeps size and sha256 of every connection
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def gateway(lpd: BsdLpd, p910nd: P910nd,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    printers = [
+        PrinterEntry("lpd", lpd.uri, STATUS_INTERVAL),
+        PrinterEntry("lpdlong", lpd.uri + "?status=long", STATUS_INTERVAL),
+        PrinterEntry("socket", p910nd.uri),
+    ]
+    process = start_configured_gateway(tmp_path_factory.mktemp("gateway"), printers)
+    try:
+        yield process
+    finally:
+        process.stop()
+        assert process.proc.returncode == 0, process.log.read_text()[-2000:]
+
+
+# -- lpd:// to BSD lpd -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_lpd_job_arrives_byte_identical_naming_user_and_job(
+    gateway: GatewayProcess, lpd: BsdLpd, size: int
+) -> None:
+    data = payload(size, size)
+    title = f"Quarterly report {size}"
+    job_id = submit(gateway.port, data, printer="lpd", name=title, user="alice")
+    # The control file lands before the data file is complete: wait for the job's end first.
+    wait_job(gateway.port, job_id, "lpd", completed, timeout=30, what="completed job")
+    received = lpd.wait_job(job_number(job_id))
+    lines = received.control_lines()
+    assert {"Palice", f"J{title}", f"N{title}"} <= set(lines), lines
+    assert [line[0] for line in lines if line[:1].islower()] == ["l"]
+    assert [hashlib.sha256(p.read_bytes()).hexdigest() for p in received.data_files] == [
+        hashlib.sha256(data).hexdigest()]
+
+
+def _queue_count(snapshot: StateSnapshot) -> int | None:
+    found = re.search(r"(\d+) jobs? in the remote queue", snapshot.message)
+    return int(found.group(1)) if found else None
+
+
+def test_lpd_queue_state_shows_in_printer_attributes(
+    gateway: GatewayProcess, lpd: BsdLpd
+) -> None:
+    job_id = submit(gateway.port, b"%!PS\nshowpage\n", printer="lpd", user="carol")
+    wait_job(gateway.port, job_id, "lpd", completed, timeout=10, what="completed job")
+    queued = len(list(lpd.spool.glob("cfA*")))  # nothing prints: every job stays queued
+    assert queued >= 1
+    for printer in ("lpd", "lpdlong"):  # send-queue-state short and long
+        started = time.monotonic()
+        seen = wait_printer(gateway.port, printer, lambda s: _queue_count(s) == queued,
+                            timeout=3 * STATUS_INTERVAL + 1, what=f"{queued} jobs in {printer}")
+        print(f"{printer}: queue of {queued} shown after {time.monotonic() - started:.2f} s")
+        assert seen.state == PrinterState.IDLE and seen.reasons == ("none",)
+    lpd.set_queueing(False)
+    try:
+        started = time.monotonic()
+        off = wait_printer(gateway.port, "lpd", lambda s: "other-warning" in s.reasons,
+                           timeout=3 * STATUS_INTERVAL + 1, what="queue-off warning")
+        print(f"lpd: disabled queue shown after {time.monotonic() - started:.2f} s")
+        assert "queue is turned off" in off.message
+    finally:
+        lpd.set_queueing(True)
+    wait_printer(gateway.port, "lpd", lambda s: s.reasons == ("none",),
+                 timeout=3 * STATUS_INTERVAL + 1, what="warning cleared")
+
+
+# -- socket:// to p910nd -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_socket_job_arrives_byte_identical(
+    gateway: GatewayProcess, p910nd: P910nd, size: int
+) -> None:
+    index = len(p910nd.records()) + 1
+    data = payload(size, size + 1)
+    job_id = submit(gateway.port, data, printer="socket", name="plot", user="bob")
+    wait_job(gateway.port, job_id, "socket", completed, timeout=30, what="completed job")
+    record = p910nd.wait_record(index)
+    assert (record.size, record.sha256) == (size, hashlib.sha256(data).hexdigest())
+    assert len(p910nd.records()) == index  # one connection, one copy
+
+
+class RssSampler:
+    """Peak VmRSS of a process, sampled every few milliseconds in a thread."""
+
+    def __init__(self, pid: int, interval: float = 0.01) -> None:
+        self.pid, self.interval = pid, interval
+        self.start = self.peak = vm_rss(pid)
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, vm_rss(self.pid))
+            self.samples += 1
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, vm_rss(self.pid))
+
+
+def test_200mb_job_through_the_gateway_keeps_memory_flat(
+    gateway: GatewayProcess, p910nd: P910nd
+) -> None:
+    path, digest = big_file()
+    warm_up = submit(gateway.port, b"warm-up", printer="socket")  # every code path loaded
+    wait_job(gateway.port, warm_up, "socket", completed, timeout=10, what="warm-up job")
+    index = len(p910nd.records()) + 1
+    started = time.monotonic()
+    with RssSampler(gateway.pid) as rss:
+        job_id = submit(gateway.port, path, printer="socket", name="big", user="dora")
+        wait_job(gateway.port, job_id, "socket", completed, timeout=90, what="200 MB job")
+    record = p910nd.wait_record(index, timeout=30)
+    print(f"200 MB through the gateway in {time.monotonic() - started:.1f} s; RSS "
+          f"{rss.start / MB:.1f} -> peak {rss.peak / MB:.1f} MB ({rss.samples} samples)")
+    assert (record.size, record.sha256) == (path.stat().st_size, digest)
+    assert rss.samples > 10
+    assert rss.peak - rss.start < 10 * MB
+
+
+# -- the device tools --------------------------------------------------------------------------
+
+
+def ipp_gateway_argv(*args: str) -> list[str]:
+    script = Path(sys.executable).parent / "ipp-gateway"
+    return [str(script), *args] if script.exists() else [sys.executable, "-m", "gateway", *args]
+
+
+@pytest.fixture
+async def socket_peer() -> AsyncIterator[FakeSocketPeer]:
+    peer = FakeSocketPeer()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(peer.serve)
+        yield peer
+        nursery.cancel_scope.cancel()
+
+
+async def test_ipp_gateway_probe_and_devices(socket_peer: FakeSocketPeer, lpd: BsdLpd) -> None:
+    async def run(*args: str) -> subprocess.CompletedProcess[bytes]:
+        with trio.fail_after(30):
+            return await trio.run_process(ipp_gateway_argv(*args), cwd=REPO, check=False,
+                                          capture_stdout=True, capture_stderr=True)
+
+    probed = await run("probe", socket_peer.uri)
+    out = probed.stdout.decode()
+    assert probed.returncode == 0, probed.stderr.decode()
+    assert f"device:     {socket_peer.uri}" in out and "reachable:  yes" in out
+    assert "accepts connections" in out
+    assert [bytes(c.data) for c in socket_peer.connections] == [b""]  # connected, sent nothing
+    probed = await run("probe", lpd.uri + "?status=long")
+    assert probed.returncode == 0 and "reachable:  yes" in probed.stdout.decode()
+    assert re.search(r"status:     (\d+ jobs? in the remote queue|Remote queue empty\.)",
+                     probed.stdout.decode())
+    listed = await run("devices")
+    assert listed.returncode == 0, listed.stderr.decode()
+    lines = listed.stdout.decode().splitlines()
+    assert lines == ["no USB printers or serial ports found"] or all(
+        re.match(r"(usb|usblp|serial) +\S+:", line) or line.startswith("        ")
+        for line in lines)
