@@ -198,17 +198,12 @@ def _framed(band: bytes, i: int, width: int, left: int, size: int, white: bytes)
     return (line + white[len(line) :])[: len(white)], 1
 
 
-class ImageToRaster:
-    """Converter: a JPEG/PNG document to a raster printer language through `sink`."""
+class SpooledImageConverter:
+    """An image is decoded whole, so it is spooled first (or read from the spool file) and
+    printed at `finish`; subclasses say how in `_print`."""
 
-    def __init__(
-        self, sink: RasterSink, options: PrintOptions, caps: Capabilities, on_page: PageCallback,
-        input_path: Path | None = None,
-    ) -> None:
-        self.options, self.caps = options, caps
-        self._renderer = RasterRenderer(sink, on_page)
+    def __init__(self, input_path: Path | None) -> None:
         self._spool = ImageSpool(input_path)
-        self._gray = PixelFormat.SRGB_8 not in sink.accepts or not options.in_color(caps)
 
     def feed(self, data: bytes) -> Iterator[bytes]:
         self._spool.feed(data)
@@ -220,6 +215,22 @@ class ImageToRaster:
                 yield from self._print(image)
         finally:
             self._spool.close()
+
+    def _print(self, image: Image.Image) -> Iterator[bytes]:
+        raise NotImplementedError
+
+
+class ImageToRaster(SpooledImageConverter):
+    """Converter: a JPEG/PNG document to a raster printer language through `sink`."""
+
+    def __init__(
+        self, sink: RasterSink, options: PrintOptions, caps: Capabilities, on_page: PageCallback,
+        input_path: Path | None = None,
+    ) -> None:
+        super().__init__(input_path)
+        self.options, self.caps = options, caps
+        self._renderer = RasterRenderer(sink, on_page)
+        self._gray = PixelFormat.SRGB_8 not in sink.accepts or not options.in_color(caps)
 
     def _print(self, image: Image.Image) -> Iterator[bytes]:
         media = self.options.media_size(self.caps)

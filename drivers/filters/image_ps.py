@@ -16,6 +16,7 @@ from PIL import Image
 from drivers.filters.image import (
     ImageSpool,
     Placement,
+    SpooledImageConverter,
     decode,
     image_dpi,
     margins_points,
@@ -61,26 +62,15 @@ def _verify(spool: ImageSpool, size: tuple[int, int]) -> None:
         decode(check, (max(1, size[0] // 8), max(1, size[1] // 8)), check.mode == "L")
 
 
-class ImageToPostScript:
+class ImageToPostScript(SpooledImageConverter):
     """Converter: a JPEG/PNG document to a one-page PostScript job."""
 
     def __init__(
         self, job: PsJob, on_page: PageCallback, input_path: Path | None = None
     ) -> None:
+        super().__init__(input_path)
         self.job = job
         self._on_page = on_page
-        self._spool = ImageSpool(input_path)
-
-    def feed(self, data: bytes) -> Iterator[bytes]:
-        self._spool.feed(data)
-        return iter(())
-
-    def finish(self) -> Iterator[bytes]:
-        try:
-            with open_image(self._spool.open()) as image:
-                yield from self._print(image)
-        finally:
-            self._spool.close()
 
     def _print(self, image: Image.Image) -> Iterator[bytes]:
         options, caps = self.job.options, self.job.caps

@@ -111,14 +111,15 @@ def _overstrike(raw: str) -> str:
     return line
 
 
-class TextToPostScript:
-    """Converter: text/plain to a PostScript job in Courier."""
+class _PaginatedText:
+    """Text to pages: the paginator, the page selection and the job's start and end; a
+    language only says how its header, each page and its trailer look."""
 
-    def __init__(self, job: PsJob, on_page: PageCallback) -> None:
-        self.job = job
-        self._on_page = on_page
-        self._layout = layout(job.options, job.caps)
+    def __init__(self, options: PrintOptions, caps: Capabilities, on_page: PageCallback) -> None:
+        self._options = options
+        self._layout = layout(options, caps)
         self._paginator = TextPaginator(self._layout.columns, self._layout.lines)
+        self._on_page = on_page
         self._started = False
 
     def feed(self, data: bytes) -> Iterator[bytes]:
@@ -129,21 +130,48 @@ class TextToPostScript:
         for page in self._paginator.finish():
             yield from self._page(page)
         yield from self._start()
-        yield self.job.trailer()
+        yield self._trailer()
 
     def _start(self) -> Iterator[bytes]:
         if not self._started:
             self._started = True
-            yield self.job.header() + (
-                b"/GwFont /Courier findfont dup length dict begin { 1 index /FID ne { def } "
-                b"{ pop pop } ifelse } forall /Encoding ISOLatin1Encoding def currentdict end "
-                b"definefont pop\n"
-            )
+            yield self._header()
 
     def _page(self, lines: list[str]) -> Iterator[bytes]:
-        if not self.job.options.wants_page(self._paginator.pages):
+        if not self._options.wants_page(self._paginator.pages):
             return
         yield from self._start()
+        yield self._render(lines)
+        self._on_page()
+
+    def _header(self) -> bytes:
+        raise NotImplementedError
+
+    def _render(self, lines: list[str]) -> bytes:
+        raise NotImplementedError
+
+    def _trailer(self) -> bytes:
+        raise NotImplementedError
+
+
+class TextToPostScript(_PaginatedText):
+    """Converter: text/plain to a PostScript job in Courier."""
+
+    def __init__(self, job: PsJob, on_page: PageCallback) -> None:
+        super().__init__(job.options, job.caps, on_page)
+        self.job = job
+
+    def _header(self) -> bytes:
+        return self.job.header() + (
+            b"/GwFont /Courier findfont dup length dict begin { 1 index /FID ne { def } "
+            b"{ pop pop } ifelse } forall /Encoding ISOLatin1Encoding def currentdict end "
+            b"definefont pop\n"
+        )
+
+    def _trailer(self) -> bytes:
+        return self.job.trailer()
+
+    def _render(self, lines: list[str]) -> bytes:
         media = self.job.options.media_size(self.job.caps)
         out = [self.job.page_start(media.width_points, media.height_points).decode("ascii")]
         geometry = self._layout
@@ -155,42 +183,24 @@ class TextToPostScript:
             if line.strip():
                 out.append(f"{geometry.left:.2f} {y:.2f} moveto {ps_string(line)} show\n")
             y -= LINE_HEIGHT
-        yield "".join(out).encode("latin-1", "replace") + self.job.page_end()
-        self._on_page()
+        return "".join(out).encode("latin-1", "replace") + self.job.page_end()
 
 
-class TextToPcl:
+class TextToPcl(_PaginatedText):
     """Converter: text/plain to PCL 5 text in the printer's own fixed-pitch font."""
 
     def __init__(self, options: PrintOptions, caps: Capabilities, on_page: PageCallback) -> None:
-        self._options = options
-        self._layout = layout(options, caps)
+        super().__init__(options, caps, on_page)
         self._writer = PclTextWriter(options, caps, self._layout.landscape)
         # PCL's logical page starts 1/4 inch in and its top margin counts in lines.
         self._left_columns = max(0, round((self._layout.left - 18) / CHAR_WIDTH))
         self._top_lines = max(1, round(self._layout.top / LINE_HEIGHT))
-        self._paginator = TextPaginator(self._layout.columns, self._layout.lines)
-        self._on_page = on_page
-        self._started = False
 
-    def feed(self, data: bytes) -> Iterator[bytes]:
-        for page in self._paginator.feed(data):
-            yield from self._page(page)
+    def _header(self) -> bytes:
+        return self._writer.start_job(self._left_columns, self._top_lines)
 
-    def finish(self) -> Iterator[bytes]:
-        for page in self._paginator.finish():
-            yield from self._page(page)
-        yield from self._start()
-        yield self._writer.end_job()
+    def _render(self, lines: list[str]) -> bytes:
+        return self._writer.page(lines)
 
-    def _start(self) -> Iterator[bytes]:
-        if not self._started:
-            self._started = True
-            yield self._writer.start_job(self._left_columns, self._top_lines)
-
-    def _page(self, lines: list[str]) -> Iterator[bytes]:
-        if not self._options.wants_page(self._paginator.pages):
-            return
-        yield from self._start()
-        yield self._writer.page(lines)
-        self._on_page()
+    def _trailer(self) -> bytes:
+        return self._writer.end_job()
