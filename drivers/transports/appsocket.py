@@ -88,6 +88,7 @@ class AppSocketTransport(Transport):
         self._parser = pjl.PjlReplyParser()
         self._last_status: pjl.PjlStatus | None = None
         self._statuses_seen = 0
+        self._wait = tcp.WaitWatch()
 
     @property
     def _back_channel(self) -> bool:
@@ -133,8 +134,9 @@ class AppSocketTransport(Transport):
                 await stream.send_eof()
             except trio.BrokenResourceError as exc:
                 raise tcp.lost(what, exc) from exc
-            await tcp.wait_acknowledged(stream, slack=1, timeout=self.settings.timeout,
-                                        what=what)
+            with self._wait.waiting_for("the printer to take the end of the job"):
+                await tcp.wait_acknowledged(stream, slack=1, timeout=self.settings.timeout,
+                                            what=what)
             await self._wait_for_eof(stream)
             log.info("%s: job %d delivered", self._label, job.job_id)
         finally:
@@ -156,7 +158,8 @@ class AppSocketTransport(Transport):
 
     async def _send(self, stream: trio.SocketStream, data: bytes | bytearray | memoryview) -> None:
         try:
-            with trio.fail_after(self.settings.timeout):
+            with self._wait.waiting_for("the printer to take data"), \
+                    trio.fail_after(self.settings.timeout):
                 await stream.send_all(data)
         except trio.TooSlowError:
             raise tcp.timed_out(f"{self._label}: sending", self.settings.timeout) from None
@@ -208,10 +211,12 @@ class AppSocketTransport(Transport):
         """PJL status when `status=pjl`: the back channel's latest while a job runs, else a query.
 
         Without `status=pjl` the protocol has no status (connecting would count as a job on
-        many devices): None.
+        many devices): None between jobs, and during one, whether the printer takes data.
         """
         if not self._back_channel:
-            return None
+            if self._stream is None:
+                return None
+            return DeviceStatus(message=self._wait.describe(self._label))
         if self._stream is None:
             await self._ask_status()
         status = self._last_status

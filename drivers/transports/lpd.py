@@ -116,6 +116,7 @@ class LpdTransport(Transport):
         self._dialogue: ReceiveJob | None = None
         self._spool: IO[bytes] | None = None
         self._dirty = False  # a send was cut short: the server is mid-message, no subcommand now
+        self._wait = tcp.WaitWatch()
 
     # -- the job -------------------------------------------------------------------------
 
@@ -241,7 +242,7 @@ class LpdTransport(Transport):
         assert self._stream is not None
         step = dialogue.awaiting.value if dialogue.awaiting else "acknowledgment"
         try:
-            with trio.fail_after(self.settings.timeout):
+            with self._wait.waiting_for(f"the {step} ack"), trio.fail_after(self.settings.timeout):
                 return await self._stream.receive_some(1)
         except trio.TooSlowError:
             # Silent after everything: printed, if the server's host acknowledged every byte.
@@ -270,7 +271,8 @@ class LpdTransport(Transport):
         assert self._stream is not None
         self._dirty = True
         try:
-            with trio.fail_after(self.settings.timeout):
+            with self._wait.waiting_for(f"the server to take the {what}"), \
+                    trio.fail_after(self.settings.timeout):
                 await self._stream.send_all(data)
         except trio.TooSlowError:
             label = f"{self._label}: sending the {what}"
@@ -303,8 +305,14 @@ class LpdTransport(Transport):
     # -- status --------------------------------------------------------------------------
 
     async def query_status(self) -> DeviceStatus | None:
-        """The remote queue, by send-queue-state (short or long): reachable, jobs, warnings."""
+        """The remote queue, by send-queue-state (short or long): reachable, jobs, warnings.
+
+        While this transport carries a job it opens no second connection (many printers' own
+        LPD servers take one at a time): it tells what the job is waiting on instead.
+        """
         s = self.settings
+        if self._job is not None:
+            return self._job_status()
         if s.status == "off":
             return None
         command = queue_state_command(s.queue, long=s.status == "long")
@@ -323,3 +331,8 @@ class LpdTransport(Transport):
             await trio.aclose_forcefully(stream)
         state = parse_queue_state(reply.decode("utf-8", "replace"))
         return DeviceStatus(state.reasons, state.message, online=True)
+
+    def _job_status(self) -> DeviceStatus:
+        if self._stream is None:
+            return DeviceStatus(message=f"{self._label}: spooling the job to learn its length")
+        return DeviceStatus(message=self._wait.describe(self._label))

@@ -35,6 +35,9 @@ log = logging.getLogger("drivers.serialport")
 CHUNK = 64 * 1024
 _POLL = 0.02  # seconds between looks at a handshake line or the output queue
 _BUSY_AFTER = 1.0  # seconds without progress before the status says the printer is busy
+# ... and before it says offline: a printer that is only busy holds XOFF for a few seconds
+# at a time all through a long job, and clients should not see it flicker offline.
+_OFFLINE_AFTER = 10.0
 _PARITIES = {"none": "N", "even": "E", "odd": "O", "mark": "M", "space": "S"}
 _STOP_BITS = {"1": 1.0, "1.5": 1.5, "2": 2.0}
 
@@ -211,7 +214,8 @@ class SerialTransport(Transport):
         if line_low or waiting > _BUSY_AFTER:
             why = f"{line_low} low" if line_low else "flow control"
             message = f"{self._label}: printer busy ({why}) for {waiting:.0f} s"
-            return DeviceStatus(frozenset({"offline-report"}), message)
+            reasons = frozenset({"offline-report"}) if waiting > _OFFLINE_AFTER else frozenset()
+            return DeviceStatus(reasons, message)
         return DeviceStatus(message=f"{self._label}: printing")
 
     def _handshake_low(self, port: Any) -> str:

@@ -7,6 +7,7 @@ stalling, as CUPS's lpd backend does when its ports run out.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import logging
@@ -15,7 +16,7 @@ import random
 import socket
 import struct
 import termios
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import trio
 
@@ -175,3 +176,28 @@ def seconds_option(uri: DeviceUri, key: str, default: float) -> float:
 def bad_uri(exc: UriError) -> TransportError:
     """A device URI the transport cannot use: the printer stops until its admin fixes it."""
     return TransportError(str(exc), Outcome.STOP_PRINTER, reason="other")
+
+
+class WaitWatch:
+    """What a job is waiting on and since when, for status reports while it runs."""
+
+    SLOW_AFTER = 1.0  # seconds of waiting before a report mentions it
+
+    def __init__(self) -> None:
+        self._waiting: tuple[str, float] | None = None
+
+    @contextlib.contextmanager
+    def waiting_for(self, what: str) -> Iterator[None]:
+        self._waiting = (what, trio.current_time())
+        try:
+            yield
+        finally:
+            self._waiting = None
+
+    def describe(self, label: str) -> str:
+        """'LABEL: sending the job', or how long it has waited, and on what."""
+        waiting = self._waiting
+        seconds = trio.current_time() - waiting[1] if waiting else 0.0
+        if waiting is None or seconds < self.SLOW_AFTER:
+            return f"{label}: sending the job"
+        return f"{label}: waiting {seconds:.0f} s for {waiting[0]}"

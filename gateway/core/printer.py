@@ -7,6 +7,7 @@ transport only has to say what a failure means, never what to do about it.
 from __future__ import annotations
 
 import logging
+import math
 import socket
 import time
 from collections.abc import Callable
@@ -33,6 +34,7 @@ log = logging.getLogger("gateway.printer")
 RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 ABORT_GRACE = 5.0
 STATUS_TIMEOUT = 10.0
+JOB_STATUS_INTERVAL = 1.0  # seconds between status looks through a job's transport
 
 
 def capabilities_for(driver: Driver, config: PrinterConfig) -> Capabilities:
@@ -79,6 +81,8 @@ class Printer:
         self.config_changed_at = time.time()
         self.current_job: Job | None = None
         self._job_scope: trio.CancelScope | None = None
+        self._job_transport: Transport | None = None  # the transport carrying the current job
+        self._status_from_job = False  # status_reasons came from the job's transport
         self._wakeup = trio.Event()
         self.on_progress: Callable[[Job], None] = lambda job: None
 
@@ -127,38 +131,56 @@ class Printer:
 
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
-            if self.config.status_interval > 0:
-                nursery.start_soon(self._poll_status)
+            nursery.start_soon(self._poll_status)
             await self._print_jobs()
 
     async def _poll_status(self) -> None:
-        """Ask the device how it is, between jobs (during a job its transport is busy)."""
+        """Between jobs, ask the device every `status_interval` seconds (0 = never). During a
+        job, ask the job's own transport every second instead: it knows whether the device is
+        taking data (serial flow control, USB port status, LPD acknowledgments, the PJL back
+        channel) without a second connection that a single-connection device would refuse."""
+        last_idle_query = -math.inf
         while True:
-            if self.current_job is None:
+            transport = self._job_transport
+            if transport is not None:
+                await self.refresh_status(transport)
+            elif (self.config.status_interval > 0 and self.current_job is None
+                    and trio.current_time() - last_idle_query >= self.config.status_interval):
+                last_idle_query = trio.current_time()
                 await self.refresh_status()
-            await trio.sleep(self.config.status_interval)
+            idle_interval = self.config.status_interval or JOB_STATUS_INTERVAL
+            await trio.sleep(min(JOB_STATUS_INTERVAL, idle_interval))
 
-    async def refresh_status(self) -> None:
+    async def refresh_status(self, job_transport: Transport | None = None) -> None:
+        """Query the device (through `job_transport` while that carries a job) and publish
+        what it says as printer-state-reasons and printer-state-message."""
         status: DeviceStatus | None = None
         with trio.move_on_after(STATUS_TIMEOUT) as scope:
             try:
-                status = await open_transport(self.device_uri).query_status()
+                status = await (job_transport or open_transport(self.device_uri)).query_status()
             except DriverError as failure:
                 status = DeviceStatus(frozenset({failure.reason or "offline"}), failure.message,
                                       online=False)
         if scope.cancelled_caught:
             status = DeviceStatus(frozenset({"offline"}), "The device did not answer.", False)
-        if status is None:
-            return
+        if status is None or (job_transport is not None
+                              and job_transport is not self._job_transport):
+            return  # nothing to tell, or the job ended while we asked: the answer is stale
         reasons = frozenset(r if r.endswith(("-report", "-warning", "-error")) else r + "-report"
                             for r in status.reasons if r != "none")
         if reasons != self.status_reasons or status.message != self.device_message:
-            log.info("printer %s: device status: %s%s", self.name,
+            job = f"job {self.current_job.id}: " if self.current_job is not None else ""
+            log.info("printer %s: %sdevice status: %s%s", self.name, job,
                      ", ".join(sorted(reasons)) or "none",
                      f" ({status.message})" if status.message else "")
             self.state_changed_at = time.time()
         self.status_reasons, self.device_message = reasons, status.message
-        if (self.current_job is None and not self.paused and not self.stopped_by_device
+        self._status_from_job = job_transport is not None
+        if job_transport is not None and self.current_job is not None:
+            printing = f"Printing job {self.current_job.id}."
+            self._set_state(PrinterState.PROCESSING,
+                            f"{printing} {status.message}" if status.message else printing)
+        elif (self.current_job is None and not self.paused and not self.stopped_by_device
                 and not self.waiting_to_retry):
             self._set_state(PrinterState.IDLE, status.message or "Ready.")
 
@@ -211,7 +233,7 @@ class Printer:
         try:
             with trio.CancelScope() as scope:
                 self._job_scope = scope
-                transport = open_transport(self.device_uri)
+                transport = self._job_transport = open_transport(self.device_uri)
                 await self._send_document(job, transport)
                 transport = None  # end_job returned: the device holds every byte
                 self._job_done(job)
@@ -223,6 +245,8 @@ class Printer:
         finally:
             self._job_scope = None
             self.current_job = None
+            self._job_transport = None
+            self._forget_job_status()
             if transport is not None:
                 await self._abort_quietly(job, transport)
             self.system.job_finished(job)
@@ -252,6 +276,13 @@ class Printer:
         await transport.end_job()
         if raw:  # pass-through cannot count pages: say at least one was printed
             job.impressions_completed = job.sheets_completed = max(1, job.impressions_completed)
+
+    def _forget_job_status(self) -> None:
+        """What the job's transport said was about that job (a stalled transfer, say); the
+        next status query between jobs says how the device is now."""
+        if self._status_from_job:
+            self.status_reasons, self.device_message = frozenset(), ""
+            self._status_from_job = False
 
     def _job_done(self, job: Job) -> None:
         self.device_reasons.clear()  # every one came from a failed attempt: the device is back

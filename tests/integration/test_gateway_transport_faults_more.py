@@ -106,8 +106,12 @@ async def test_slow_lpd_acks_print_once_while_the_gateway_answers(
         assert attempts(gateway, job_id) == 1
         idle = await idle_printer(gateway)
         assert (idle.state, idle.reasons) == (PrinterState.IDLE, ("none",)), idle
+    waits = sorted({s.message for s in watch.snapshots if "waiting" in s.message})
     print(f"slow lpd ({ACK_DELAY:g} s per ack): job completed {took:.1f} s after Print-Job; "
-          f"{watch.summary()}")
+          f"{watch.summary()}; {waits}")
+    # While the job waited, the printer said on what (its own transport, no second connection).
+    assert any(message.startswith(f"Printing job {job_id}.") and " ack" in message
+               for message in waits), waits
     [delivered] = slow_lpd.jobs
     assert delivered.complete and not delivered.aborted and bytes(delivered.data) == data
     assert delivered.acks == 5  # receive-job, 2 x (subcommand, file): every one was slow
@@ -151,6 +155,10 @@ async def test_serial_xoff_holds_the_job_then_xon_delivers_it_once(
             assert (await job_now(gateway, job_id)).state == JobState.PROCESSING
             await trio.sleep(0.1)
         held = pty_printer.total
+        # The printer said why it waited: busy, from the job's own serial port (not offline:
+        # that takes 10 s of XOFF, as a busy printer holds it for seconds at a time).
+        busy = [s for s in watch.snapshots if "printer busy (flow control)" in s.message]
+        assert busy and all(s.reasons == ("none",) for s in busy), watch.snapshots[-1]
         assert held < len(data)  # the printer said stop, and the gateway stopped
         pty_printer.xon()
         await until_job(gateway, job_id, JobState.COMPLETED, timeout=30)

@@ -10,6 +10,7 @@ import trio
 from drivers.errors import Outcome, TransportError
 from drivers.testing import FailureCase, check_transport, payload, send_job
 from drivers.transport import JobInfo, Transport, open_transport
+from drivers.transports import serialport
 from tests.peers_transport.bigjob import big_file, send_file, watch_rss
 from tests.peers_transport.serial_pty import PtyPrinter
 
@@ -50,7 +51,10 @@ async def test_other_flow_settings_deliver(printer: PtyPrinter, flow: str) -> No
     assert await printer.take() == data
 
 
-async def test_xoff_held_printer_is_waited_for_then_finishes(printer: PtyPrinter) -> None:
+async def test_xoff_held_printer_is_waited_for_then_finishes(
+    printer: PtyPrinter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(serialport, "_OFFLINE_AFTER", 2.0)  # 10 s in service
     data = payload(200_000, 4)
     transport = open_transport(printer.uri("soft"))
     printer.xoff()
@@ -58,6 +62,10 @@ async def test_xoff_held_printer_is_waited_for_then_finishes(printer: PtyPrinter
     async with trio.open_nursery() as nursery:
         nursery.start_soon(send_job, transport, JobInfo(job_id=2), data)
         await trio.sleep(1.2)
+        busy = await transport.query_status()
+        assert busy is not None and "flow control" in busy.message
+        assert "offline-report" not in busy.reasons  # busy for a second is not offline
+        await trio.sleep(1.3)
         status = await transport.query_status()
         assert status is not None and "offline-report" in status.reasons
         assert "flow control" in status.message
