@@ -8,8 +8,10 @@ MB/s = job size / (last byte at the peer, or the sender's end if later, minus th
 Time to first byte = first job byte at the peer minus the start: the sink's own timestamp for
 p910nd, a 0.25 ms watch (another process) on lpd's spool directory for LPD (lpd writes the
 data file as it reads).
-Ours runs inside one Trio loop, fed like the gateway's pipeline (a reader task, a channel two
-chunks deep), at two read sizes; CUPS's backends are separate processes, as cupsd runs them.
+Ours runs inside one Trio loop, two ways: "(pipeline)" is the gateway's own path for a raw
+document (`print_document`, which hands the spooled file to the transport: sendfile(2) on
+socket and lpd), and "(memory)" sends one 1 MiB block over and over (the transport alone, no
+file). CUPS's backends are separate processes, as cupsd runs them.
 Medians of the runs; compare ratios within one run, not figures across machines.
 Needs root (lpd runs in a private mount namespace), p910nd, BSD lpd and CUPS's backends.
 """
@@ -29,16 +31,15 @@ from pathlib import Path
 
 import trio
 
+from drivers.driver import PrintOptions, get_driver
+from drivers.pipeline import print_document
 from drivers.transport import JobInfo, open_transport
 from tests.peers_transport.bigjob import big_file
 from tests.peers_transport.bsd_lpd import BsdLpd
 from tests.peers_transport.p910nd import P910nd
 
 CUPS_BACKENDS = Path("/usr/lib/cups/backend")
-# The pipeline reads the spooled document in 64 KiB pieces today; 1 MiB shows what larger reads
-# give (each trio file read is a worker-thread round trip).
-# "(memory)" repeats one 1 MiB block: the transport alone, without reading the file.
-READ_SIZES = {"(64 KiB)": 64 * 1024, "(1 MiB)": 1024 * 1024, "(memory)": 0}
+MODES = ("(pipeline)", "(memory)")
 
 
 @dataclass
@@ -80,28 +81,20 @@ class SpoolWatch:
         self.first_ns = int(out.strip() or 0)
 
 
-async def send_ours(uri: str, path: Path, job_id: int, read_size: int) -> None:
-    """As the gateway's pipeline does: a reader task feeds the transport through a channel."""
+async def send_ours(uri: str, path: Path, job_id: int, mode: str) -> None:
     transport = open_transport(uri)
     job = JobInfo(job_id=job_id, job_name=path.name, user="bench",
                   data_length=path.stat().st_size)
     await transport.start_job(job)
-    send, receive = trio.open_memory_channel[bytes](2)
-
-    async def feed() -> None:
-        async with send, await trio.open_file(path, "rb") as source:
-            if not read_size:  # the transport alone: 1 MiB of the file, sent over and over
-                block = await source.read(1024 * 1024)
-                for _ in range(path.stat().st_size // len(block)):
-                    await send.send(block)
-            while chunk := await source.read(read_size):
-                await send.send(chunk)
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(feed)
-        async with receive:
-            async for chunk in receive:
-                await transport.send_all(chunk)
+    if mode == "(pipeline)":
+        raw = get_driver("raw")
+        await print_document(path, "application/octet-stream", raw, raw.capabilities,
+                             PrintOptions(), transport)
+    else:
+        async with await trio.open_file(path, "rb") as source:
+            block = await source.read(1024 * 1024)
+        for _ in range(path.stat().st_size // len(block)):
+            await transport.send_all(block)
     await transport.end_job()
 
 
@@ -152,18 +145,18 @@ def cases(path: Path, p910nd: P910nd, lpd: BsdLpd) -> dict[str, Callable[[int], 
     def cups(backend: str, uri: str, job: int) -> Sender:
         return partial(trio.to_thread.run_sync, send_cups, backend, uri, path, job)
 
-    def ours(uri: str, job: int, read_size: int) -> Sender:
-        return partial(send_ours, uri, path, job, read_size)
+    def ours(uri: str, job: int, mode: str) -> Sender:
+        return partial(send_ours, uri, path, job, mode)
 
     found: dict[str, Callable[[int], Awaitable[Run]]] = {
         "socket CUPS": lambda n: socket_run(p910nd, cups("socket", p910nd.uri, n), size),
         "lpd CUPS": lambda n: lpd_run(lpd, cups("lpd", lpd.uri, n), size),
     }
-    for label, read_size in READ_SIZES.items():
-        found[f"socket ours {label}"] = partial(
-            lambda n, r: socket_run(p910nd, ours(p910nd.uri, n, r), size), r=read_size)
-        found[f"lpd ours {label}"] = partial(
-            lambda n, r: lpd_run(lpd, ours(lpd.uri, n, r), size), r=read_size)
+    for mode in MODES:
+        found[f"socket ours {mode}"] = partial(
+            lambda n, m: socket_run(p910nd, ours(p910nd.uri, n, m), size), m=mode)
+        found[f"lpd ours {mode}"] = partial(
+            lambda n, m: lpd_run(lpd, ours(lpd.uri, n, m), size), m=mode)
     return found
 
 

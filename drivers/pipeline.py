@@ -81,8 +81,7 @@ def _choose_plan(fmt: str, head: bytes, driver: Driver, caps: Capabilities) -> P
 async def _peek(source: Source) -> tuple[bytes, Source]:
     """The document's first bytes, and a source that still yields all of them."""
     if isinstance(source, Path):
-        async with await trio.open_file(source, "rb") as file:
-            return await file.read(SNIFF_BYTES), source
+        return await trio.to_thread.run_sync(_read_head, source), source  # one thread hop
     iterator = aiter(source)
     head = b""
     async for chunk in iterator:
@@ -99,9 +98,17 @@ async def _peek(source: Source) -> tuple[bytes, Source]:
     return head, replay()
 
 
+def _read_head(path: Path) -> bytes:
+    with path.open("rb") as file:
+        return file.read(SNIFF_BYTES)
+
+
 async def _run(chosen: Plan, context: Context, source: Source, transport: Transport,
                progress: Progress) -> None:
     stages = chosen.stages(context)
+    if not stages and isinstance(source, Path):
+        await transport.send_file(source, progress.sent)  # pass-through: the kernel copies
+        return
     reporter = next((s for s in reversed(stages) if s.reports_pages), None)
     idle = Progress()
     reads_path = chosen.reads_path and context.input_path is not None
@@ -111,8 +118,7 @@ async def _run(chosen: Plan, context: Context, source: Source, transport: Transp
             if reads_path:
                 await send.aclose()
             else:
-                # Pass-through: big reads, as each read is a worker-thread hop (1 MiB keeps
-                # throughput at the transport's own and memory still flat).
+                # A streamed pass-through takes big pieces (each send is a round trip).
                 nursery.start_soon(_feed, source, send, PASSTHROUGH_READ if not stages else CHUNK)
             for stage in stages:
                 next_send, next_receive = open_channel()

@@ -23,8 +23,10 @@ Raises AssertionError naming the check on the first violation; returns the check
 from __future__ import annotations
 
 import random
+import tempfile
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import trio
 
@@ -111,6 +113,8 @@ async def check_transport(
     with trio.fail_after(job_timeout * (len(sizes) + 3 + len(failures))):
         await _check_delivery(make_transport, read_delivered, jobs, sizes)
         passed.append("byte-exact delivery")
+        await _check_file_delivery(make_transport, read_delivered, jobs, max(sizes))
+        passed.append("byte-exact delivery from a file")
         await _check_idempotent_close(make_transport, read_delivered, jobs)
         passed.append("idempotent close")
         await _check_cancel(make_transport, read_delivered, jobs, cancel_after, cancel_budget)
@@ -149,6 +153,27 @@ async def _check_delivery(
         data = payload(size, job.job_id)
         await send_job(transport, job, data)
         await _expect_delivered(read, job, data, "byte-exact delivery")
+
+
+async def _check_file_delivery(
+    make: MakeTransport, read: ReadDelivered, jobs: _Jobs, size: int
+) -> None:
+    """A header by send_all, then a document by send_file: as a PJL-wrapped raw job goes."""
+    head = b"@PJL header\r\n"
+    job = jobs.make(len(head) + size, "file")
+    document = payload(size, job.job_id)
+    reported: list[int] = []
+    with tempfile.TemporaryDirectory(prefix="transport-check-") as directory:
+        path = Path(directory) / "document"
+        await trio.Path(path).write_bytes(document)
+        transport = make()
+        await transport.start_job(job)
+        await transport.send_all(head)
+        await transport.send_file(path, reported.append)
+        await transport.end_job()
+    if sum(reported) != size:
+        raise AssertionError(f"send_file reported {sum(reported)} bytes sent of {size}")
+    await _expect_delivered(read, job, head + document, "byte-exact delivery from a file")
 
 
 async def _check_idempotent_close(make: MakeTransport, read: ReadDelivered, jobs: _Jobs) -> None:

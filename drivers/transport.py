@@ -10,10 +10,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar, TypeVar
+
+import trio
 
 from drivers.errors import UriError
 from drivers.uri import DeviceUri
+
+FILE_READ = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,15 @@ class Transport(ABC):
 
     @abstractmethod
     async def send_all(self, data: bytes | bytearray | memoryview) -> None: ...
+
+    async def send_file(self, path: Path, on_sent: Callable[[int], None]) -> None:
+        """Send the whole file at `path` (a pass-through document), as `send_all` would, and
+        report each piece sent. Transports that can let the kernel copy it override this."""
+        async with await trio.open_file(path, "rb") as file:
+            # Big reads: each one is a worker-thread round trip.
+            while chunk := await file.read(FILE_READ):
+                await self.send_all(chunk)
+                on_sent(len(chunk))
 
     @abstractmethod
     async def end_job(self) -> None:

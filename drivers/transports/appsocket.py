@@ -20,7 +20,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import trio
 
@@ -119,6 +121,25 @@ class AppSocketTransport(Transport):
         except TransportError:
             await self._close()  # a failed call leaves the transport closed
             raise
+
+    async def send_file(self, path: Path, on_sent: Callable[[int], None]) -> None:
+        stream = self._stream
+        if stream is None or self._back_channel:  # the back channel is read while sending
+            await super().send_file(path, on_sent)
+            return
+        def sent(count: int) -> None:
+            self._wait.progressed()
+            on_sent(count)
+
+        try:
+            with self._wait.waiting_for("the printer to take data"):
+                await tcp.send_file(stream, path, sent, self.settings.timeout)
+        except trio.TooSlowError:
+            await self._close()
+            raise tcp.timed_out(f"{self._label}: sending", self.settings.timeout) from None
+        except trio.BrokenResourceError as exc:
+            await self._close()
+            raise tcp.lost(f"{self._label}: sending", exc) from exc
 
     async def end_job(self) -> None:
         """Half-close, wait until the printer's host acknowledged every byte (a printer out of

@@ -11,12 +11,14 @@ import contextlib
 import errno
 import fcntl
 import logging
+import math
 import os
 import random
 import socket
 import struct
 import termios
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 import trio
 
@@ -186,6 +188,11 @@ class WaitWatch:
     def __init__(self) -> None:
         self._waiting: tuple[str, float] | None = None
 
+    def progressed(self) -> None:
+        """Data moved: whatever the job waits on, it has waited since now."""
+        if self._waiting is not None:
+            self._waiting = (self._waiting[0], trio.current_time())
+
     @contextlib.contextmanager
     def waiting_for(self, what: str) -> Iterator[None]:
         self._waiting = (what, trio.current_time())
@@ -201,3 +208,49 @@ class WaitWatch:
         if waiting is None or seconds < self.SLOW_AFTER:
             return f"{label}: sending the job"
         return f"{label}: waiting {seconds:.0f} s for {waiting[0]}"
+
+
+SENDFILE_STEP = 4 << 20  # bytes per sendfile() call at most: progress reports stay frequent
+
+
+def _open_sized(path: Path) -> tuple[int, int]:
+    fd = os.open(path, os.O_RDONLY)
+    return fd, os.fstat(fd).st_size
+
+
+async def send_file(stream: trio.SocketStream, path: Path, on_sent: Callable[[int], None],
+                    idle_timeout: float = math.inf,
+                    before: Callable[[int], None] | None = None) -> int:
+    """Send the file at `path` with sendfile(2): the kernel copies page cache to the socket,
+    no buffer in this process and no worker thread per piece. Returns the bytes sent: the
+    file's size when it was opened (a file that shrinks meanwhile is a bug: RuntimeError).
+
+    Raises trio.BrokenResourceError as `send_all` does, and trio.TooSlowError after
+    `idle_timeout` seconds without progress; cancellable between pieces. `before` hears the
+    file's size before the first byte goes, and may refuse it by raising.
+    """
+    fd, size = await trio.to_thread.run_sync(_open_sized, path)
+    sent = 0
+    try:
+        if before is not None:
+            before(size)
+        sock = stream.socket
+        with trio.CancelScope(deadline=trio.current_time() + idle_timeout) as scope:
+            while sent < size:
+                await trio.lowlevel.wait_writable(sock)
+                try:
+                    count = os.sendfile(sock.fileno(), fd, sent, min(size - sent, SENDFILE_STEP))
+                except BlockingIOError:
+                    continue
+                except OSError as exc:
+                    raise trio.BrokenResourceError(f"sendfile: {exc.strerror}") from exc
+                if count == 0:
+                    raise RuntimeError(f"{path} shrank to {sent} bytes while being sent")
+                sent += count
+                scope.deadline = trio.current_time() + idle_timeout
+                on_sent(count)
+        if scope.cancelled_caught:
+            raise trio.TooSlowError
+        return sent
+    finally:
+        os.close(fd)

@@ -6,6 +6,7 @@ import hashlib
 import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -98,7 +99,7 @@ async def test_bsd_lpd_conformance(lpd: BsdLpd, query: str, known_length: bool) 
         lambda: open_transport(lpd.uri + query), bsd_reader(lpd), failures=[refused],
         known_length=known_length, first_job_id=100,
     )
-    assert len(passed) == 4
+    assert len(passed) == 5
 
 
 @pytest.mark.parametrize("size", [1000, 10 * 1024 * 1024], ids=["1KB", "10MB"])
@@ -194,7 +195,7 @@ async def test_fake_lpd_conformance_with_faults(fake: FakeLpd) -> None:
         lambda: open_transport(fake.uri + "?timeout=0.5"), fake_reader(fake), failures=cases,
         known_length=True,
     )
-    assert len(passed) == 3 + len(cases)
+    assert len(passed) == 4 + len(cases)
 
 
 async def test_dropped_job_is_resent_whole_and_arrives_once(fake: FakeLpd) -> None:
@@ -271,3 +272,36 @@ async def test_reserved_source_ports(fake: FakeLpd, reserve: str, low: int, high
             await send_job(transport, JobInfo(job_id=job_id), b"job %d" % job_id)
     assert len(fake.completed) == 5
     assert all(low <= job.source_port <= high for job in fake.jobs)
+
+
+async def test_file_longer_than_announced_is_held_before_a_byte_goes(
+    fake: FakeLpd, tmp_path: Path
+) -> None:
+    document = tmp_path / "document"
+    document.write_bytes(payload(20_000, 13))
+    transport = open_transport(fake.uri)
+    await transport.start_job(JobInfo(job_id=13, data_length=10_000))
+    sent: list[int] = []
+    with pytest.raises(TransportError) as caught:
+        await transport.send_file(document, sent.append)
+    assert caught.value.outcome is Outcome.HOLD and "announced 10000" in caught.value.message
+    assert sent == [] and not fake.completed
+    with trio.fail_after(5):
+        while not fake.jobs or fake.jobs[0].announced[-1:] != [10_000]:
+            await trio.sleep(0.02)
+    assert bytes(fake.jobs[0].data) == b""  # the data file was announced, then nothing came
+
+
+async def test_file_sent_with_sendfile_is_byte_exact_and_reports_progress(
+    fake: FakeLpd, tmp_path: Path
+) -> None:
+    data = payload(3_000_000, 14)
+    document = tmp_path / "document"
+    document.write_bytes(data)
+    transport = open_transport(fake.uri)
+    await transport.start_job(JobInfo(job_id=14, data_length=len(data)))
+    sent: list[int] = []
+    await transport.send_file(document, sent.append)
+    await transport.end_job()
+    assert sum(sent) == len(data) and all(piece > 0 for piece in sent)
+    assert [bytes(j.data) for j in fake.completed] == [data]

@@ -41,7 +41,7 @@ async def test_serial_conformance(printer: PtyPrinter) -> None:
 
     gone = FailureCase("adapter unplugged", unplug, replug, Outcome.RETRY, reason="offline")
     passed = await check_transport(lambda: open_transport(device["uri"]), read, failures=[gone])
-    assert len(passed) == 4
+    assert len(passed) == 5
 
 
 @pytest.mark.parametrize("flow", ["none", "hard", "dtrdsr"])

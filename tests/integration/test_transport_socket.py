@@ -78,7 +78,7 @@ async def test_p910nd_conformance(p910nd_server: P910nd) -> None:
     passed = await check_transport(
         lambda: open_transport(p910nd_server.uri + "?contimeout=2"), read, failures=[offline]
     )
-    assert len(passed) == 4
+    assert len(passed) == 5
 
 
 @pytest.mark.parametrize("size", [1000, 10 * 1024 * 1024], ids=["1KB", "10MB"])

@@ -48,7 +48,7 @@ async def test_usb_conformance(printer: SimPrinter) -> None:
     passed = await check_transport(
         lambda: open_transport(URI), lambda job, complete: read(printer), failures=cases
     )
-    assert len(passed) == 5
+    assert len(passed) == 6
 
 
 async def test_device_id_and_kernel_driver_handling(printer: SimPrinter) -> None:
