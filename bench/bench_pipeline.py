@@ -7,6 +7,9 @@ Each path runs in a fresh process. Ours is timed inside the process, around
 `print_document` (a gateway converts in a long-running process, so interpreter start-up is
 not per job); the C filters are timed around the whole program. Peak memory is the process's
 own high-water mark (VmHWM / ru_maxrss); Ghostscript, where a path uses it, is shown apart.
+"job MB" is what a job costs a running gateway: the peak during `print_document` above the
+RSS just before it (the peak is reset through /proc/self/clear_refs), plus our Ghostscript's
+peak; the interpreter and imports are the gateway's idle RSS, paid once (bench_gpa.py).
 The machine is shared: compare ratios within one run, not figures across runs.
 """
 
@@ -38,18 +41,25 @@ source, fmt, driver_name, out, dpi = sys.argv[1:6]
 driver = get_driver(driver_name)
 caps = driver.capabilities.with_changes(resolutions=(int(dpi),), default_resolution=int(dpi))
 
+def status_kb(field):
+    return int(re.search(field + r":\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1))
+
 async def main():
     transport = open_transport("file://" + out)
     await transport.start_job(JobInfo(job_id=1))
+    global start_peak
+    start_peak = status_kb("VmHWM")  # interpreter, imports: the gateway pays them once
+    Path("/proc/self/clear_refs").write_text("5")  # the peak starts again from here
+    before = status_kb("VmRSS")
     start = time.perf_counter()
     progress = await print_document(Path(source), fmt, driver, caps, PrintOptions(), transport)
     elapsed = time.perf_counter() - start
+    added = status_kb("VmHWM") - before
     await transport.end_job()
-    return elapsed, progress.pages
+    return elapsed, progress.pages, added
 
-elapsed, pages = trio.run(main)
-hwm = re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1)
-print(elapsed, pages, hwm)
+elapsed, pages, added = trio.run(main)
+print(elapsed, pages, max(start_peak, status_kb("VmHWM")), added)
 """
 
 
@@ -57,7 +67,8 @@ print(elapsed, pages, hwm)
 class Result:
     seconds: float
     pages: int
-    peak_kb: int
+    peak_kb: int  # the whole process: interpreter and imports included
+    added_kb: int = 0  # ours: the peak during the job above the process's RSS before it
     helper_kb: int = 0  # Ghostscript started by our pipeline
 
 
@@ -67,9 +78,9 @@ def run_ours(source: Path, fmt: str, driver: str, out: Path, dpi: int,
         [sys.executable, "-c", OURS, str(source), fmt, driver, str(out), str(dpi)],
         check=True, capture_output=True, text=True, cwd=ROOT, timeout=900,
     )
-    seconds, pages, hwm = done.stdout.split()
+    seconds, pages, hwm, added = done.stdout.split()
     helper = our_ghostscript_peak(source, gs_device, dpi, out.parent) if gs_device else 0
-    return Result(float(seconds), int(pages), int(hwm), helper)
+    return Result(float(seconds), int(pages), int(hwm), int(added), helper)
 
 
 def run_program(argv: list[str], out: Path, env: dict[str, str] | None = None) -> Result:
@@ -181,17 +192,20 @@ def main() -> None:
         tmp = Path(directory)
         inputs = make_inputs(tmp, args.pages, args.dpi)
         print(f"{args.pages} pages at {args.dpi} dpi, best of {args.repeat}; "
-              "ms/page (ours in-process, theirs whole program); peak RSS in MB")
+              "ms/page (ours in-process, theirs whole program); peak RSS in MB: ours for the "
+              "whole process (+ our Ghostscript), and what the job added to it; theirs whole")
         print(f"{'path':40} {'ours':>8} {'theirs':>8} {'ratio':>6}  "
-              f"{'ours MB (+gs)':>14} {'theirs MB':>9}")
+              f"{'ours MB (+gs)':>14} {'job MB':>7} {'theirs MB':>9} {'job/theirs':>10}")
         for label, ours, theirs in paths(inputs, tmp, args.dpi):
             mine = best([ours() for _ in range(args.repeat)])
             other = best([theirs() for _ in range(args.repeat)])
             pages = max(mine.pages, 1)
             ms_ours, ms_theirs = 1000 * mine.seconds / pages, 1000 * other.seconds / pages
             helper = f"+{mine.helper_kb // 1024}" if mine.helper_kb else ""
+            job_kb = mine.added_kb + mine.helper_kb  # the job's cost, Ghostscript included
             print(f"{label:40} {ms_ours:8.1f} {ms_theirs:8.1f} {ms_ours / ms_theirs:6.2f}  "
-                  f"{mine.peak_kb // 1024:>8}{helper:>6} {other.peak_kb // 1024:>9}")
+                  f"{mine.peak_kb // 1024:>8}{helper:>6} {job_kb / 1024:7.1f} "
+                  f"{other.peak_kb / 1024:9.1f} {job_kb / other.peak_kb:10.2f}")
 
 
 if __name__ == "__main__":
