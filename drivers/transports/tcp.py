@@ -47,6 +47,8 @@ async def connect(
         with trio.fail_after(timeout):
             if source_ports:
                 return await _connect_from(host, port, source_ports)
+            if _is_ip_literal(host):  # one address: no need for Happy Eyeballs' machinery
+                return await _connect_from(host, port, (0,))
             return await trio.open_tcp_stream(host, port)
     except trio.TooSlowError:
         raise TransportError(
@@ -77,15 +79,25 @@ async def _connect_from(host: str, port: int, source_ports: Sequence[int]) -> tr
     raise last_error
 
 
+def _is_ip_literal(host: str) -> bool:
+    try:
+        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
+    except OSError:
+        return False
+    return True
+
+
 async def _connect_one(
     family: int, kind: int, proto: int, address: object, local_port: int
 ) -> trio.SocketStream:
+    """Connect from `local_port` (0: any port the kernel picks)."""
     sock = trio.socket.socket(family, kind, proto)
     connected = False
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            await sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", local_port))
+            if local_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                await sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", local_port))
         except PermissionError as exc:
             raise PrivilegeError(
                 f"source port {local_port} needs root or CAP_NET_BIND_SERVICE",
