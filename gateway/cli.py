@@ -64,6 +64,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 async def serve(config: Config) -> None:
+    from drivers.filters import accel
     from gateway.core.system import System
     from gateway.server.http import HttpLimits
     from gateway.server.ipp_endpoint import IppApp
@@ -84,6 +85,8 @@ async def serve(config: Config) -> None:
                      system.printer_path(printer), printer.device_uri.redacted(),
                      printer.driver.name)
         log.info("default printer: ipp://%s:%d/ipp/print (spool %s)", host, port, config.spool)
+        log.info("raster codec: %s", "C (drivers.filters._rastercodec)" if accel.ACCELERATED
+                 else "pure Python (the C extension is not built, or IPP_GATEWAY_PURE_PYTHON)")
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for signum in signals:
                 log.info("received %s: stopping; pending jobs stay in the spool",

@@ -9,6 +9,8 @@ Ghostscript "repaired" into zero pages) from a real one.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import math
 import shutil
@@ -22,7 +24,7 @@ import trio
 
 from drivers.driver import MediaSize
 from drivers.errors import ConversionError, Outcome
-from drivers.filters.stage import CHUNK, Inbox, Outbox, Progress, Stage
+from drivers.filters.stage import Inbox, Outbox, Progress, Stage
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,9 @@ _PAGE_HOOK = (
     "<< /EndPage { exch pop 2 ne dup { (%%GW-PAGE\\n) print flush } if } bind >> setpagedevice"
 )
 DEFAULT_IDLE_TIMEOUT = 120.0
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # Linux
+PIPE_SIZE = 1 << 20  # the default /proc/sys/fs/pipe-max-size
+OUTPUT_READ = 256 * 1024
 # Render in bands of a few MB instead of a full-page bitmap (600 dpi A4 colour is 100 MB).
 _BANDING = ("-dMaxBitmap=4000000", "-dBufferSpace=4000000", "-dBandBufferSpace=4000000")
 
@@ -104,6 +109,7 @@ class GhostscriptStage(Stage):
             args, stdin=subprocess.PIPE if self.input_path is None else subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )
+        _widen_pipe(process.stdout)
         try:
             async with inbox, outbox:
                 with trio.CancelScope() as watchdog:
@@ -145,7 +151,7 @@ class GhostscriptStage(Stage):
                 self._touch()
 
     async def _read_output(self, stdout: trio.abc.ReceiveStream, outbox: Outbox) -> None:
-        while data := await stdout.receive_some(CHUNK):
+        while data := await stdout.receive_some(OUTPUT_READ):
             self._touch()
             await outbox.send(bytes(data))
 
@@ -177,3 +183,14 @@ class GhostscriptStage(Stage):
             raise ConversionError(f"Ghostscript failed (exit {returncode}): {detail}")
         if self.pages == 0:
             raise ConversionError(f"the document has no printable pages ({detail})")
+
+
+def _widen_pipe(stream: object) -> None:
+    """Let Ghostscript run up to a band ahead of us: with the default 64 KiB pipe it stops at
+    every few rows until our side has read them, and the two processes take turns instead of
+    working at once."""
+    fileno = getattr(stream, "fileno", None)
+    if fileno is None:
+        return
+    with contextlib.suppress(OSError):  # a smaller pipe only costs speed
+        fcntl.fcntl(fileno(), F_SETPIPE_SZ, PIPE_SIZE)

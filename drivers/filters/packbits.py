@@ -2,12 +2,14 @@
 
 Control byte n: 0-127 copy the next n+1 bytes, 129-255 repeat the next byte 257-n times,
 128 is a no-op in PCL and end-of-data in PostScript. Runs are found by a regular expression,
-so the Python work is per run, not per byte.
+so the Python work is per run, not per byte; the C codec does the same in one pass.
 """
 
 from __future__ import annotations
 
 import re
+
+from drivers.filters import accel
 
 _REPEATS = re.compile(rb"((.)\2{2,})", re.DOTALL)  # 3+ equal bytes: shorter goes as literal
 # 1-bit rows repeat only white and black bytes; a simpler pattern splits twice as fast.
@@ -56,13 +58,19 @@ def _encode(parts: list[bytes], step: int) -> bytes:
     return b"".join(out)
 
 
-def packbits(data: bytes) -> bytes:
+def packbits_py(data: bytes) -> bytes:
     return _encode(_REPEATS.split(data), 3)
 
 
-def packbits_bilevel(data: bytes) -> bytes:
-    """The same encoding, faster for 1-bit rows (only runs of 0x00 and 0xFF are found)."""
+def packbits_bilevel_py(data: bytes) -> bytes:
+    """The same format, faster for 1-bit rows: only runs of 0x00 and 0xFF become repeats, so
+    the bytes differ from packbits() where other bytes repeat."""
     return _encode(_BILEVEL_REPEATS.split(data), 2)
+
+
+# The C versions (drivers.filters.accel) when built; the functions above are their reference.
+packbits = accel.choose("packbits", packbits_py)
+packbits_bilevel = accel.choose("packbits_bilevel", packbits_bilevel_py)
 
 
 def unpackbits(data: bytes, limit: int | None = None) -> bytes:

@@ -7,11 +7,13 @@ lines of input and one band of decoded lines, whatever the page size or the comp
 
 from __future__ import annotations
 
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from enum import Enum, auto
 
 from drivers.errors import ConversionError
+from drivers.filters import accel
 from drivers.filters.raster import (
     DEFAULT_LIMITS,
     Band,
@@ -27,6 +29,10 @@ from drivers.filters.raster import (
 )
 
 Normaliser = Callable[[bytes], bytes]
+
+# Decodes the good records of a band in one C call; the Python loop below stays the reference
+# and takes over where it stops (band full, input short, or a bad record to report).
+_native_decode_band = accel.native("decode_band")
 
 
 class _State(Enum):
@@ -155,6 +161,14 @@ class PacketRasterReader(ABC):
         size, unit, fill, normalise = layout.line_bytes, layout.unit, layout.fill, layout.normalise
         safe_end = len(data) - max_encoded_line(size, unit)
         rows: list[Row] = []
+        if _native_decode_band is not None:
+            stop_after = sys.maxsize if self._eof else safe_end
+            rows, pos, lines = _native_decode_band(
+                data, pos, size, unit, fill, self.limits.band_rows, height - y, stop_after
+            )
+            y += lines
+            if normalise:
+                rows = [(normalise(line), count) for line, count in rows]
         while y < height and len(rows) < self.limits.band_rows:
             if pos > safe_end and not self._eof:
                 break

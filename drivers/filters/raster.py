@@ -17,6 +17,8 @@ from dataclasses import dataclass, replace
 from enum import Enum
 
 from drivers.errors import ConversionError
+from drivers.filters import accel
+from drivers.filters.accel import LineOverflow as LineOverflow  # next to the C codec raising it
 
 
 class PixelFormat(Enum):
@@ -149,15 +151,12 @@ DEFAULT_LIMITS = RasterLimits()
 _RUNS_OF_BYTES = [bytes([value]) * (count + 1) for count in range(128) for value in range(256)]
 
 
-class LineOverflow(Exception):
-    """Packets describe more (or fewer) pixels than the line holds."""
-
-
-def decode_line(data: bytes, pos: int, size: int, unit: int, fill: int) -> tuple[bytes, int]:
+def decode_line_py(data: bytes, pos: int, size: int, unit: int, fill: int) -> tuple[bytes, int]:
     """Decode the packets of one line of `size` bytes starting at `pos` (after the repeat byte).
 
     Returns the line and the position after it. Raises IndexError when `data` ends inside the
-    line and LineOverflow when the packets do not add up to the line.
+    line and LineOverflow when the packets do not add up to the line. The reference for the
+    C `decode_line` of drivers.filters.accel (which also wants pos >= 0, unit >= 1).
     """
     out: list[bytes] = []
     append = out.append
@@ -201,6 +200,9 @@ def decode_line(data: bytes, pos: int, size: int, unit: int, fill: int) -> tuple
             raise IndexError("line data ends early")
         raise LineOverflow(f"packets make {done} bytes in a line of {size}")
     return line, pos
+
+
+decode_line = accel.choose("decode_line", decode_line_py)
 
 
 def max_encoded_line(size: int, unit: int) -> int:

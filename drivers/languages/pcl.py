@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 
 from drivers.driver import MEDIA_SIZES, Capabilities, Driver, PrintOptions, register_driver
 from drivers.errors import ConversionError
-from drivers.filters import formats
+from drivers.filters import accel, formats
 from drivers.filters.packbits import packbits_bilevel
 from drivers.filters.raster import PixelFormat, RasterPage, Row, media_name_for
 from drivers.filters.sniff import PCL
@@ -44,8 +44,10 @@ def job_settings(options: PrintOptions, caps: Capabilities) -> bytes:
     return out
 
 
-def _delta_row(row: bytes, seed: bytes) -> bytes:
-    """Mode 3: only the bytes that differ from the seed row, in commands of up to 8 bytes."""
+def _delta_row_py(row: bytes, seed: bytes) -> bytes:
+    """Mode 3: only the bytes that differ from the seed row, in commands of up to 8 bytes.
+
+    The reference for the C `delta_row` of drivers.filters.accel."""
     width = max(len(row), len(seed))
     row, seed = row.ljust(width, b"\0"), seed.ljust(width, b"\0")
     diff = (int.from_bytes(row, "big") ^ int.from_bytes(seed, "big")).to_bytes(width, "big")
@@ -70,6 +72,7 @@ def _delta_row(row: bytes, seed: bytes) -> bytes:
 
 
 _CHANGED = re.compile(rb"[^\x00]+(?:\x00{1,2}[^\x00]+)*")  # small gaps merged into one run
+_delta_row = accel.choose("delta_row", _delta_row_py)
 
 
 class PclRasterWriter:

@@ -152,3 +152,9 @@ def test_struct_helper_is_big_endian() -> None:
 
 
 _ = Path
+
+
+def test_startup_log_names_the_raster_codec(gateway: GatewayProcess) -> None:
+    # `make` builds the optional C codec; on this machine (a compiler is there) it must be
+    # the one in use, and the log says so.
+    assert "raster codec: C (drivers.filters._rastercodec)" in gateway.log.read_text()
