@@ -4,7 +4,6 @@ CUPS shows both completed, and valid PCL 5 arrives at the port 9100 peer."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -13,7 +12,8 @@ from gateway.ipp.enums import GroupTag, JobState, Operation, ValueTag
 from tests.peers import CORPUS_DIR
 from tests.peers.cupsd import Cupsd, expected_output_format
 from tests.peers.procs import log_tail
-from tests.peers_transport.p910nd import P910ND, P910nd
+from tests.peers_transport.p910nd import P910nd
+from tests.peers_transport.running import running_p910nd
 from tests.support.configured_gateway import (
     ConfiguredGateway,
     PrinterSpec,
@@ -34,14 +34,8 @@ COMPLETION_TIMEOUT = 90.0
 @pytest.fixture
 def laser() -> Iterator[P910nd]:
     """p910nd on 127.0.0.1:910N with a sink that keeps each connection's bytes."""
-    if not os.path.exists(P910ND):
-        pytest.skip("needs p910nd (Debian package p910nd)")
-    server = P910nd()
-    server.start()
-    try:
+    with running_p910nd() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

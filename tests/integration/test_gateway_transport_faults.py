@@ -8,7 +8,6 @@ being answered, and once the peer is healthy the job arrives exactly once.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -29,7 +28,8 @@ from tests.peers_transport.bigjob import sha256_file
 from tests.peers_transport.fake_lpd import FakeLpd, LpdFaults
 from tests.peers_transport.fake_socket import FakeSocketPeer, SocketFaults
 from tests.peers_transport.gateway_printers import PrinterEntry, start_configured_gateway
-from tests.peers_transport.p910nd import P910ND, P910nd
+from tests.peers_transport.p910nd import P910nd
+from tests.peers_transport.running import running_p910nd, serving
 from tests.peers_transport.stall_peer import TCP_ESTABLISHED, StallingPeer, sender_state
 from tests.support.ipp_client import StateSnapshot, cancel, job_status, printer_status, submit
 
@@ -136,11 +136,8 @@ async def check_fault_then_recovery(
 
 @pytest.fixture
 async def fake_lpd() -> AsyncIterator[FakeLpd]:
-    peer = FakeLpd()
-    async with trio.open_nursery() as nursery:
-        await nursery.start(peer.serve)
+    async with serving(FakeLpd()) as peer:
         yield peer
-        nursery.cancel_scope.cancel()
 
 
 @pytest.mark.parametrize(
@@ -174,11 +171,8 @@ async def test_lpd_fault_is_retried_and_the_job_arrives_once(
 
 @pytest.fixture
 async def fake_socket() -> AsyncIterator[FakeSocketPeer]:
-    peer = FakeSocketPeer()
-    async with trio.open_nursery() as nursery:
-        await nursery.start(peer.serve)
+    async with serving(FakeSocketPeer()) as peer:
         yield peer
-        nursery.cancel_scope.cancel()
 
 
 async def test_socket_closed_mid_job_is_retried_and_arrives_once(
@@ -228,14 +222,8 @@ async def test_cancel_while_waiting_to_retry_settles_the_printer(
 
 @pytest.fixture(scope="module")
 def p910nd() -> Iterator[P910nd]:
-    if not os.path.exists(P910ND):
-        pytest.skip("needs p910nd (Debian package p910nd)")
-    server = P910nd(hash_only=True)
-    server.start()
-    try:
+    with running_p910nd(hash_only=True) as server:
         yield server
-    finally:
-        server.stop()
 
 
 async def test_p910nd_down_then_back_delivers_once(p910nd: P910nd, tmp_path: Path) -> None:

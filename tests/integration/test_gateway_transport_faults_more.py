@@ -10,7 +10,6 @@ healthy the document arrives byte-exact, exactly once.
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -32,7 +31,8 @@ from tests.integration.test_gateway_transport_faults import (
 )
 from tests.peers.gateway_proc import GatewayProcess
 from tests.peers_transport.fake_lpd import FakeLpd, LpdFaults
-from tests.peers_transport.p910nd import P910ND, P910nd
+from tests.peers_transport.p910nd import P910nd
+from tests.peers_transport.running import running_p910nd, running_pty_printer, serving
 from tests.peers_transport.serial_pty import PtyPrinter
 from tests.support.ipp_client import StateSnapshot, printer_status, submit
 
@@ -77,11 +77,8 @@ ACK_DELAY = 1.5
 
 @pytest.fixture
 async def slow_lpd() -> AsyncIterator[FakeLpd]:
-    peer = FakeLpd(LpdFaults(ack_delay=ACK_DELAY))
-    async with trio.open_nursery() as nursery:
-        await nursery.start(peer.serve)
+    async with serving(FakeLpd(LpdFaults(ack_delay=ACK_DELAY))) as peer:
         yield peer
-        nursery.cancel_scope.cancel()
 
 
 async def test_slow_lpd_acks_print_once_while_the_gateway_answers(
@@ -127,14 +124,8 @@ XOFF_HOLD = 3.0
 
 @pytest.fixture
 async def pty_printer() -> AsyncIterator[PtyPrinter]:
-    peer = PtyPrinter()
-    try:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(peer.run)
-            yield peer
-            nursery.cancel_scope.cancel()
-    finally:
-        peer.close()
+    async with running_pty_printer() as peer:
+        yield peer
 
 
 async def test_serial_xoff_holds_the_job_then_xon_delivers_it_once(
@@ -180,14 +171,8 @@ BACK_WITHIN = 150.0  # the retry delays add up to 48 s, then 60 s per attempt
 
 @pytest.fixture
 def p910nd_server() -> Iterator[P910nd]:
-    if not os.path.exists(P910ND):
-        pytest.skip("needs p910nd (Debian package p910nd)")
-    server = P910nd(hash_only=True)
-    server.start()
-    try:
+    with running_p910nd(hash_only=True) as server:
         yield server
-    finally:
-        server.stop()
 
 
 async def watch_while_down(gateway: GatewayProcess, job_ids: list[int], down_since: float,

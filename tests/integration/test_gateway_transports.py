@@ -8,9 +8,7 @@ Faults and Cancel-Job are in test_gateway_transport_faults.py.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -26,7 +24,7 @@ from drivers.transports.lpd_protocol import job_number
 from gateway.ipp.enums import JobState, PrinterState
 from tests.peers.gateway_proc import GatewayProcess
 from tests.peers_transport.bigjob import big_file
-from tests.peers_transport.bsd_lpd import LPD, BsdLpd
+from tests.peers_transport.bsd_lpd import BsdLpd
 from tests.peers_transport.fake_socket import FakeSocketPeer
 from tests.peers_transport.gateway_printers import (
     PrinterEntry,
@@ -35,7 +33,8 @@ from tests.peers_transport.gateway_printers import (
     wait_job,
     wait_printer,
 )
-from tests.peers_transport.p910nd import P910ND, P910nd
+from tests.peers_transport.p910nd import P910nd
+from tests.peers_transport.running import running_bsd_lpd, running_p910nd, serving
 from tests.support.ipp_client import StateSnapshot, submit
 
 pytestmark = pytest.mark.peers
@@ -52,26 +51,14 @@ def completed(snapshot: StateSnapshot) -> bool:
 
 @pytest.fixture(scope="module")
 def lpd() -> Iterator[BsdLpd]:
-    if not os.path.exists(LPD) or not shutil.which("unshare") or os.geteuid() != 0:
-        pytest.skip("needs BSD lpd (package lpr), unshare and root (private mount namespace)")
-    server = BsdLpd()
-    server.start()
-    try:
+    with running_bsd_lpd() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def p910nd() -> Iterator[P910nd]:
-    if not os.path.exists(P910ND):
-        pytest.skip("needs p910nd (Debian package p910nd)")
-    server = P910nd(hash_only=True)  # the sink keeps size and sha256 of every connection
-    server.start()
-    try:
+    with running_p910nd(hash_only=True) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -211,11 +198,8 @@ def ipp_gateway_argv(*args: str) -> list[str]:
 
 @pytest.fixture
 async def socket_peer() -> AsyncIterator[FakeSocketPeer]:
-    peer = FakeSocketPeer()
-    async with trio.open_nursery() as nursery:
-        await nursery.start(peer.serve)
+    async with serving(FakeSocketPeer()) as peer:
         yield peer
-        nursery.cancel_scope.cancel()
 
 
 async def test_ipp_gateway_probe_and_devices(socket_peer: FakeSocketPeer, lpd: BsdLpd) -> None:

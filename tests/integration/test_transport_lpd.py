@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,22 +16,17 @@ from drivers.testing import FailureCase, ReadDelivered, check_transport, payload
 from drivers.transport import DeviceStatus, JobInfo, Transport, open_transport
 from drivers.transports.lpd_protocol import job_number
 from tests.peers_transport.bigjob import big_file, send_file, sha256_file, watch_rss
-from tests.peers_transport.bsd_lpd import LPD, BsdLpd
+from tests.peers_transport.bsd_lpd import BsdLpd
 from tests.peers_transport.fake_lpd import FakeLpd, LpdFaults
+from tests.peers_transport.running import running_bsd_lpd, serving
 
 pytestmark = pytest.mark.peers
 
 
 @pytest.fixture(scope="module")
 def lpd_server() -> Iterator[BsdLpd]:
-    if not os.path.exists(LPD) or not shutil.which("unshare") or os.geteuid() != 0:
-        pytest.skip("needs BSD lpd (package lpr), unshare and root (private mount namespace)")
-    server = BsdLpd()
-    server.start()
-    try:
+    with running_bsd_lpd() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -59,11 +53,8 @@ def bsd_reader(server: BsdLpd) -> ReadDelivered:
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeLpd]:
-    peer = FakeLpd()
-    async with trio.open_nursery() as nursery:
-        await nursery.start(peer.serve)
+    async with serving(FakeLpd()) as peer:
         yield peer
-        nursery.cancel_scope.cancel()
 
 
 def fake_reader(peer: FakeLpd) -> ReadDelivered:

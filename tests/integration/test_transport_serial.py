@@ -12,19 +12,14 @@ from drivers.testing import FailureCase, check_transport, payload, send_job
 from drivers.transport import JobInfo, Transport, open_transport
 from drivers.transports import serialport
 from tests.peers_transport.bigjob import big_file, send_file, watch_rss
+from tests.peers_transport.running import running_pty_printer
 from tests.peers_transport.serial_pty import PtyPrinter
 
 
 @pytest.fixture
 async def printer() -> AsyncIterator[PtyPrinter]:
-    peer = PtyPrinter()
-    try:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(peer.run)
-            yield peer
-            nursery.cancel_scope.cancel()
-    finally:
-        peer.close()
+    async with running_pty_printer() as peer:
+        yield peer
 
 
 async def test_serial_conformance(printer: PtyPrinter) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -16,21 +15,16 @@ from drivers.transport import JobInfo, open_transport
 from drivers.transports.appsocket import AppSocketTransport
 from tests.peers_transport.bigjob import big_file, send_file, watch_rss
 from tests.peers_transport.fake_socket import FakeSocketPeer, SocketFaults
-from tests.peers_transport.p910nd import P910ND, P910nd
+from tests.peers_transport.p910nd import P910nd
+from tests.peers_transport.running import running_p910nd
 
 pytestmark = pytest.mark.peers
 
 
 @pytest.fixture(scope="module")
 def p910nd_server() -> Iterator[P910nd]:
-    if not os.path.exists(P910ND):
-        pytest.skip("needs p910nd (Debian package p910nd)")
-    server = P910nd()
-    server.start()
-    try:
+    with running_p910nd() as server:
         yield server
-    finally:
-        server.stop()
 
 
 class Records:
