@@ -11,7 +11,8 @@ data file as it reads).
 Ours runs inside one Trio loop, two ways: "(pipeline)" is the gateway's own path for a raw
 document (`print_document`, which hands the spooled file to the transport: sendfile(2) on
 socket and lpd), and "(memory)" sends one 1 MiB block over and over (the transport alone, no
-file). CUPS's backends are separate processes, as cupsd runs them.
+file). CUPS's backends are separate processes, as cupsd runs them. "lpd bare client" is the
+floor: the dialogue in blocking Python with nothing else (lpd's own latency per ack).
 Medians of the runs; compare ratios within one run, not figures across machines.
 Needs root (lpd runs in a private mount namespace), p910nd, BSD lpd and CUPS's backends.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -105,6 +107,30 @@ def send_cups(backend: str, uri: str, path: Path, job_id: int) -> None:
                    stderr=subprocess.DEVNULL)
 
 
+def send_bare_lpd(port: int, queue: str, path: Path, job_id: int) -> None:
+    """The floor for LPD: the RFC 1179 dialogue with blocking sockets and nothing else (no
+    options, no status, no error handling), the file by sendfile(2)."""
+    size = path.stat().st_size
+    control = b"Hbench\nPbench\nldfA%03dbench\nUdfA%03dbench\nN%s\n" % (
+        job_id % 1000, job_id % 1000, path.name.encode())
+    with socket.create_connection(("127.0.0.1", port)) as conn, path.open("rb") as source:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def step(message: bytes) -> None:
+            conn.sendall(message)
+            if conn.recv(1) != b"\0":
+                raise RuntimeError(f"lpd refused {message[:20]!r}")
+
+        step(b"\x02%s\n" % queue.encode())
+        step(b"\x02%d cfA%03dbench\n" % (len(control), job_id % 1000))
+        step(control + b"\0")
+        step(b"\x03%d dfA%03dbench\n" % (size, job_id % 1000))
+        offset = 0
+        while offset < size:
+            offset += os.sendfile(conn.fileno(), source.fileno(), offset, size - offset)
+        step(b"\0")
+
+
 Sender = Callable[[], Awaitable[None]]
 
 
@@ -151,6 +177,8 @@ def cases(path: Path, p910nd: P910nd, lpd: BsdLpd) -> dict[str, Callable[[int], 
     found: dict[str, Callable[[int], Awaitable[Run]]] = {
         "socket CUPS": lambda n: socket_run(p910nd, cups("socket", p910nd.uri, n), size),
         "lpd CUPS": lambda n: lpd_run(lpd, cups("lpd", lpd.uri, n), size),
+        "lpd bare client": lambda n: lpd_run(lpd, partial(
+            trio.to_thread.run_sync, send_bare_lpd, lpd.port, lpd.queue, path, n), size),
     }
     for mode in MODES:
         found[f"socket ours {mode}"] = partial(
