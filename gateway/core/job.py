@@ -95,6 +95,7 @@ class Job:
     has_document: bool = False
     document_bytes: int = 0
     template: dict[str, Any] = field(default_factory=dict)  # job-template values, JSON-able
+    fidelity: bool = False  # ipp-attribute-fidelity at creation: refuse what cannot be honoured
     hold_until: str = "no-hold"
     created: float = field(default_factory=time.time)
     processing_at: float | None = None

@@ -4,6 +4,7 @@ Cancel-My-Jobs, Get-Job-Attributes, Get-Jobs, Hold-Job, Release-Job."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from drivers.filters import planner
 from gateway.core.job import Job, JobEvent, options_from_template
@@ -114,39 +115,46 @@ def _check_job_request(call: Call, takes_data: bool) -> tuple[Reply, dict[str, o
     return Reply(), result.accepted
 
 
-def _conversion_unsupported(fmt: str, printer: Printer, accepted: dict[str, object],
+def _conversion_unsupported(fmt: str, printer: Printer, accepted: dict[str, Any],
                             job_group: list[Attribute]) -> list[Attribute]:
     """What the capabilities allow, the conversion for this format may still not honour:
-    those values leave `accepted`; the attributes come back as the client sent them."""
+    those values leave `accepted`; the attributes come back as the client sent them (or as
+    out-of-band `unsupported` when this request did not carry them)."""
     dropped: list[Attribute] = []
     for name in planner.unsupported_options(fmt, printer.driver, printer.capabilities,
                                             options_from_template(accepted)):
         keys = ("media", "media-col") if name == "media" else (name,)
         for key in keys:
             if accepted.pop(key, None) is not None:
-                dropped += [a for a in job_group if a.name == key][:1]
+                sent = [a for a in job_group if a.name == key][:1]
+                dropped += sent or _as_unsupported([key])
     return dropped
 
 
-def _check_detected_format(call: Call, job: Job, reply: Reply) -> Reply:
-    """A document sent as application/octet-stream is sniffed once spooled: what its real
-    format cannot honour is refused or reported then, as at submit for a typed document."""
-    if not job.format_detected:
-        return reply
-    dropped = _conversion_unsupported(job.format_detected, call.require_printer(),
-                                      job.template, call.job_group())
+def _check_document_format(call: Call, job: Job, reply: Reply, fmt: str,
+                           sent: list[Attribute]) -> Reply:
+    """Options accepted before the document's real format was known (sniffed from
+    application/octet-stream, or sent later by Send-Document) are checked against it once the
+    document is spooled: what it cannot honour is refused (fidelity) or reported, never
+    ignored. `sent` holds the job's attributes as the client sent them, where the request has
+    them."""
+    dropped = _conversion_unsupported(fmt, call.require_printer(), job.template, sent)
     if not dropped:
         return reply
-    names = ", ".join(a.name for a in dropped)
-    if _boolean(call, "ipp-attribute-fidelity"):
-        job.apply(JobEvent.ABORT, "aborted-by-system",
-                  message=f"{names}: not possible for {job.format_detected}")
-        call.system.job_finished(job)
-        raise IppError(UNSUPPORTED, f"unsupported for {job.format_detected}: {names}", dropped)
     call.system.save(job)
+    names = ", ".join(a.name for a in dropped)
+    if job.fidelity:
+        job.apply(JobEvent.ABORT, "aborted-by-system", message=f"{names}: not possible for {fmt}")
+        call.system.job_finished(job)
+        raise IppError(UNSUPPORTED, f"unsupported for {fmt}: {names}", dropped)
     unsupported = [*reply.unsupported, *dropped]
     return Reply(Status.OK_IGNORED_OR_SUBSTITUTED,
                  f"ignored: {', '.join(a.name for a in unsupported)}", unsupported)
+
+
+def _as_unsupported(names: list[str]) -> list[Attribute]:
+    """The unsupported-attributes entries for attributes a past request carried."""
+    return [Attribute.of(name, T.UNSUPPORTED) for name in names]
 
 
 def _new_job(call: Call, template: dict[str, object]) -> Job:
@@ -156,6 +164,7 @@ def _new_job(call: Call, template: dict[str, object]) -> Job:
     job = call.system.create_job(printer, name=name[:255], user=call.user, template=template,
                                  document_format=_document_format(call, printer))
     job.hold_until = str(template.get("job-hold-until", "no-hold"))
+    job.fidelity = bool(_boolean(call, "ipp-attribute-fidelity"))
     job.document_name = _text(call.attr("document-name"), "document-name", "")[:255]
     return job
 
@@ -197,7 +206,8 @@ async def print_job(call: Call) -> Reply:
     reply, template = _check_job_request(call, takes_data=True)
     job = _new_job(call, template)
     await _receive_into(call, job)
-    reply = _check_detected_format(call, job, reply)
+    if job.format_detected:
+        reply = _check_document_format(call, job, reply, job.format_detected, call.job_group())
     call.system.queue_job(job)
     return _job_reply(call, reply, job)
 
@@ -226,13 +236,16 @@ async def send_document(call: Call) -> Reply:
     job.document_format = fmt
     job.document_name = _text(call.attr("document-name"), "document-name", job.document_name)
     await _receive_into(call, job)
+    reply = Reply()
     if job.document_bytes == 0 and not last:
         job.has_document = False  # an empty non-final Send-Document carries nothing
+    elif job.has_document:
+        reply = _check_document_format(call, job, reply, job.format_detected or fmt, [])
     if last:
         _close(call, job)
     else:
         call.system.save(job)
-    return _job_reply(call, Reply(), job)
+    return _job_reply(call, reply, job)
 
 
 def _close(call: Call, job: Job) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from gateway.ipp.enums import JobState, Status, ValueTag
+from gateway.ipp.enums import JobState, Operation, Status, ValueTag
 from gateway.ipp.model import IntRange, Value
 from gateway.ipp.writer import AttributeSpec
 from tests.integration.test_pipeline_matrix import pwg_pages
@@ -282,4 +282,29 @@ def test_options_of_a_sniffed_document_are_not_silently_ignored(
     else:
         assert reply.status == Status.OK_IGNORED_OR_SUBSTITUTED
         job = client.wait_done(reply.job_id)
+        assert job["job-state"] == [JobState.COMPLETED] and "page-ranges" not in job
+
+
+@pytest.mark.parametrize("fidelity", [True, False])
+@pytest.mark.parametrize("fmt", ["image/jpeg", "application/octet-stream"])
+def test_send_document_checks_the_job_options_against_its_format(
+    run: OptionRun, fidelity: bool, fmt: str
+) -> None:
+    """Create-Job cannot know the format (clients such as CUPS send it with Send-Document):
+    options accepted then are checked when the document comes, and never silently ignored."""
+    client = IppPrinter(run.gateway.port, "ps")
+    fidelity_attr: AttributeSpec = {"ipp-attribute-fidelity": (ValueTag.BOOLEAN, fidelity)}
+    created = client.send(Operation.CREATE_JOB, fidelity_attr, {"page-ranges": ranges((2, 2))})
+    assert created.status == Status.OK, created
+    job_id = created.job_id
+    reply = client.send(Operation.SEND_DOCUMENT, {
+        "job-id": (ValueTag.INTEGER, job_id), "last-document": (ValueTag.BOOLEAN, True),
+        "document-format": (ValueTag.MIME_MEDIA_TYPE, fmt)}, document=run.samples["jpeg"].read())
+    assert list(reply.unsupported) == ["page-ranges"], reply
+    job = client.wait_done(job_id)
+    if fidelity:
+        assert reply.status == Status.CLIENT_ERROR_ATTRIBUTES_OR_VALUES_NOT_SUPPORTED, reply
+        assert job["job-state"] == [JobState.ABORTED], job
+    else:
+        assert reply.status == Status.OK_IGNORED_OR_SUBSTITUTED, reply
         assert job["job-state"] == [JobState.COMPLETED] and "page-ranges" not in job
