@@ -73,6 +73,8 @@ class Printer:
         self.device_message = ""
         self.message = "Ready."
         self.paused = False
+        if config.name in system.spool.paused_printers():  # paused before a restart
+            self.paused, self.state, self.message = True, PrinterState.STOPPED, "Paused."
         self.stopped_by_device = False
         self.waiting_to_retry = False  # a failed job waits out its backoff delay
         self.accepting = True
@@ -107,12 +109,14 @@ class Printer:
 
     def pause(self) -> None:
         self.paused = True
+        self.system.spool.save_paused(self.name, True)
         if self.current_job is None:
             self._set_state(PrinterState.STOPPED, "Paused.")
         log.info("printer %s: paused", self.name)
 
     def resume(self) -> None:
         self.paused = False
+        self.system.spool.save_paused(self.name, False)
         self.stopped_by_device = False
         self.device_reasons.clear()
         if self.current_job is None:

@@ -4,6 +4,7 @@ Layout under the spool directory:
   jobs/00042.json   the job record (write to .tmp, fsync, rename, fsync the directory)
   jobs/00042.doc    the document as received (decompressed)
   system.json       the system UUID (printer UUIDs derive from it, stable across restarts)
+  printers.json     what an operator set on a printer that must outlive a restart (paused)
 """
 
 from __future__ import annotations
@@ -52,6 +53,22 @@ class Spool:
             value = uuid.uuid4()
             write_atomically(path, json.dumps({"uuid": str(value)}).encode())
             return value
+
+    def paused_printers(self) -> set[str]:
+        try:
+            names = json.loads((self.root / "printers.json").read_text())["paused"]
+        except FileNotFoundError:
+            return set()
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.error("spool: ignoring unreadable printers.json (%s)", exc)
+            return set()
+        return {name for name in names if isinstance(name, str)}
+
+    def save_paused(self, printer: str, paused: bool) -> None:
+        names = self.paused_printers()
+        names = names | {printer} if paused else names - {printer}
+        write_atomically(self.root / "printers.json",
+                         json.dumps({"paused": sorted(names)}).encode())
 
     def document_path(self, job_id: int) -> Path:
         return self.jobs_dir / f"{job_id:05d}.doc"

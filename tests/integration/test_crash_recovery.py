@@ -9,11 +9,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from gateway.ipp.enums import GroupTag, JobState, Operation, ValueTag
+from gateway.ipp.enums import GroupTag, JobState, Operation, PrinterState, ValueTag
 from gateway.ipp.reader import decode_message
 from gateway.ipp.writer import encode_message, request
 from tests.peers.gateway_proc import GatewayProcess, start_gateway
-from tests.support.ipp_client import ipp, job_state, print_job, printer_uri
+from tests.support.ipp_client import ipp, job_state, print_job, printer_state, printer_uri
 
 T = ValueTag
 BIG_BLOCK = 1 << 20
@@ -53,6 +53,12 @@ def test_pending_jobs_survive_kill_9(tmp_path: Path) -> None:
         assert all(job_state(gateway.port, j) == JobState.PENDING for j in documents)
         gateway.kill()
         gateway = start_gateway(tmp_path, port=gateway.port)
+        # Still paused after the restart (an operator's pause outlives it), jobs still pending.
+        assert printer_state(gateway.port) == PrinterState.STOPPED
+        time.sleep(0.5)
+        assert all(job_state(gateway.port, j) == JobState.PENDING for j in documents)
+        resume = request(Operation.RESUME_PRINTER, printer_uri=printer_uri(gateway.port))
+        assert ipp(gateway.port, resume).code == 0
         all_completed(gateway, list(documents))
         outputs = gateway.output_files()
         assert [p.name for p in outputs] == [f"job-{j:05d}.prn" for j in sorted(documents)]
