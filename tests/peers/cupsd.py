@@ -31,6 +31,8 @@ from tests.peers.procs import (
 PROGRAMS = ("cupsd", "lpadmin", "lp", "lpstat")
 CLIENT_TIMEOUT = 60.0
 
+# JobPrivate*/SubscriptionPrivate* belong inside <Policy>: CUPS 2.4.2-3+deb12u10 refuses to
+# start when they stand at the top level (earlier builds only logged it).
 CUPSD_CONF = """LogLevel debug
 MaxLogSize 0
 Listen {host}:{port}
@@ -41,14 +43,14 @@ DefaultAuthType None
 DefaultEncryption Never
 WebInterface No
 PreserveJobHistory Yes
-JobPrivateAccess all
-JobPrivateValues none
-SubscriptionPrivateAccess all
 <Location />
   Order allow,deny
   Allow all
 </Location>
 <Policy default>
+  JobPrivateAccess all
+  JobPrivateValues none
+  SubscriptionPrivateAccess all
   <Limit All>
     Order deny,allow
     Allow all
