@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 
 from PIL import Image, ImageChops
 
+from drivers.filters import accel
 from drivers.filters.packet_reader import INVERT
 from drivers.filters.raster import PixelFormat, Row
 
@@ -50,6 +51,8 @@ _DITHER_SIZE = 16
 _THRESHOLDS = [
     bytes(1 + value * 254 // 255 for value in row) for row in _bayer(_DITHER_SIZE)
 ]
+_THRESHOLD_MATRIX = b"".join(_THRESHOLDS)  # row after row, as the C codec takes it
+_native_dither = accel.native("ordered_dither")
 
 
 class Ditherer:
@@ -78,6 +81,15 @@ class Ditherer:
         return out
 
     def _run(self, lines: list[bytes], y: int) -> list[Row]:
+        if not lines:
+            return []
+        if _native_dither is not None:
+            rows: list[Row] = _native_dither(lines, self.width, y, _THRESHOLD_MATRIX)
+            return rows
+        return self._run_py(lines, y)
+
+    def _run_py(self, lines: list[bytes], y: int) -> list[Row]:
+        """Pillow's C loops a band at a time: the reference for the C `ordered_dither`."""
         if not lines:
             return []
         height, width = len(lines), self.width

@@ -4,7 +4,7 @@ own Courier. Commands follow protocols.md 11.3 and HP's PCL 5 technical referenc
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 from drivers.driver import MEDIA_SIZES, Capabilities, Driver, PrintOptions, register_driver
 from drivers.errors import ConversionError
@@ -75,6 +75,38 @@ _CHANGED = re.compile(rb"[^\x00]+(?:\x00{1,2}[^\x00]+)*")  # small gaps merged i
 _delta_row = accel.choose("delta_row", _delta_row_py)
 
 
+def _pcl_band_py(
+    rows: Iterable[Row], crop: int, compression: int, blank_rows: int, seed: bytes
+) -> tuple[bytes, int, bytes]:
+    """Raster transfers for a band of rows, and the (blank_rows, seed) the next band starts from.
+
+    Each line loses `crop` bytes on the left and its trailing white; blank rows are counted
+    and skipped with one ESC*b#Y before the next inked row (which then has no seed). The
+    reference for the C `pcl_band` of drivers.filters.accel."""
+    out: list[bytes] = []
+    for line, count in rows:
+        data = line[crop:].rstrip(b"\0")
+        if not data:
+            blank_rows += count
+            continue
+        if blank_rows:
+            out.append(ESC + b"*b%dY" % blank_rows)
+            blank_rows, seed = 0, b""
+        if compression == 2:
+            encoded = packbits_bilevel(data)
+            out.append((ESC + b"*b%dW" % len(encoded) + encoded) * count)
+        else:
+            encoded = _delta_row(data, seed)
+            out.append(ESC + b"*b%dW" % len(encoded) + encoded)
+            if count > 1:  # an empty row repeats the seed row
+                out.append((ESC + b"*b0W") * (count - 1))
+            seed = data
+    return b"".join(out), blank_rows, seed
+
+
+_pcl_band = accel.choose("pcl_band", _pcl_band_py)
+
+
 class PclRasterWriter:
     """Raster pages (1-bit, 1 = black) as PCL 5 raster graphics."""
 
@@ -113,25 +145,12 @@ class PclRasterWriter:
             + ESC + b"*p0x0Y" + ESC + b"*b%dM" % self.compression + ESC + b"*r1A"
         )
 
-    def write_rows(self, rows: Iterable[Row]) -> Iterator[bytes]:
-        crop = self._crop
-        for line, count in rows:
-            data = line[crop:].rstrip(b"\0")
-            if not data:
-                self._blank_rows += count
-                continue
-            if self._blank_rows:
-                yield ESC + b"*b%dY" % self._blank_rows
-                self._blank_rows, self._seed = 0, b""
-            if self.compression == 2:
-                encoded = packbits_bilevel(data)
-                yield (ESC + b"*b%dW" % len(encoded) + encoded) * count
-            else:
-                encoded = _delta_row(data, self._seed)
-                yield ESC + b"*b%dW" % len(encoded) + encoded
-                if count > 1:  # an empty row repeats the seed row
-                    yield (ESC + b"*b0W") * (count - 1)
-                self._seed = data
+    def write_rows(self, rows: Iterable[Row]) -> list[bytes]:
+        """The band's commands, at once: the writer's state moves on even if they are dropped."""
+        out, self._blank_rows, self._seed = _pcl_band(
+            rows, self._crop, self.compression, self._blank_rows, self._seed
+        )
+        return [out] if out else []
 
     def end_page(self) -> bytes:
         return ESC + b"*rB\x0c"

@@ -16,7 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drivers.errors import ConversionError
-from drivers.filters import accel, packet_reader
+from drivers.filters import accel, convert, packet_reader
+from drivers.filters.convert import _THRESHOLD_MATRIX, Ditherer
 from drivers.filters.packbits import packbits_bilevel_py, packbits_py, unpackbits
 from drivers.filters.pwg_raster import PwgRasterReader, PwgRasterWriter
 from drivers.filters.raster import (
@@ -24,11 +25,13 @@ from drivers.filters.raster import (
     PixelFormat,
     RasterEvent,
     RasterPage,
+    Row,
     decode_line_py,
     encode_packets,
 )
 from drivers.filters.urf import UrfReader, UrfWriter
-from drivers.languages.pcl import _delta_row_py
+from drivers.languages import pcl
+from drivers.languages.pcl import _delta_row_py, _pcl_band_py
 
 ROOT = Path(__file__).resolve().parents[2]
 EXTENSION = accel.load_extension()
@@ -282,11 +285,142 @@ def test_readers_give_the_same_events_and_errors_with_and_without_c(
 
 def test_active_implementation_follows_the_environment() -> None:
     probe = (
-        "from drivers.filters import accel, raster; print(accel.ACCELERATED, raster.decode_line)"
+        "from drivers.filters import accel, convert, raster; from drivers.languages import pcl; "
+        "print(accel.ACCELERATED, raster.decode_line, pcl._pcl_band, convert._native_dither)"
     )
     for forced, expected in (("1", "False <function decode_line_py"), ("", str(bool(EXTENSION)))):
         env = {**os.environ, accel.PURE_PYTHON_ENV: forced}
         done = subprocess.run([sys.executable, "-c", probe], env=env, cwd=ROOT, check=True,
                               capture_output=True, text=True, timeout=60)
         assert done.stdout.startswith(expected)
+        native = not forced and EXTENSION is not None
+        assert ("<function _pcl_band_py" in done.stdout) is not native
+        assert done.stdout.rstrip().endswith("None") is not native
         assert done.stderr == ""
+
+
+# ---- PCL raster bands and the ordered dither ----------------------------------------------
+
+
+def band_lines(rng: random.Random, width: int, count: int) -> list[Row]:
+    """Rows as a page has them: blank, cropped-away ink, repeats, near repeats, odd lengths."""
+    rows: list[Row] = []
+    last = bytes(width)
+    for _ in range(count):
+        kind = rng.random()
+        if kind < 0.15:
+            line = bytes(rng.choice([0, width, rng.randint(0, 12)]))
+        elif kind < 0.25:
+            line = bytes(rng.randint(0, 10)) + b"\x01" + bytes(width)  # ink inside the crop
+        elif kind < 0.45:
+            line = last
+        elif kind < 0.6:
+            changed = bytearray(last)
+            for _ in range(rng.randint(1, 6)):
+                if changed:
+                    changed[rng.randrange(len(changed))] = rng.choice([0, 0xFF, 0x18])
+            line = bytes(changed)
+        else:
+            size = max(0, width + rng.choice([0, 0, 0, -3, 5]))
+            line = bytes(rng.choice((0, 0, 0xFF, 0x18, rng.getrandbits(8))) for _ in range(size))
+            line += bytes(rng.choice([0, 0, 4, 40]))  # trailing white
+        last = line
+        rows.append((line, rng.choice([1, 1, 1, 2, rng.randint(1, 300), 0])))
+    return rows
+
+
+@st.composite
+def pcl_bands(draw: st.DrawFn) -> list[list[Row]]:
+    rng = random.Random(draw(st.integers(0, 2**32)))
+    width = draw(st.integers(0, 80))
+    sizes = draw(st.lists(st.integers(0, 12), min_size=1, max_size=5))
+    return [band_lines(rng, width, size) for size in sizes]
+
+
+@needs_extension
+@settings(max_examples=300, deadline=None)
+@given(bands=pcl_bands(), crop=st.integers(0, 10), compression=st.sampled_from([2, 3]),
+       blank_rows=st.sampled_from([0, 0, 1, 7, 300]), seed=st.binary(max_size=60))
+def test_pcl_band_matches_the_reference_across_bands(
+    bands: list[list[Row]], crop: int, compression: int, blank_rows: int, seed: bytes
+) -> None:
+    native = reference = (blank_rows, seed)  # carried from band to band by each one
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pcl, "packbits_bilevel", packbits_bilevel_py)
+        patch.setattr(pcl, "_delta_row", _delta_row_py)
+        for rows in bands:
+            out, native_blank, native_seed = codec().pcl_band(rows, crop, compression, *native)
+            expected, blank, seed = _pcl_band_py(rows, crop, compression, *reference)
+            native, reference = (native_blank, native_seed), (blank, seed)
+            assert (out, native) == (expected, reference)
+
+
+@needs_extension
+def test_pcl_band_takes_any_iterable_and_refuses_what_the_writer_never_sends() -> None:
+    rows = [(b"\0\xff\xff\xff\xff\x01\0", 3), (b"", 2), (b"\0\0\x10", 1)]
+    for compression in (2, 3):
+        expected = _pcl_band_py(rows, 1, compression, 4, b"\x07")
+        assert codec().pcl_band(iter(rows), 1, compression, 4, b"\x07") == expected
+        assert codec().pcl_band(tuple(rows), 1, compression, 4, bytearray(b"\x07")) == expected
+    for args in [(rows, -1, 2, 0, b""), (rows, 0, 1, 0, b""), (rows, 0, 3, -1, b""),
+                 ([(b"\x01", -1)], 0, 2, 0, b"")]:
+        with pytest.raises(ValueError):
+            codec().pcl_band(*args)
+    wrong_types: list[tuple[object, ...]] = [
+        ([b"\x01"], 0, 2, 0, b""), ([(b"\x01", 1.0)], 0, 2, 0, b""), ([("text", 1)], 0, 2, 0, b""),
+        (rows, 0, 2, 0, "seed"), (5, 0, 2, 0, b""), (rows, 0, 2, 0),
+    ]
+    for wrong in wrong_types:
+        with pytest.raises(TypeError):
+            codec().pcl_band(*wrong)
+
+
+@st.composite
+def gray_band(draw: st.DrawFn) -> tuple[list[bytes], int]:
+    width = draw(st.integers(1, 200))
+    rng = random.Random(draw(st.integers(0, 2**32)))
+    levels = [0, 255, 255, 254, 1, 128, 127]  # the ends, and values next to thresholds
+    lines = []
+    for _ in range(draw(st.integers(1, 40))):
+        ink = rng.choice([0.0, 0.05, 0.5, 1.0])  # all white to all noise
+        line = bytes(rng.choice(levels) if rng.random() > ink else rng.getrandbits(8)
+                     for _ in range(width))
+        lines.extend([line] * rng.choice([1, 1, 3, 17]))
+    return lines, width
+
+
+@needs_extension
+@settings(max_examples=300, deadline=None)
+@given(band=gray_band(), y=st.one_of(st.integers(0, 40), st.integers(-100, 10**9)))
+def test_ordered_dither_matches_pillow(band: tuple[list[bytes], int], y: int) -> None:
+    lines, width = band
+    reference = Ditherer(width)._run_py(lines, y)
+    assert codec().ordered_dither(lines, width, y, _THRESHOLD_MATRIX) == reference
+
+
+@needs_extension
+@settings(max_examples=60, deadline=None)
+@given(band=gray_band(), y=st.integers(0, 5000))
+def test_ditherer_gives_the_same_rows_with_and_without_c(
+    band: tuple[list[bytes], int], y: int
+) -> None:
+    lines, width = band
+    white = b"\xff" * width
+    rows = [(line, 2) for line in lines[:5]] + [(white, 9)] + [(line, 1) for line in lines]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(convert, "_native_dither", codec().ordered_dither)
+        native = Ditherer(width).dither(rows, y)
+        patch.setattr(convert, "_native_dither", None)
+        assert native == Ditherer(width).dither(rows, y)
+
+
+@needs_extension
+def test_ordered_dither_refuses_what_the_ditherer_never_sends() -> None:
+    for args in [([b"\0" * 4], 5, 0, _THRESHOLD_MATRIX), ([b"\0" * 4], 4, 0, b"\x80" * 255),
+                 ([b"\0" * 4], -4, 0, _THRESHOLD_MATRIX)]:
+        with pytest.raises(ValueError):
+            codec().ordered_dither(*args)
+    with pytest.raises(TypeError):
+        codec().ordered_dither(["text"], 4, 0, _THRESHOLD_MATRIX)
+    assert codec().ordered_dither([], 4, 0, _THRESHOLD_MATRIX) == []
+    assert codec().ordered_dither([b""], 0, 3, _THRESHOLD_MATRIX) == [(b"", 1)]
