@@ -2,7 +2,7 @@
 own backends (`/usr/lib/cups/backend/socket` and `lpd`, run by hand on the same file), to the
 same peers in the same run: p910nd (with a FIFO sink) and BSD lpd (jobs kept in its spool).
 
-    PYTHONPATH=. .venv/bin/python bench/bench_transports.py [--runs 3]
+    PYTHONPATH=. .venv/bin/python bench/bench_transports.py [--runs 7]
 
 MB/s = job size / (last byte at the peer, or the sender's end if later, minus the start).
 Time to first byte = first job byte at the peer minus the start: the sink's own timestamp for
@@ -13,7 +13,8 @@ document (`print_document`, which hands the spooled file to the transport: sendf
 socket and lpd), and "(memory)" sends one 1 MiB block over and over (the transport alone, no
 file). CUPS's backends are separate processes, as cupsd runs them. "lpd bare client" is the
 floor: the dialogue in blocking Python with nothing else (lpd's own latency per ack).
-Medians of the runs; compare ratios within one run, not figures across machines.
+One warm-up run of every case is not counted; medians of the runs; compare ratios within one
+run, not figures across machines.
 Needs root (lpd runs in a private mount namespace), p910nd, BSD lpd and CUPS's backends.
 """
 
@@ -190,6 +191,11 @@ def cases(path: Path, p910nd: P910nd, lpd: BsdLpd) -> dict[str, Callable[[int], 
 
 async def measure(runs: int, path: Path, p910nd: P910nd, lpd: BsdLpd) -> dict[str, Run]:
     todo = cases(path, p910nd, lpd)
+    for case in todo.values():
+        # Warm-up, not counted: our first job in a process pays lazy imports and the transport
+        # registry (~30 ms), which a running gateway pays once at start; the peers and the
+        # CUPS backends get their page cache warm.
+        await case(99)
     results: dict[str, list[Run]] = {name: [] for name in todo}
     for attempt in range(runs):
         for name, case in todo.items():  # interleaved, so drifts hit every row alike
@@ -210,7 +216,7 @@ def table(medians: dict[str, Run], size: int) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="transport benchmark vs CUPS backends")
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
     missing = [p for p in (CUPS_BACKENDS / "socket", CUPS_BACKENDS / "lpd") if not p.exists()]
     if missing or os.geteuid() != 0:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import trio
 
+from drivers import localfile
 from drivers.driver import Capabilities, Driver, PrintOptions
 from drivers.errors import ConversionError, DriverError
 from drivers.filters.planner import Context, Plan, accepted_formats, plan
@@ -81,7 +82,7 @@ def _choose_plan(fmt: str, head: bytes, driver: Driver, caps: Capabilities) -> P
 async def _peek(source: Source) -> tuple[bytes, Source]:
     """The document's first bytes, and a source that still yields all of them."""
     if isinstance(source, Path):
-        return await trio.to_thread.run_sync(_read_head, source), source  # one thread hop
+        return await localfile.read_head(source, SNIFF_BYTES), source
     iterator = aiter(source)
     head = b""
     async for chunk in iterator:
@@ -96,11 +97,6 @@ async def _peek(source: Source) -> tuple[bytes, Source]:
             yield rest
 
     return head, replay()
-
-
-def _read_head(path: Path) -> bytes:
-    with path.open("rb") as file:
-        return file.read(SNIFF_BYTES)
 
 
 async def _run(chosen: Plan, context: Context, source: Source, transport: Transport,

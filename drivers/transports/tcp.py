@@ -22,6 +22,7 @@ from pathlib import Path
 
 import trio
 
+from drivers import localfile
 from drivers.errors import Outcome, TransportError, UriError
 from drivers.uri import DeviceUri
 
@@ -225,11 +226,6 @@ class WaitWatch:
 SENDFILE_STEP = 4 << 20  # bytes per sendfile() call at most: progress reports stay frequent
 
 
-def _open_sized(path: Path) -> tuple[int, int]:
-    fd = os.open(path, os.O_RDONLY)
-    return fd, os.fstat(fd).st_size
-
-
 async def send_file(stream: trio.SocketStream, path: Path, on_sent: Callable[[int], None],
                     idle_timeout: float = math.inf,
                     before: Callable[[int], None] | None = None) -> int:
@@ -241,26 +237,38 @@ async def send_file(stream: trio.SocketStream, path: Path, on_sent: Callable[[in
     `idle_timeout` seconds without progress; cancellable between pieces. `before` hears the
     file's size before the first byte goes, and may refuse it by raising.
     """
-    fd, size = await trio.to_thread.run_sync(_open_sized, path)
+    await trio.lowlevel.checkpoint_if_cancelled()
+    fd, size = localfile.open_sized(path)
     sent = 0
     try:
         if before is not None:
             before(size)
         sock = stream.socket
         with trio.CancelScope(deadline=trio.current_time() + idle_timeout) as scope:
+            yielded = False
             while sent < size:
-                await trio.lowlevel.wait_writable(sock)
+                # Send first, then wait: the first byte leaves without a trip through the loop.
+                step = min(size - sent, SENDFILE_STEP)
                 try:
-                    count = os.sendfile(sock.fileno(), fd, sent, min(size - sent, SENDFILE_STEP))
+                    count = os.sendfile(sock.fileno(), fd, sent, step)
                 except BlockingIOError:
-                    continue
+                    count = 0
                 except OSError as exc:
                     raise trio.BrokenResourceError(f"sendfile: {exc.strerror}") from exc
-                if count == 0:
-                    raise RuntimeError(f"{path} shrank to {sent} bytes while being sent")
-                sent += count
-                scope.deadline = trio.current_time() + idle_timeout
-                on_sent(count)
+                else:
+                    if count == 0:
+                        raise RuntimeError(f"{path} shrank to {sent} bytes while being sent")
+                    sent += count
+                    scope.deadline = trio.current_time() + idle_timeout
+                    on_sent(count)
+                if sent < size:
+                    yielded = True
+                    if count < step:  # the socket's buffer is full
+                        await trio.lowlevel.wait_writable(sock)
+                    else:
+                        await trio.lowlevel.checkpoint()
+            if not yielded:
+                await trio.lowlevel.cancel_shielded_checkpoint()
         if scope.cancelled_caught:
             raise trio.TooSlowError
         return sent
