@@ -37,8 +37,8 @@ from tests.unit.test_languages_postscript import render as render_postscript
 MEMORY_LIMIT_KB = 64 * 1024
 # Each case, and a word its job-state-message must contain: the message names the cause.
 BAD_CASES = {"truncated-pdf": "pages", "absurd-pwg": "PWG raster", "huge-pwg": "PWG raster",
-             "lying-urf": "URF", "jpeg-bomb": "bomb", "empty": "empty",
-             "mismatch": "image/jpeg"}
+             "lying-urf": "URF", "overflowing-urf": "bad line lengths", "jpeg-bomb": "bomb",
+             "empty": "empty", "mismatch": "image/jpeg"}
 BAD_PRINTERS = (PrinterSpec("pcl5", "pcl5"), PrinterSpec("ps", "postscript"))
 GOOD_PDF = CORPUS_DIR / "testpage-1p-vector.pdf"
 # Refusals at submit that say what is wrong with the document itself.
@@ -53,6 +53,15 @@ def huge_pwg() -> bytes:
     return SYNC + page_header(page) + bytes(4096)
 
 
+def overflowing_urf() -> bytes:
+    """An Apple raster page whose lengths lie: a 100-pixel grey line whose first packet repeats
+    one pixel 128 times, past the line's end (a decoder trusting it writes out of bounds)."""
+    header = b"UNIRAST\0" + struct.pack(">I", 1)
+    page = (bytes([8, 0, 1, 4]) + bytes(8) + struct.pack(">III", 100, 2, 300) + bytes(8))
+    line = b"\x00" + b"\x7f" + b"\x40"  # line repeat 1; 128 x the pixel 0x40
+    return header + page + line * 2
+
+
 @dataclass
 class BadRun:
     gateway: ConfiguredGateway
@@ -65,6 +74,7 @@ def bad_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BadRun]:
     """On each printer, every bad document followed at once by a good PDF."""
     documents = bad_documents(tmp_path_factory.mktemp("bad"))
     documents["huge-pwg"] = (huge_pwg(), "image/pwg-raster")
+    documents["overflowing-urf"] = (overflowing_urf(), "image/urf")
     gateway = start_configured_gateway(tmp_path_factory.mktemp("gateway"), BAD_PRINTERS)
     try:
         run = BadRun(gateway)
@@ -152,8 +162,10 @@ RASTER_PAGES = {"image/pwg-raster": ("pwgraster", "page-600.pwg"),
 def colour_pages_600(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The vector test page as 600 dpi sRGB 8-bit raster, in each raster format."""
     tmp = tmp_path_factory.mktemp("raster600")
-    return {fmt: render(tmp / name, device, GOOD_PDF, 600, "-dcupsColorSpace=19",
-                        "-dcupsBitsPerColor=8") for fmt, (device, name) in RASTER_PAGES.items()}
+    pages = {fmt: render(tmp / name, device, GOOD_PDF, 600, "-dcupsColorSpace=19",
+                         "-dcupsBitsPerColor=8") for fmt, (device, name) in RASTER_PAGES.items()}
+    pages["image/jpeg"] = CORPUS_DIR / "ladybird-2560x1600.jpg"  # scaled to the page at 600 dpi
+    return pages
 
 
 @pytest.fixture(scope="module")
@@ -175,23 +187,30 @@ def raster_size(fmt: str, path: Path) -> tuple[int, int]:
     return int(width), int(height)
 
 
-def check_output(printer: str, data: bytes, size: tuple[int, int]) -> None:
-    width, height = size
+def check_output(printer: str, data: bytes, size: tuple[int, int] | None) -> None:
+    """Valid output for the page; `size` is the raster's own (None for a photo, which the
+    gateway scales to the page itself)."""
     if printer == "ps600":
-        assert b"/DeviceRGB setcolorspace" in data
-        assert b"/Width %d /Height %d " % (width, height) in data
+        if size is not None:
+            assert b"/DeviceRGB setcolorspace" in data
+            assert b"/Width %d /Height %d " % size in data
         (rendered,) = render_postscript(data, dpi=18)
         assert abs(rendered.width_pt - 595) <= 4 and abs(rendered.height_pt - 842) <= 4
     else:
         job = decode_pcl(data)
         (page,) = job.pages
-        assert page.resolution == 600 and b"*r%dT" % height in job.commands
+        assert page.resolution == 600
+        if size is not None:
+            assert b"*r%dT" % size[1] in job.commands
         assert sum(any(row) for row in page.rows) > 1000  # inked rows, dithered from colour
 
 
 @pytest.mark.parametrize("printer, fmt", [("ps600", "image/pwg-raster"),
                                           ("pcl600", "image/pwg-raster"),
-                                          ("pcl600", "image/urf")])
+                                          ("ps600", "image/urf"),
+                                          ("pcl600", "image/urf"),
+                                          ("ps600", "image/jpeg"),
+                                          ("pcl600", "image/jpeg")])
 def test_600_dpi_colour_page_stays_under_64_mb(
     memory_gateway: ConfiguredGateway, colour_pages_600: dict[str, Path], printer: str,
     fmt: str
@@ -204,5 +223,6 @@ def test_600_dpi_colour_page_stays_under_64_mb(
     assert attrs["job-state"] == [JobState.COMPLETED], attrs
     assert attrs["job-impressions-completed"] == [1]
     data = memory_gateway.output_file(printer, job_id).read_bytes()
-    check_output(printer, data, raster_size(fmt, colour_pages_600[fmt]))
+    size = None if fmt == "image/jpeg" else raster_size(fmt, colour_pages_600[fmt])
+    check_output(printer, data, size)
     assert peak < MEMORY_LIMIT_KB, f"peak RSS {peak // 1024} MB (before the job {idle // 1024})"
