@@ -56,6 +56,7 @@ class GhostscriptJob:
     dpi: int | None = None
     fit_to_page: bool = True
     page_list: str = ""  # e.g. "1-3,5"; "" = every page
+    rotation: int = 0  # orientation-requested: degrees anti-clockwise, 0/90/180/270
     extra: tuple[str, ...] = ()
     output: str = "%stdout"  # or a file pattern such as DIR/page-%05d.txt
 
@@ -75,8 +76,26 @@ class GhostscriptJob:
         if self.page_list:
             args.append(f"-sPageList={self.page_list}")
         args += list(self.extra)
-        args += ["-c", _PAGE_HOOK, "-f", input_path or "-"]
+        hook = _PAGE_HOOK
+        if self.rotation and self.media is not None:
+            hook = f"{rotate_pages(self.rotation, self.media)} {hook}"
+        args += ["-c", hook, "-f", input_path or "-"]
         return args
+
+
+def rotate_pages(rotation: int, media: MediaSize) -> str:
+    """orientation-requested for PDF and PostScript: a BeginPage procedure turning each page
+    (as Ghostscript laid it out on the media, fitted or not) `rotation` degrees anti-clockwise
+    about the sheet, shrunk to fit the sheet and centred when it turns by a quarter."""
+    w, h = media.width_points, media.height_points
+    if rotation == 180:
+        place = f"{w:.2f} {h:.2f} translate 180 rotate"
+    else:
+        s = min(w / h, h / w)
+        ox, oy = (w - s * h) / 2, (h - s * w) / 2
+        tx, ty, angle = ((ox + s * h, oy, 90) if rotation == 90 else (ox, oy + s * w, -90))
+        place = f"{tx:.2f} {ty:.2f} translate {angle} rotate {s:.5f} dup scale"
+    return f"<< /BeginPage {{ pop {place} }} bind >> setpagedevice"
 
 
 def page_list(ranges: Sequence[tuple[int, int]]) -> str:

@@ -17,7 +17,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from drivers.driver import Capabilities, Driver, PrintOptions
+from drivers.driver import (
+    LANDSCAPE,
+    PORTRAIT,
+    REVERSE_LANDSCAPE,
+    REVERSE_PORTRAIT,
+    Capabilities,
+    Driver,
+    PrintOptions,
+)
 from drivers.filters import formats
 from drivers.filters.ghostscript import GhostscriptJob, GhostscriptStage, page_list
 from drivers.filters.gs_text import GhostscriptTextStage
@@ -25,7 +33,7 @@ from drivers.filters.image import ImageToRaster
 from drivers.filters.image_ps import ImageToPostScript
 from drivers.filters.pnm import PnmReader
 from drivers.filters.pwg_raster import PwgRasterReader
-from drivers.filters.raster_convert import RasterConverter, RasterSink, RasterSource
+from drivers.filters.raster_convert import MediaFit, RasterConverter, RasterSink, RasterSource
 from drivers.filters.sniff import (
     JPEG,
     OCTET_STREAM,
@@ -124,10 +132,18 @@ def _native(fmt: str, driver: Driver) -> Plan:
     return Plan(fmt, fmt, f"{fmt} -> {driver.name}", lambda c: _with_pjl(c, [], fmt))
 
 
+def page_rotation(options: PrintOptions) -> int:
+    """orientation-requested as degrees anti-clockwise (RFC 8011 5.2.10); portrait or none: 0."""
+    return {LANDSCAPE: 90, REVERSE_LANDSCAPE: 270, REVERSE_PORTRAIT: 180}.get(
+        options.orientation or PORTRAIT, 0)
+
+
 def _postscript_native(context: Context) -> list[Stage]:
     options = context.options
-    if options.page_ranges or (context.caps.color and not options.in_color(context.caps)):
-        # Only Ghostscript can select or gray the pages; this plan streams the document to it.
+    if (options.page_ranges or page_rotation(options)
+            or (context.caps.color and not options.in_color(context.caps))):
+        # Only Ghostscript can select, turn or gray the pages; this plan streams the document
+        # to it.
         return _ps_via_ghostscript(context, from_file=False)
     return [_converter("ps-setup", lambda on_page: SetupInjector(options, context.caps, on_page))]
 
@@ -137,11 +153,14 @@ def _converter(name: str, make: Callable[[PageCallback], Converter], pages: bool
 
 
 def _gs_job(context: Context, device: str, *extra: str, pages: bool = True) -> GhostscriptJob:
+    """A Ghostscript job for the document's pages; pages=False: for our own PostScript, whose
+    pages are already selected and turned."""
     options = context.options
     return GhostscriptJob(
         device=device, media=options.media_size(context.caps),
         dpi=options.dpi(context.caps), fit_to_page=options.print_scaling != "none",
         page_list=page_list(options.page_ranges) if pages else "", extra=extra,
+        rotation=page_rotation(options) if pages else 0,
     )
 
 
@@ -160,6 +179,15 @@ def _ps_via_ghostscript(context: Context, from_file: bool = True) -> list[Stage]
             _converter("ps-setup", lambda on_page: SetupInjector(options, caps, on_page))]
 
 
+def _media_fit(options: PrintOptions, caps: Capabilities) -> MediaFit | None:
+    """The media a client asked for, which PWG/URF pages of another size are put on (scaled
+    per print-scaling); none asked: each page prints on its own size."""
+    if not options.media:
+        return None
+    media = options.media_size(caps)
+    return MediaFit(media.name, media.width_points, media.height_points, options.print_scaling)
+
+
 def _raster_reader(fmt: str) -> RasterSource:
     return PwgRasterReader() if fmt == PWG_RASTER else UrfReader()
 
@@ -171,7 +199,7 @@ def _ps_stages(fmt: str, context: Context, level: int) -> list[Stage]:
         def make_raster(on_page: PageCallback) -> Converter:
             writer = PsRasterWriter(PsJob(options, caps, level))
             return RasterConverter(_raster_reader(fmt), writer, on_page, options.wants_page,
-                                   options.last_page_wanted())
+                                   options.last_page_wanted(), _media_fit(options, caps))
         return [_converter("raster-to-ps", make_raster)]
     if fmt in IMAGE_FORMATS:
         return [_converter("image-to-ps",
@@ -199,7 +227,7 @@ def _pcl_raster(fmt: str, context: Context, on_page: PageCallback) -> Converter:
         return ImageToRaster(writer, options, caps, on_page, context.input_path)
     if fmt in RASTER_FORMATS:
         return RasterConverter(_raster_reader(fmt), writer, on_page, options.wants_page,
-                               options.last_page_wanted())
+                               options.last_page_wanted(), _media_fit(options, caps))
     return RasterConverter(PnmReader(options.dpi(caps)), writer, on_page)
 
 
@@ -248,7 +276,8 @@ def _plan_pclxl(fmt: str, driver: Driver) -> Plan:
 
 def _plan_text(fmt: str, driver: Driver) -> Plan:
     def build(context: Context) -> list[Stage]:
-        return [GhostscriptTextStage(_gs_job(context, "txtwrite"), context.input_path)]
+        job = replace(_gs_job(context, "txtwrite"), rotation=0)  # reported: see below
+        return [GhostscriptTextStage(job, context.input_path)]
     return Plan(fmt, TEXT, f"{fmt} -> ghostscript(txtwrite) -> text", build, reads_path=True,
                 repeats_for_copies=True)
 
@@ -281,6 +310,14 @@ def unsupported_options(fmt: str, driver: Driver, caps: Capabilities,
                                 ("color_mode", "print-color-mode")):
             if getattr(options, name) != getattr(default, name):
                 unsupported.append(attribute)
+    rotation = page_rotation(options)
+    if rotation and kind != "raw" and (kind == "text" or fmt in RASTER_FORMATS):
+        # A line printer cannot turn text; PWG/URF pages come composed and turned by the client.
+        unsupported.append("orientation-requested")
+    if kind != "raw" and options.print_scaling != default.print_scaling and (
+            kind == "text" or (fmt in PAGE_FORMATS and options.print_scaling == "fill")):
+        # Ghostscript fits pages (fit, auto, auto-fit) or leaves them (none): it cannot fill.
+        unsupported.append("print-scaling")
     if options.color_mode == "color" and not caps.color:
         unsupported.append("print-color-mode")
     if options.media and caps.media_size(options.media) is None:

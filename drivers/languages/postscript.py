@@ -68,8 +68,8 @@ def setup_features(options: PrintOptions, caps: Capabilities) -> str:
         parts.append(_feature(f"*Duplex {keyword}", code))
     if options.media_source == "manual":
         parts.append(_feature("*ManualFeed True", "<< /ManualFeed true >> setpagedevice"))
-    if options.resolution:
-        dpi = options.dpi(caps)
+    if options.resolution or options.print_quality != PrintOptions.print_quality:
+        dpi = options.dpi(caps)  # printer-resolution, else draft/high print-quality
         code = f"<< /HWResolution [{dpi} {dpi}] >> setpagedevice"
         parts.append(_feature(f"*Resolution {dpi}dpi", code))
     if options.copies > 1:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from gateway.ipp.enums import JobState, Operation, Status, ValueTag
-from gateway.ipp.model import IntRange, Value
+from gateway.ipp.model import IntRange, Resolution, Value
 from gateway.ipp.writer import AttributeSpec
 from tests.integration.test_pipeline_matrix import pwg_pages
 from tests.peers import CORPUS_DIR
@@ -31,7 +31,8 @@ T = ValueTag
 DPI = 150
 PRINTERS = (PrinterSpec("ps", "postscript"), PrinterSpec("pcl5", "pcl5"),
             PrinterSpec("pcl5duplex", "pcl5", duplex=True), PrinterSpec("pclxl", "pclxl"),
-            PrinterSpec("text", "text"))
+            PrinterSpec("text", "text"), PrinterSpec("pcl5res", "pcl5", resolutions=(150, 300)),
+            PrinterSpec("psres", "postscript", resolutions=(150, 300)))
 
 
 def ranges(*pairs: tuple[int, int]) -> tuple[int, list[Value]]:
@@ -60,6 +61,20 @@ JOBS: dict[str, tuple[str, str, AttributeSpec]] = {
     "pxl-copies-duplex": ("pclxl", "pdf", {"copies": (T.INTEGER, 2),
                                            "sides": (T.KEYWORD, "two-sided-long-edge")}),
     "text-copies": ("text", "text", {"copies": (T.INTEGER, 2)}),
+    "ps-landscape-pdf": ("ps", "pdf", {"orientation-requested": (T.ENUM, 4)}),
+    "ps-landscape-ps": ("ps", "ps", {"orientation-requested": (T.ENUM, 5),
+                                     "page-ranges": ranges((1, 1))}),
+    "ps-portrait-ps": ("ps", "ps", {"page-ranges": ranges((1, 1))}),
+    "pcl-landscape-pdf": ("pcl5", "pdf", {"orientation-requested": (T.ENUM, 4)}),
+    "pcl-300dpi": ("pcl5res", "pdf", {"printer-resolution": (T.RESOLUTION,
+                                                            Resolution(300, 300))}),
+    "pcl-150dpi": ("pcl5res", "pdf", {"printer-resolution": (T.RESOLUTION,
+                                                            Resolution(150, 150))}),
+    "pcl-draft": ("pcl5res", "pdf", {"print-quality": (T.ENUM, 3)}),
+    "pcl-high": ("pcl5res", "pdf", {"print-quality": (T.ENUM, 5)}),
+    "ps-300dpi": ("psres", "pdf", {"printer-resolution": (T.RESOLUTION, Resolution(300, 300))}),
+    "ps-letter-pwg": ("ps", "pwg-rgb", {"media": (T.KEYWORD, "na_letter_8.5x11in")}),
+    "pcl-letter-urf": ("pcl5", "urf", {"media": (T.KEYWORD, "na_letter_8.5x11in")}),
 }
 
 # Options a printer cannot do: (printer, sample, the attribute and its value).
@@ -68,6 +83,9 @@ UNSUPPORTED: dict[str, tuple[str, str, AttributeSpec]] = {
     "colour-on-mono": ("pcl5", "pwg-rgb", {"print-color-mode": (T.KEYWORD, "color")}),
     "ranges-of-a-photo": ("ps", "jpeg", {"page-ranges": ranges((1, 1))}),
     "sides-on-text": ("text", "text", {"sides": (T.KEYWORD, "two-sided-long-edge")}),
+    "landscape-of-a-raster": ("ps", "urf", {"orientation-requested": (T.ENUM, 4)}),
+    "landscape-on-text": ("text", "text", {"orientation-requested": (T.ENUM, 4)}),
+    "fill-a-pdf": ("ps", "pdf", {"print-scaling": (T.KEYWORD, "fill")}),
 }
 
 
@@ -308,3 +326,95 @@ def test_send_document_checks_the_job_options_against_its_format(
     else:
         assert reply.status == Status.OK_IGNORED_OR_SUBSTITUTED, reply
         assert job["job-state"] == [JobState.COMPLETED] and "page-ranges" not in job
+
+
+# -- orientation-requested, printer-resolution / print-quality, media of a raster -------------
+
+
+def ink_box(lines: list[bytes], white: int = 255) -> tuple[int, int]:
+    """Width and height (in pixels) of what is drawn on an 8-bit gray page."""
+    inked = [i for i, line in enumerate(lines) if line.count(white) != len(line)]
+    columns = [j for i in inked for j in (
+        next(k for k, v in enumerate(lines[i]) if v != white),
+        len(lines[i]) - 1 - next(k for k, v in enumerate(reversed(lines[i])) if v != white))]
+    return max(columns) - min(columns) + 1, inked[-1] - inked[0] + 1
+
+
+@pytest.mark.parametrize("key, portrait", [("ps-landscape-pdf", "ps-color-pdf"),
+                                           ("ps-landscape-ps", "ps-portrait-ps")])
+def test_postscript_orientation_turns_the_pages(run: OptionRun, key: str, portrait: str) -> None:
+    _, turned = run.output(key)
+    _, upright = run.output(portrait)
+    (page,) = postscript_pages(turned)
+    (reference,) = postscript_pages(upright)
+    assert abs(page.width_pt - 595) <= 2 and abs(page.height_pt - 842) <= 2  # still A4
+    width, height = ink_box(page.lines)
+    ref_width, ref_height = ink_box(reference.lines)
+    # The page turned a quarter: across the sheet what ran along it (and shrunk to fit).
+    assert (width > height) != (ref_width > ref_height)
+    assert abs(width / height - ref_height / ref_width) < 0.15 * ref_height / ref_width
+
+
+def pcl_ink_box(rows: list[bytes]) -> tuple[int, int]:
+    inked = [i for i, row in enumerate(rows) if any(row)]
+    columns = [i for i in inked for i in (
+        next(k for k, v in enumerate(rows[i]) if v),
+        len(rows[i]) - 1 - next(k for k, v in enumerate(reversed(rows[i])) if v))]
+    return (max(columns) - min(columns) + 1) * 8, inked[-1] - inked[0] + 1
+
+
+def test_pcl_orientation_turns_the_page(run: OptionRun) -> None:
+    _, data = run.output("pcl-landscape-pdf")
+    _, upright = run.output("pcl-150dpi")
+    (page,) = decode_pcl(data).pages
+    (reference,) = decode_pcl(upright).pages
+    assert page.resolution == reference.resolution == DPI
+    assert page.width == reference.width  # both on portrait A4 (ESC*r#S)
+    assert b"&l26A" in decode_pcl(data).commands
+    width, height = pcl_ink_box(page.rows)
+    ref_width, ref_height = pcl_ink_box(reference.rows)
+    assert (width > height) != (ref_width > ref_height)
+    assert abs(width / height - ref_height / ref_width) < 0.15 * ref_height / ref_width
+
+
+@pytest.mark.parametrize("key, dpi", [("pcl-300dpi", 300), ("pcl-150dpi", 150),
+                                      ("pcl-draft", 150), ("pcl-high", 300)])
+def test_pcl_resolution_changes_the_raster(run: OptionRun, key: str, dpi: int) -> None:
+    _, data = run.output(key)
+    (page,) = decode_pcl(data).pages
+    assert page.resolution == dpi and b"*t%dR" % dpi in decode_pcl(data).commands
+    # A4 at that resolution, less the unprintable 71/300 inch on the left (ESC*r#S)
+    assert abs(page.width + round(71 * dpi / 300 / 8) * 8 - 595 * dpi / 72) <= 1
+
+
+def test_postscript_resolution(run: OptionRun) -> None:
+    _, data = run.output("ps-300dpi")
+    assert b"<< /HWResolution [300 300] >> setpagedevice" in data
+    _, default = run.output("ps-color-pdf")
+    assert b"HWResolution" not in default
+
+
+def test_postscript_raster_on_other_media_is_fitted(run: OptionRun) -> None:
+    """A4 PWG pages with media=na_letter: printed on letter, shrunk to fit (print-scaling)."""
+    _, data = run.output("ps-letter-pwg")
+    assert b"%%BeginFeature: *PageSize na_letter_8.5x11in" in data
+    (page,) = postscript_pages(data)
+    assert abs(page.width_pt - 612) <= 2 and abs(page.height_pt - 792) <= 2
+    assert b"/PageSize [595 842]" not in data
+
+
+def test_pcl_raster_on_other_media_is_fitted(run: OptionRun) -> None:
+    _, data = run.output("pcl-letter-urf")
+    job = decode_pcl(data)
+    (page,) = job.pages
+    assert b"&l2A" in job.commands and b"&l26A" not in job.commands  # letter, not A4
+    # letter's width (1275 pixels at 150 dpi) less the unprintable 75/300 inch, not A4's 1240
+    assert page.width == round(612 * DPI / 72) - round(75 * DPI / 300 / 8) * 8
+    assert any(any(row) for row in page.rows)
+
+
+def test_jpeg_reaches_postscript_verbatim(run: OptionRun) -> None:
+    _, data = run.output("ps-a5")
+    jpeg = run.samples["jpeg"].read()
+    start = data.index(b"/DCTDecode filter >> GwImage\n") + len(b"/DCTDecode filter >> GwImage\n")
+    assert data[start : start + len(jpeg)] == jpeg

@@ -7,14 +7,27 @@ import pytest
 
 from drivers.driver import (
     LANDSCAPE,
+    MEDIA_SIZES,
+    PORTRAIT,
     REVERSE_PORTRAIT,
     Capabilities,
     PrintOptions,
     driver_names,
     get_driver,
 )
+from drivers.filters.ghostscript import GhostscriptJob, rotate_pages
 from drivers.filters.image import place
-from drivers.filters.planner import accepted_formats, plan, unsupported_options
+from drivers.filters.planner import Context, accepted_formats, plan, unsupported_options
+from drivers.filters.raster import (
+    Band,
+    PageEnd,
+    PageStart,
+    PixelFormat,
+    RasterEvent,
+    RasterPage,
+    expand,
+)
+from drivers.filters.raster_convert import MediaFit, MediaFitter
 
 PAGE_FORMATS = ["application/pdf", "application/postscript", "image/pwg-raster", "image/urf",
                 "image/jpeg", "image/png", "text/plain"]
@@ -77,6 +90,25 @@ def test_operator_can_restrict_the_formats() -> None:
     ("postscript", "image/urf", PrintOptions(color_mode="color", copies=3), []),
     ("pcl5", "application/pdf", PrintOptions(media="iso_a3_297x420mm"), ["media"]),
     ("pcl5", "application/pdf", PrintOptions(media="a4"), []),
+    # orientation-requested: Ghostscript turns PDF/PS pages, our writers place images and lay
+    # text out across the sheet; PWG/URF pages come composed, a line printer cannot turn text.
+    ("postscript", "application/pdf", PrintOptions(orientation=LANDSCAPE), []),
+    ("pcl5", "application/postscript", PrintOptions(orientation=REVERSE_PORTRAIT), []),
+    ("pclxl", "text/plain", PrintOptions(orientation=LANDSCAPE), []),
+    ("pcl5", "image/jpeg", PrintOptions(orientation=LANDSCAPE), []),
+    ("postscript", "image/pwg-raster", PrintOptions(orientation=LANDSCAPE),
+     ["orientation-requested"]),
+    ("pcl5", "image/urf", PrintOptions(orientation=REVERSE_PORTRAIT), ["orientation-requested"]),
+    ("pcl5", "image/urf", PrintOptions(orientation=PORTRAIT), []),
+    ("text", "application/pdf", PrintOptions(orientation=LANDSCAPE), ["orientation-requested"]),
+    # print-scaling: Ghostscript fits or leaves PDF/PS pages, it cannot fill the sheet.
+    ("postscript", "application/pdf", PrintOptions(print_scaling="fill"), ["print-scaling"]),
+    ("pcl5", "application/postscript", PrintOptions(print_scaling="fill"), ["print-scaling"]),
+    ("postscript", "application/pdf", PrintOptions(print_scaling="fit"), []),
+    ("pcl5", "image/jpeg", PrintOptions(print_scaling="fill"), []),
+    ("postscript", "image/urf", PrintOptions(print_scaling="fill", media="na_letter_8.5x11in"),
+     []),
+    ("text", "text/plain", PrintOptions(print_scaling="fit"), ["print-scaling"]),
 ])
 def test_unsupported_options(name: str, fmt: str, options: PrintOptions,
                              expected: list[str]) -> None:
@@ -123,3 +155,70 @@ def test_print_options_helpers() -> None:
     assert [ranges.wants_page(n) for n in range(1, 9)] == [False, True, True] + [False] * 3 + [
         True, False]
     assert ranges.last_page_wanted() == 7
+
+
+@pytest.mark.parametrize("orientation, rotation", [(None, 0), (PORTRAIT, 0), (LANDSCAPE, 90),
+                                                   (REVERSE_PORTRAIT, 180)])
+def test_orientation_turns_the_pages_in_ghostscript(orientation: int | None,
+                                                    rotation: int) -> None:
+    driver = get_driver("pcl5")
+    found = plan("application/pdf", driver, driver.capabilities)
+    assert found is not None
+    options = PrintOptions(orientation=orientation)
+    (stage, *_) = found.stages(Context(driver, driver.capabilities, options))
+    job = getattr(stage, "job")  # noqa: B009 - the GhostscriptStage
+    assert isinstance(job, GhostscriptJob) and job.rotation == rotation
+    args = " ".join(job.arguments("in.pdf"))
+    assert ("/BeginPage" in args) == bool(rotation)
+
+
+def test_rotate_pages_fits_a_quarter_turn_on_the_sheet() -> None:
+    a4 = MEDIA_SIZES["iso_a4_210x297mm"]
+    scale = a4.width_points / a4.height_points
+    assert f"90 rotate {scale:.5f} dup scale" in rotate_pages(90, a4)
+    assert f"-90 rotate {scale:.5f} dup scale" in rotate_pages(270, a4)
+    assert "595.28 841.89 translate 180 rotate" in rotate_pages(180, a4)
+
+
+def _raster(width: int, height: int, pixels: PixelFormat, line: bytes) -> list[RasterEvent]:
+    page = RasterPage(width, height, pixels, 72, 72)
+    return [PageStart(page), Band([(line, height)]), PageEnd(page)]
+
+
+@pytest.mark.parametrize("scaling, size", [
+    ("fit", (200, 200)),  # a 100x100 black page, doubled, centred vertically
+    ("none", (100, 100)),
+    ("fill", (300, 300)),  # cropped at the sides
+])
+def test_media_fitter_puts_raster_pages_on_the_requested_media(
+    scaling: str, size: tuple[int, int]
+) -> None:
+    media = MediaFit("test", 200, 300, scaling)  # points: 200x300 pixels at 72 dpi
+    fitter = MediaFitter(media)
+    events = list(fitter.events(_raster(100, 100, PixelFormat.SGRAY_8, bytes(100))))
+    start, end = events[0], events[-1]
+    assert isinstance(start, PageStart) and isinstance(end, PageEnd)
+    assert (start.page.width, start.page.height) == (200, 300)
+    assert start.page.media_name == "test" and start.page.size_points == (200, 300)
+    lines = [line for e in events if isinstance(e, Band) for line in expand(e.rows)]
+    assert len(lines) == 300 and all(len(line) == 200 for line in lines)
+    black = [i for i, line in enumerate(lines) if 0 in line]
+    top = (300 - min(size[1], 300)) // 2
+    assert (black[0], black[-1] + 1) == (top, top + min(size[1], 300))
+    widest = max(line.count(0) for line in lines)
+    assert widest == min(size[0], 200)
+
+
+def test_media_fitter_leaves_pages_of_the_requested_size() -> None:
+    events = _raster(200, 300, PixelFormat.BLACK_1, bytes(25))
+    assert list(MediaFitter(MediaFit("test", 200, 300)).events(events)) == events
+
+
+def test_media_fitter_keeps_bilevel_lines_whole_bytes() -> None:
+    media = MediaFit("test", 400, 300)
+    events = list(MediaFitter(media).events(_raster(100, 150, PixelFormat.BLACK_1,
+                                                    b"\xff" * 13)))
+    lines = [line for e in events if isinstance(e, Band) for line in expand(e.rows)]
+    assert len(lines) == 300 and {len(line) for line in lines} == {50}
+    inked = [line for line in lines if any(line)]
+    assert len(inked) == 300 and inked[0][:8] == bytes(8)  # 64 white pixels on the left

@@ -145,3 +145,31 @@ def test_letter_media_renders_at_its_size() -> None:
                 + job.page_end() + job.trailer())
     (page,) = render(document)
     assert (round(page.width_pt), round(page.height_pt)) == (612, 792)
+
+
+def test_print_quality_asks_for_a_resolution() -> None:
+    caps = Capabilities(resolutions=(300, 600), default_resolution=600)
+    draft = PsJob(PrintOptions(print_quality=3), caps).header().decode("ascii")
+    high = PsJob(PrintOptions(print_quality=5), caps).header().decode("ascii")
+    normal = PsJob(PrintOptions(), caps).header().decode("ascii")
+    assert "<< /HWResolution [300 300] >> setpagedevice" in draft
+    assert "<< /HWResolution [600 600] >> setpagedevice" in high
+    assert "HWResolution" not in normal
+
+
+def test_jpeg_is_embedded_verbatim_after_dctdecode() -> None:
+    """A baseline JPEG goes into the PostScript byte for byte: no decode, no re-encode."""
+    from drivers.filters.image_ps import ImageToPostScript
+    from tests.peers import CORPUS_DIR
+
+    jpeg = CORPUS_DIR / "ladybird-2560x1600.jpg"
+    pages: list[None] = []
+    converter = ImageToPostScript(PsJob(PrintOptions(), Capabilities(color=True), 3),
+                                  lambda: pages.append(None), jpeg)
+    data = b"".join(converter.finish())
+    marker = b"/DataSource currentfile /DCTDecode filter >> GwImage\n"
+    start = data.index(marker) + len(marker)
+    original = jpeg.read_bytes()
+    assert data[start : start + len(original)] == original
+    assert data[start + len(original):].startswith(b"\ngrestore\nshowpage")
+    assert len(pages) == 1 and len(render(data, dpi=9)) == 1

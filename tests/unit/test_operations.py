@@ -198,8 +198,17 @@ async def test_template_values_checked_against_the_conversion(system: System,
         "page-ranges": (T.RANGE_OF_INTEGER, [IntRange(1, 2), IntRange(5, 9)]),
         "print-quality": (T.ENUM, 5), "orientation-requested": (T.ENUM, 4)})
     response = await call(system, message)
-    if printer == "laser":  # PostScript out of Ghostscript: all of it is honoured
+    if printer == "laser":  # PostScript out of Ghostscript: all of it is applied (the pages
+        # are selected and turned by Ghostscript)
         assert response.code == Status.OK, op_attr(response, "status-message")
+        raster = request(Operation.VALIDATE_JOB, printer_uri=f"{URI}/{printer}", attrs={
+            "document-format": (T.MIME_MEDIA_TYPE, "image/pwg-raster")}, job_attrs={
+            "orientation-requested": (T.ENUM, 4)})
+        response = await call(system, raster)  # raster pages come composed: not turned
+        assert response.code == Status.OK_IGNORED_OR_SUBSTITUTED
+        unsupported = response.group(GroupTag.UNSUPPORTED)
+        assert unsupported is not None
+        assert [a.name for a in unsupported] == ["orientation-requested"]
         return
     # The raw queue passes bytes through: it cannot select pages or turn them.
     assert response.code == Status.OK_IGNORED_OR_SUBSTITUTED
