@@ -24,6 +24,7 @@ from drivers.transports.appsocket import AppSocketTransport
 log = logging.getLogger("drivers.discovery")
 
 _DEVICE_ID_LENGTH = 1024
+USBLP_DIR = Path("/dev/usb")  # where the kernel's usblp driver puts lp0, lp1 ...
 # LPIOC_GET_DEVICE_ID(len) = _IOC(_IOC_READ, 'P', 1, len), from linux/usb/usblp.c
 _LPIOC_GET_DEVICE_ID = (2 << 30) | (_DEVICE_ID_LENGTH << 16) | (ord("P") << 8) | 1
 
@@ -77,7 +78,7 @@ def usb_printers() -> list[FoundDevice]:
 def usblp_devices() -> list[FoundDevice]:
     """Printers the kernel's usblp driver holds, as `file:` URIs, with their 1284 ids."""
     found = []
-    for path in sorted(Path("/dev/usb").glob("lp*")):
+    for path in sorted(USBLP_DIR.glob("lp*")):
         text = ""
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)

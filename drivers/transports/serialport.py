@@ -5,7 +5,14 @@ then uses the port's descriptor directly, non-blocking, waiting in Trio for it t
 writes are paced by the kernel's flow control (`soft` = XON/XOFF, `hard` = RTS/CTS), each
 `os.write` reports exactly what was taken (pyserial's `write()` with a timeout hides partial
 writes), and a cancel stops at once. `flow=dtrdsr` is done in software, as the CUPS serial
-backend does: nothing is written while the printer holds DSR low.
+backend does: nothing is written while the printer holds DSR low. `flow=hard` is both: the
+kernel's RTS/CTS (CRTSCTS) pauses the line itself, and no write is started while CTS is low,
+so the tty buffer does not fill up behind a printer that is off line and a cancel drops little.
+
+Reading a handshake line can fail. ENOTTY/EINVAL means the port has no modem lines at all (a
+pty, some cheap adapters): nothing to wait for, the line counts as up (logged once). Anything
+else (EIO, ENODEV, ENXIO: a USB-serial adapter unplugged mid-job) is the device gone, not "line
+up": it is reported as offline (RETRY), rather than being left for the next write to find.
 
 A busy printer (XOFF or a low handshake line) is waited for, however long, unless `timeout=`
 (seconds without progress) is set; meanwhile `query_status` reports it. `end_job` returns once
@@ -40,6 +47,8 @@ _BUSY_AFTER = 1.0  # seconds without progress before the status says the printer
 _OFFLINE_AFTER = 10.0
 _PARITIES = {"none": "N", "even": "E", "odd": "O", "mark": "M", "space": "S"}
 _STOP_BITS = {"1": 1.0, "1.5": 1.5, "2": 2.0}
+_HANDSHAKE = {"hard": "cts", "dtrdsr": "dsr"}  # the line the printer holds low when busy
+_NO_MODEM_LINES = (errno.ENOTTY, errno.EINVAL)
 
 
 @dataclass(frozen=True)
@@ -109,6 +118,7 @@ class SerialTransport(Transport):
         self._label = f"serial {self.settings.device}"
         self._port: Any = None
         self._waiting_since: float | None = None  # the printer is not taking data since then
+        self._no_lines_logged = False
 
     async def start_job(self, job: JobInfo) -> None:
         await self.abort_job()
@@ -136,8 +146,9 @@ class SerialTransport(Transport):
         self._waiting_since = self._waiting_since or trio.current_time()
         try:
             with trio.fail_after(self.settings.timeout):
-                if self.settings.flow == "dtrdsr":
-                    await self._wait_for_dsr(port)
+                line = _HANDSHAKE.get(self.settings.flow)
+                if line is not None:
+                    await self._wait_for_line(port, line)
                 await trio.lowlevel.wait_writable(fd)
         except trio.TooSlowError:
             raise tcp.timed_out(f"{self._label}: printer busy", self.settings.timeout) from None
@@ -152,15 +163,24 @@ class SerialTransport(Transport):
             self._waiting_since = None
         return written
 
-    async def _wait_for_dsr(self, port: Any) -> None:
-        while not self._line_up(port, "dsr"):
+    async def _wait_for_line(self, port: Any, line: str) -> None:
+        while not self._line_up(port, line):
             await trio.sleep(_POLL)
 
     def _line_up(self, port: Any, line: str) -> bool:
+        """Whether handshake `line` ("cts" or "dsr") is high; see the module doc on errors."""
         try:
             return bool(getattr(port, line))
-        except (OSError, serial.SerialException):
-            return True  # a port without modem lines (a pty): nothing to wait for
+        except (OSError, serial.SerialException) as exc:
+            code = getattr(exc, "errno", None)
+            if code in _NO_MODEM_LINES:
+                if not self._no_lines_logged:
+                    self._no_lines_logged = True
+                    log.warning("%s: the port has no modem lines; not waiting for %s",
+                                self._label, line.upper())
+                return True
+            raise TransportError(f"{self._label}: cannot read {line.upper()}: {exc}",
+                                 reason="offline") from exc
 
     async def end_job(self) -> None:
         """Returns once the kernel has transmitted every byte (its output queue is empty)."""
@@ -212,14 +232,18 @@ class SerialTransport(Transport):
         waiting = trio.current_time() - (self._waiting_since or trio.current_time())
         line_low = self._handshake_low(port)
         if line_low or waiting > _BUSY_AFTER:
-            why = f"{line_low} low" if line_low else "flow control"
+            why = line_low or "flow control"
             message = f"{self._label}: printer busy ({why}) for {waiting:.0f} s"
             reasons = frozenset({"offline-report"}) if waiting > _OFFLINE_AFTER else frozenset()
             return DeviceStatus(reasons, message)
         return DeviceStatus(message=f"{self._label}: printing")
 
     def _handshake_low(self, port: Any) -> str:
-        line = {"hard": "cts", "dtrdsr": "dsr"}.get(self.settings.flow)
-        if line is None or self._line_up(port, line):
+        line = _HANDSHAKE.get(self.settings.flow)
+        if line is None:
             return ""
-        return line.upper()
+        try:
+            up = self._line_up(port, line)
+        except TransportError:
+            return f"{line.upper()} unreadable"
+        return "" if up else f"{line.upper()} low"

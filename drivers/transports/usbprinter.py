@@ -227,12 +227,28 @@ class UsbConnection:
             self.pjl_status = pjl.status_from_message(message) or self.pjl_status
 
     def device_id(self) -> str:
+        """GET_DEVICE_ID: wValue = configuration index, wIndex = interface << 8 | alternate.
+
+        Not through `dev.ctrl_transfer`: for an interface-recipient request pyusb first claims
+        interface `wIndex & 0xff`, which here is the alternate setting, not the interface. On a
+        multifunction device whose printer is interface 1 that grabbed (or, held by another
+        kernel driver, failed on) interface 0. Our interface is claimed already: the request
+        goes to the backend as it is, as CUPS's libusb backend sends it.
+        """
         with self.lock:
             number, alt = self.intf.bInterfaceNumber, self.intf.bAlternateSetting
             config = self.intf.configuration
-            reply = self.dev.ctrl_transfer(0xA1, 0, config, (number << 8) | alt,
-                                           _DEVICE_ID_LENGTH, timeout=_CONTROL_MS)
-            return ieee1284.decode_device_id_reply(bytes(reply))
+            reply = self._class_request_in(0, config, (number << 8) | alt, _DEVICE_ID_LENGTH)
+            return ieee1284.decode_device_id_reply(reply)
+
+    def _class_request_in(self, request: int, value: int, index: int, length: int) -> bytes:
+        """A class, interface-recipient IN control request, without pyusb's implicit claim."""
+        context = self.dev._ctx  # pyusb's resource manager: the open handle and the backend
+        context.managed_open()
+        buffer = array.array("B", bytes(length))
+        count = context.backend.ctrl_transfer(context.handle, 0xA1, request, value, index,
+                                              buffer, _CONTROL_MS)
+        return buffer[:count].tobytes()
 
     def port_status(self) -> int:
         with self.lock:

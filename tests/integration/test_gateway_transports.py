@@ -22,8 +22,9 @@ import trio
 from drivers.testing import payload
 from drivers.transports.lpd_protocol import job_number
 from gateway.ipp.enums import JobState, PrinterState
+from tests.peers import CORPUS_DIR
 from tests.peers.gateway_proc import GatewayProcess
-from tests.peers_transport.bigjob import big_file
+from tests.peers_transport.bigjob import big_file, sha256_file
 from tests.peers_transport.bsd_lpd import BsdLpd
 from tests.peers_transport.fake_socket import FakeSocketPeer
 from tests.peers_transport.gateway_printers import (
@@ -68,6 +69,10 @@ def gateway(lpd: BsdLpd, p910nd: P910nd,
         PrinterEntry("lpd", lpd.uri, STATUS_INTERVAL),
         PrinterEntry("lpdlong", lpd.uri + "?status=long", STATUS_INTERVAL),
         PrinterEntry("socket", p910nd.uri),
+        # Converted output has no known length: the lpd transport's mode=spool path.
+        PrinterEntry("lpdpcl", lpd.uri, driver="pcl5"),
+        PrinterEntry("lpdps", lpd.uri, driver="postscript"),
+        PrinterEntry("lpdbanner", lpd.uri + "?banner=on"),
     ]
     process = start_configured_gateway(tmp_path_factory.mktemp("gateway"), printers)
     try:
@@ -128,6 +133,68 @@ def test_lpd_queue_state_shows_in_printer_attributes(
                  timeout=3 * STATUS_INTERVAL + 1, what="warning cleared")
 
 
+def _lpd_job(gateway: GatewayProcess, lpd: BsdLpd, printer: str, document: bytes | Path, *,
+             fmt: str, name: str, user: str, timeout: float = 60) -> tuple[list[str], bytes]:
+    """Print-Job to `printer`; (control lines, the one data file) as they reached BSD lpd.
+
+    For a converted job the gateway does not know the output's length, so the lpd transport
+    spools it first (mode=spool): BSD lpd refuses a data file announced with length 0, so a
+    job that completes there went the spool way."""
+    job_id = submit(gateway.port, document, printer=printer, name=name, user=user, fmt=fmt)
+    wait_job(gateway.port, job_id, printer, completed, timeout=timeout, what="completed job")
+    received = lpd.wait_job(job_number(job_id))
+    lines = received.control_lines()
+    assert {f"P{user}", f"J{name}", f"N{name}"} <= set(lines), lines
+    assert len(received.data_files) == 1, lines
+    return lines, received.data_files[0].read_bytes()
+
+
+TEXT = "Minutes of the LPD spool meeting\nItem 1: unknown lengths\n"
+
+
+@pytest.mark.parametrize(("printer", "fmt", "document", "start", "text"), [
+    pytest.param("lpdpcl", "text/plain", TEXT.encode(), b"\x1bE", True, id="text-pcl5"),
+    pytest.param("lpdps", "text/plain", TEXT.encode(), b"%!", True, id="text-postscript"),
+    pytest.param("lpdpcl", "application/pdf", CORPUS_DIR / "testpage-1p-vector.pdf", b"\x1bE",
+                 False, id="pdf-pcl5"),
+    pytest.param("lpdps", "application/pdf", CORPUS_DIR / "testpage-1p-vector.pdf", b"%!",
+                 False, id="pdf-postscript"),
+])
+def test_lpd_converted_job_of_unknown_length_is_spooled_then_sent(
+    gateway: GatewayProcess, lpd: BsdLpd, printer: str, fmt: str, document: bytes | Path,
+    start: bytes, text: bool,
+) -> None:
+    if isinstance(document, Path) and not document.exists():
+        pytest.skip(f"corpus file {document} missing")
+    lines, data = _lpd_job(gateway, lpd, printer, document, fmt=fmt, name=f"Minutes {printer}",
+                           user="erin")
+    # The driver's job may open with a PJL header (UEL ... @PJL ENTER LANGUAGE=...).
+    body = data[data.index(b"@PJL ENTER LANGUAGE"):].split(b"\n", 1)[1] \
+        if data.startswith(b"\x1b%-12345X") else data
+    assert body.startswith(start), data[:200]
+    assert len(data) > 100
+    if text:
+        for line in TEXT.splitlines():
+            assert line.encode() in data, (line, data[:400])
+    print(f"{printer} {fmt}: {len(data)} bytes at lpd; control {lines}")
+
+
+def test_lpd_banner_on_puts_class_and_banner_lines_in_the_control_file(
+    gateway: GatewayProcess, lpd: BsdLpd
+) -> None:
+    lines, data = _lpd_job(gateway, lpd, "lpdbanner", b"banner job\n", fmt="text/plain",
+                           name="With banner", user="frank")
+    assert data == b"banner job\n"
+    classes = [line for line in lines if line.startswith("C")]
+    assert len(classes) == 1 and len(classes[0]) > 1, lines
+    assert "Lfrank" in lines, lines
+    # RFC 1179: C (class for the banner) comes before L (print the banner page).
+    assert lines.index(classes[0]) < lines.index("Lfrank")
+    plain, _ = _lpd_job(gateway, lpd, "lpd", b"no banner\n", fmt="text/plain",
+                        name="No banner", user="frank")
+    assert not [line for line in plain if line[:1] in ("C", "L")], plain
+
+
 # -- socket:// to p910nd -----------------------------------------------------------------------
 
 
@@ -184,6 +251,31 @@ def test_200mb_job_through_the_gateway_keeps_memory_flat(
     print(f"200 MB through the gateway in {time.monotonic() - started:.1f} s; RSS "
           f"{rss.start / MB:.1f} -> peak {rss.peak / MB:.1f} MB ({rss.samples} samples)")
     assert (record.size, record.sha256) == (path.stat().st_size, digest)
+    assert rss.samples > 10
+    assert rss.peak - rss.start < 10 * MB
+
+
+def test_200mb_job_to_bsd_lpd_arrives_byte_identical_with_memory_flat(
+    gateway: GatewayProcess, lpd: BsdLpd
+) -> None:
+    path, digest = big_file()
+    warm_up = submit(gateway.port, b"warm-up", printer="lpd")  # every code path loaded
+    wait_job(gateway.port, warm_up, "lpd", completed, timeout=10, what="warm-up job")
+    started = time.monotonic()
+    with RssSampler(gateway.pid) as rss:
+        job_id = submit(gateway.port, path, printer="lpd", name="big lpd", user="gus")
+        wait_job(gateway.port, job_id, "lpd", completed, timeout=120, what="200 MB lpd job")
+    received = lpd.wait_job(job_number(job_id), timeout=30)
+    print(f"200 MB through the gateway to BSD lpd in {time.monotonic() - started:.1f} s; RSS "
+          f"{rss.start / MB:.1f} -> peak {rss.peak / MB:.1f} MB ({rss.samples} samples)")
+    lines = received.control_lines()
+    assert {"Pgus", "Jbig lpd", "Nbig lpd"} <= set(lines), lines
+    [data_file] = received.data_files
+    try:
+        assert data_file.stat().st_size == path.stat().st_size
+        assert sha256_file(data_file) == digest
+    finally:
+        data_file.unlink(missing_ok=True)  # 200 MB of /tmp; the control file stays queued
     assert rss.samples > 10
     assert rss.peak - rss.start < 10 * MB
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ import trio
 from drivers.errors import Outcome, TransportError
 from drivers.testing import FailureCase, ReadDelivered, check_transport, payload, send_job
 from drivers.transport import DeviceStatus, JobInfo, Transport, open_transport
+from drivers.transports import tcp
 from drivers.transports.lpd_protocol import job_number
 from tests.peers_transport.bigjob import big_file, send_file, sha256_file, watch_rss
 from tests.peers_transport.bsd_lpd import BsdLpd
@@ -263,6 +266,50 @@ async def test_reserved_source_ports(fake: FakeLpd, reserve: str, low: int, high
             await send_job(transport, JobInfo(job_id=job_id), b"job %d" % job_id)
     assert len(fake.completed) == 5
     assert all(low <= job.source_port <= high for job in fake.jobs)
+
+
+@pytest.fixture
+def reserved_ports_taken() -> Iterator[None]:
+    """Every RFC 1179 source port (721-731) held by a listening socket of ours."""
+    if os.geteuid() != 0:
+        pytest.skip("reserved ports need root")
+    held = []
+    try:
+        for port in tcp.RFC1179_PORTS:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            held.append(sock)
+            # SO_REUSEADDR: take a port still in TIME_WAIT from an earlier test too.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("0.0.0.0", port))
+                sock.listen(1)
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:  # in use elsewhere is just as taken
+                    raise
+        yield
+    finally:
+        for sock in held:
+            sock.close()
+
+
+async def test_reserved_ports_all_taken_fails_fast_with_retry(
+    fake: FakeLpd, reserved_ports_taken: None
+) -> None:
+    transport: Transport = open_transport(f"{fake.uri}?reserve=rfc1179&contimeout=30")
+    started = trio.current_time()
+    with trio.fail_after(5), pytest.raises(TransportError) as caught:
+        await transport.start_job(JobInfo(job_id=26, data_length=3))  # connects at once
+    elapsed = trio.current_time() - started
+    assert (caught.value.outcome, caught.value.reason) == (Outcome.RETRY, "connecting-to-device")
+    assert "reserved source port" in caught.value.message
+    assert elapsed < 1.0, elapsed  # no stall: not the contimeout, not lpr's 511 s
+    assert not fake.jobs  # not a connection reached the server
+    with pytest.raises(TransportError):  # a failed call leaves the transport closed
+        await transport.send_all(b"closed")
+    # A job of unknown length is spooled first: the connection, and the failure, come at the end.
+    with trio.fail_after(5), pytest.raises(TransportError) as caught:
+        await send_job(transport, JobInfo(job_id=27), b"spooled")
+    assert caught.value.outcome is Outcome.RETRY and not fake.jobs
 
 
 async def test_file_longer_than_announced_is_held_before_a_byte_goes(

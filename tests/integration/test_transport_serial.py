@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 from collections.abc import AsyncIterator
 
 import pytest
+import serial
 import trio
 
 from drivers.errors import Outcome, TransportError
@@ -44,6 +46,92 @@ async def test_other_flow_settings_deliver(printer: PtyPrinter, flow: str) -> No
     data = payload(100_000, 3)
     await send_job(open_transport(printer.uri(flow)), JobInfo(job_id=1), data)
     assert await printer.take() == data
+
+
+class ModemLines:
+    """The handshake lines a pty lacks: pyserial's `cts`/`dsr` properties, patched on the
+    real serial class, read these (the transport's own code path is unchanged)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.high = {"cts": False, "dsr": False}
+        self.reads = {"cts": 0, "dsr": 0}
+        self.error: OSError | None = None
+        for line in self.high:
+            monkeypatch.setattr(serial.Serial, line, property(self._reader(line)))
+
+    def _reader(self, line: str) -> object:
+        def read(port: object) -> bool:
+            self.reads[line] += 1
+            if self.error is not None:
+                raise self.error
+            return self.high[line]
+        return read
+
+
+@pytest.mark.parametrize(("flow", "line"), [("hard", "cts"), ("dtrdsr", "dsr")])
+async def test_nothing_is_written_while_the_handshake_line_is_low(
+    printer: PtyPrinter, monkeypatch: pytest.MonkeyPatch, flow: str, line: str
+) -> None:
+    lines = ModemLines(monkeypatch)
+    data = payload(300_000, 7)
+    transport = open_transport(printer.uri(flow))
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(send_job, transport, JobInfo(job_id=6), data)
+            await trio.sleep(0.5)
+            assert lines.reads[line] > 5  # it is polling the line...
+            assert printer.total == 0  # ... and wrote nothing while it was low
+            status = await transport.query_status()
+            assert status is not None and f"{line.upper()} low" in status.message
+            lines.high[line] = True
+    assert await printer.take() == data
+    other = "dsr" if line == "cts" else "cts"
+    assert lines.reads[other] == 0  # each flow setting watches its own line only
+
+
+async def test_handshake_line_dropping_mid_job_pauses_it(
+    printer: PtyPrinter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = ModemLines(monkeypatch)
+    lines.high["cts"] = True
+    transport = open_transport(printer.uri("hard"))
+    first, second = payload(50_000, 8), payload(50_000, 9)
+    with trio.fail_after(10):
+        await transport.start_job(JobInfo(job_id=7))
+        await transport.send_all(first)
+        assert await printer.take() == first
+        lines.high["cts"] = False
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(transport.send_all, second)
+            await trio.sleep(0.3)
+            assert printer.total == len(first)
+            lines.high["cts"] = True
+        await transport.end_job()
+    assert await printer.take() == second
+
+
+@pytest.mark.parametrize(("code", "delivered"), [(errno.ENOTTY, True), (errno.EINVAL, True),
+                                                 (errno.EIO, False), (errno.ENODEV, False)])
+async def test_unreadable_handshake_line(
+    printer: PtyPrinter, monkeypatch: pytest.MonkeyPatch, code: int, delivered: bool
+) -> None:
+    """No modem lines at all (ENOTTY/EINVAL): nothing to wait for. An adapter gone (EIO,
+    ENODEV): offline, RETRY, nothing written."""
+    lines = ModemLines(monkeypatch)
+    lines.error = OSError(code, "simulated")
+    data = payload(10_000, 10)
+    transport = open_transport(printer.uri("dtrdsr"))
+    with trio.fail_after(10):
+        if delivered:
+            await send_job(transport, JobInfo(job_id=8), data)
+            assert await printer.take() == data
+            return
+        with pytest.raises(TransportError) as caught:
+            await send_job(transport, JobInfo(job_id=8), data)
+    assert (caught.value.outcome, caught.value.reason) == (Outcome.RETRY, "offline")
+    assert printer.total == 0
+    with pytest.raises(TransportError):  # a failed call leaves the transport closed
+        await transport.send_all(b"closed")
 
 
 async def test_xoff_held_printer_is_waited_for_then_finishes(

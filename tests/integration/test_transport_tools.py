@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import trio
+from serial.tools import list_ports
+from serial.tools.list_ports_common import ListPortInfo
 
 from drivers import discovery
+from drivers.ieee1284 import encode_device_id_reply
 from drivers.testing import payload
 from drivers.transports import usbprinter
+from gateway import cli as gateway_cli
 from tests.peers_transport.fake_lpd import FakeLpd, LpdFaults
 from tests.peers_transport.fake_socket import FakeSocketPeer
 from tests.peers_transport.usb_sim import SimBackend, SimPrinter
@@ -88,3 +94,114 @@ async def test_discovery_lists_usb_printers_with_their_ids() -> None:
         assert "model:      Acme Laser 1" in lines and "reasons:    none" in lines
     finally:
         usbprinter.use_backend(None)
+
+
+# -- what `devices` lists, with the machine's buses simulated -------------------------------
+
+USBLP_IDS = {"lp0": "MFG:Epson;MDL:LX-350;CMD:ESCPL2;CLS:PRINTER;",
+             "lp1": "MFG:HP;MDL:LaserJet 1020;CMD:HBS,PJL,ACL;CLS:PRINTER;"}
+
+
+class FakeUsblp:
+    """fcntl.ioctl for the usblp character devices in a temporary /dev/usb."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.requests: list[tuple[str, int, int]] = []
+        for name in (*USBLP_IDS, "lp2"):  # lp2: unplugged between the glob and the ioctl
+            (directory / name).touch()
+        (directory / "hiddev0").touch()  # not a printer: not globbed
+
+    def ioctl(self, fd: int, request: int, arg: bytes) -> bytes:
+        name = Path(os.readlink(f"/proc/self/fd/{fd}")).name
+        self.requests.append((name, request, len(arg)))
+        if name not in USBLP_IDS:
+            raise OSError(errno.ENODEV, "No such device")
+        reply = encode_device_id_reply(USBLP_IDS[name])
+        return reply + bytes(len(arg) - len(reply))  # the kernel fills the whole buffer
+
+
+def comports() -> list[ListPortInfo]:
+    ports = []
+    for device, description in [("/dev/ttyUSB0", "FT232R USB UART"), ("/dev/ttyS0", "n/a"),
+                                ("/dev/ttyACM0", "")]:
+        port = ListPortInfo(device, skip_link_detection=True)
+        port.description = description
+        ports.append(port)
+    return ports
+
+
+@pytest.fixture
+def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeUsblp]:
+    """Two USB printers (one a multifunction device, printer on interface 1), an IPP-USB-only
+    device, two usblp devices (and one gone), three serial ports."""
+    usblp = FakeUsblp(tmp_path)
+    monkeypatch.setattr(discovery, "USBLP_DIR", tmp_path)
+    monkeypatch.setattr(discovery.fcntl, "ioctl", usblp.ioctl)
+    monkeypatch.setattr(list_ports, "comports", comports)
+    devices = [
+        SimPrinter(product=0x2015, serial="XY12"),
+        SimPrinter(product=0x2016, serial="MF01", multi_interface=True,
+                   device_id="MFG:Acme;MDL:Office 5;CMD:PCL,PDF;CLS:PRINTER;"),
+        SimPrinter(product=0x2017, serial="IPP1", protocol=4),  # IPP over USB only
+    ]
+    usbprinter.use_backend(SimBackend(*devices))
+    try:
+        yield usblp
+    finally:
+        usbprinter.use_backend(None)
+
+
+def test_lpioc_get_device_id_is_the_kernels_number() -> None:
+    # _IOC(_IOC_READ, 'P', IOCNR_GET_DEVICE_ID = 1, 1024) from linux/drivers/usb/class/usblp.c
+    assert discovery._LPIOC_GET_DEVICE_ID == 0x84005001
+
+
+def test_serial_ports_listed_in_order_with_names(machine: FakeUsblp) -> None:
+    found = discovery.serial_ports()
+    assert [(d.uri, d.kind, d.name, d.device_id) for d in found] == [
+        ("serial:/dev/ttyACM0?baud=9600", "serial", "/dev/ttyACM0", ""),
+        ("serial:/dev/ttyS0?baud=9600", "serial", "/dev/ttyS0", ""),
+        ("serial:/dev/ttyUSB0?baud=9600", "serial", "FT232R USB UART", ""),
+    ]
+
+
+def test_usblp_devices_with_their_1284_ids(machine: FakeUsblp) -> None:
+    found = discovery.usblp_devices()
+    assert [(d.uri, d.kind, d.name, d.device_id) for d in found] == [
+        (f"file://{machine.directory}/lp0", "usblp", "Epson LX-350", USBLP_IDS["lp0"]),
+        (f"file://{machine.directory}/lp1", "usblp", "HP LaserJet 1020", USBLP_IDS["lp1"]),
+        (f"file://{machine.directory}/lp2", "usblp", "usblp lp2", ""),
+    ]
+    assert machine.requests == [(name, 0x84005001, 1024) for name in ("lp0", "lp1", "lp2")]
+
+
+def test_usb_printers_with_their_1284_ids(machine: FakeUsblp) -> None:
+    found = discovery.usb_printers()
+    assert [(d.uri, d.name) for d in found] == [
+        ("usb://04f9:2015?serial=XY12", "Acme Laser 1"),
+        ("usb://04f9:2016?serial=MF01", "Acme Office 5"),  # its id asked of interface 1
+    ]
+    assert found[1].device_id == "MFG:Acme;MDL:Office 5;CMD:PCL,PDF;CLS:PRINTER;"
+    backend = usbprinter._backend
+    for device in backend.printers:
+        assert device.bad_requests == [] and device.foreign_touches == []
+        assert device.kernel_driver and not device.claimed  # given back to usblp
+
+
+def test_ipp_gateway_devices_lists_everything(
+    machine: FakeUsblp, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert gateway_cli.main(["devices"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    kinds = [line.split()[0:2] for line in lines if not line.startswith(" ")]
+    assert kinds == [
+        ["usb", "usb://04f9:2015?serial=XY12"], ["usb", "usb://04f9:2016?serial=MF01"],
+        ["usblp", f"file://{machine.directory}/lp0"], ["usblp", f"file://{machine.directory}/lp1"],
+        ["usblp", f"file://{machine.directory}/lp2"],
+        ["serial", "serial:/dev/ttyACM0?baud=9600"], ["serial", "serial:/dev/ttyS0?baud=9600"],
+        ["serial", "serial:/dev/ttyUSB0?baud=9600"],
+    ]
+    assert "        Acme Office 5  [MFG:Acme;MDL:Office 5;CMD:PCL,PDF;CLS:PRINTER;]" in lines
+    assert "        HP LaserJet 1020  [" + USBLP_IDS["lp1"] + "]" in lines
+    assert "        FT232R USB UART" in lines

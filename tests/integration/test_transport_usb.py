@@ -186,3 +186,69 @@ def test_bad_uri_stops_the_printer(uri: str) -> None:
     with pytest.raises(TransportError) as caught:
         open_transport(uri)
     assert caught.value.outcome is Outcome.STOP_PRINTER
+
+
+# -- a multifunction device: the printer is interface 1 -------------------------------------
+
+
+@pytest.fixture
+def multifunction() -> Iterator[SimPrinter]:
+    device = SimPrinter(product=0x2016, serial="MF01", multi_interface=True, port_status=0x38)
+    usbprinter.use_backend(SimBackend(device))
+    try:
+        yield device
+    finally:
+        usbprinter.use_backend(None)
+
+
+def _untouched(device: SimPrinter) -> None:
+    assert device.bad_requests == [], device.bad_requests
+    assert device.foreign_touches == [], device.foreign_touches  # the card reader is left be
+
+
+@pytest.mark.parametrize("query", ["", "?interface=1", "?serial=MF01&interface=1"])
+async def test_multifunction_printer_interface_is_found_and_used(
+    multifunction: SimPrinter, query: str
+) -> None:
+    transport = open_transport("usb://04f9:2016" + query)
+    text = await transport.device_id()
+    assert text == multifunction.device_id
+    status = await transport.query_status()
+    assert status is not None and "media-empty-error" in status.reasons  # bit 0x20 on intf 1
+    data = payload(300_000, 21)
+    await transport.start_job(JobInfo(job_id=21))
+    assert multifunction.claimed == {1} and not multifunction.kernel_driver
+    assert multifunction.alt_settings.get(1, 0) == 0  # protocol 2, never the IPP-USB alternate
+    await transport.send_all(data)
+    during = await transport.query_status()  # on the job's own connection
+    assert during is not None and "media-empty-error" in during.reasons
+    await transport.end_job()
+    assert multifunction.take() == data
+    assert multifunction.kernel_driver and not multifunction.claimed  # usblp has it back
+    with trio.fail_after(5):
+        with trio.move_on_after(0.2):  # cancel: SOFT_RESET goes to interface 1
+            await send_job(transport, JobInfo(job_id=22), payload(1000, 22))
+        await transport.start_job(JobInfo(job_id=23))
+        await transport.abort_job()
+    assert multifunction.soft_resets == 1
+    _untouched(multifunction)
+
+
+@pytest.mark.parametrize("number", [0, 2])
+async def test_explicit_interface_that_is_no_printer_stops_the_printer(
+    multifunction: SimPrinter, number: int
+) -> None:
+    transport = open_transport(f"usb://04f9:2016?interface={number}")
+    with pytest.raises(TransportError) as caught:
+        await transport.start_job(JobInfo(job_id=24))
+    assert caught.value.outcome is Outcome.STOP_PRINTER
+    _untouched(multifunction)
+
+
+async def test_ipp_usb_only_alternate_is_not_a_printer(multifunction: SimPrinter) -> None:
+    multifunction.protocol = 4  # both alternates IPP-over-USB: nothing for a class driver
+    assert usbprinter.find_printers(0x04F9, 0x2016) == []
+    transport = open_transport("usb://04f9:2016")
+    with pytest.raises(TransportError) as caught:
+        await transport.start_job(JobInfo(job_id=25))
+    assert caught.value.reason == "offline"

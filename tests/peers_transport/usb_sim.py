@@ -5,6 +5,14 @@ pyusb, exactly as on hardware. The printer has one configuration with a printer-
 interface (bulk OUT, and bulk IN when bidirectional), string descriptors, GET_DEVICE_ID,
 GET_PORT_STATUS and SOFT_RESET, a kernel driver (usblp) to detach, and faults: a busy printer
 (writes time out), partial writes, stalls, and unplug/replug.
+
+`multi_interface=True` makes it a multifunction device: interface 0 is a mass-storage card
+reader held by its own kernel driver (usb-storage: never to be detached or claimed), interface 1
+alternate 0 the printer (class 7, protocol 2 bidirectional), interface 1 alternate 1 IPP-over-USB
+(protocol 4, to be skipped). Class requests are checked as the USB printer class spec 1.1 says:
+GET_DEVICE_ID wValue = configuration index, wIndex = interface << 8 | alternate setting;
+GET_PORT_STATUS and SOFT_RESET wIndex = interface. A wrong request stalls (EPIPE), as on a real
+device, and is recorded in `bad_requests`; so is any touch of interface 0 in `foreign_touches`.
 """
 
 from __future__ import annotations
@@ -23,7 +31,19 @@ import usb.core
 from drivers.ieee1284 import encode_device_id_reply
 
 EP_OUT, EP_IN = 0x01, 0x82
+MULTI_EP_OUT, MULTI_EP_IN = 0x03, 0x84  # the printer's endpoints on the multifunction device
 _BULK = 0x02
+_STORAGE = (8, 6, 0x50)  # mass storage, SCSI, bulk-only
+
+
+@dataclass(frozen=True)
+class SimInterface:
+    number: int
+    alt: int
+    klass: int
+    subclass: int
+    protocol: int
+    endpoints: tuple[int, ...]
 _LIBUSB_NO_DEVICE, _LIBUSB_PIPE, _LIBUSB_TIMEOUT, _LIBUSB_BUSY = -4, -9, -7, -6
 
 
@@ -56,6 +76,30 @@ class SimPrinter:
     claimed: set[int] = field(default_factory=set)
     write_calls: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    multi_interface: bool = False
+    bad_requests: list[tuple[int, int, int, int]] = field(default_factory=list)
+    foreign_touches: list[str] = field(default_factory=list)  # calls on interface 0 (storage)
+    alt_settings: dict[int, int] = field(default_factory=dict)  # set_interface_altsetting calls
+
+    @property
+    def printer_interface(self) -> int:
+        return 1 if self.multi_interface else 0
+
+    def interfaces(self) -> list[SimInterface]:
+        """Every (interface, alternate setting) of the one configuration, in order."""
+        if not self.multi_interface:
+            eps = (EP_OUT, EP_IN) if self.protocol == 2 else (EP_OUT,)
+            return [SimInterface(0, 0, 7, 1, self.protocol, eps)]
+        eps = (MULTI_EP_OUT, MULTI_EP_IN) if self.protocol == 2 else (MULTI_EP_OUT,)
+        return [SimInterface(0, 0, *_STORAGE, (EP_OUT, EP_IN)),
+                SimInterface(1, 0, 7, 1, self.protocol, eps),
+                SimInterface(1, 1, 7, 1, 4, (0x05, 0x86))]
+
+    def interface(self, number: int, alt: int) -> SimInterface:
+        for intf in self.interfaces():
+            if (intf.number, intf.alt) == (number, alt):
+                return intf
+        raise IndexError("no such interface")
 
     def unplug(self) -> None:
         with self.lock:
@@ -114,24 +158,24 @@ class SimBackend(usb.backend.IBackend):  # type: ignore[misc]
         )
 
     def get_configuration_descriptor(self, dev: SimPrinter, config: int) -> SimpleNamespace:
-        return _descriptor(bLength=9, bDescriptorType=2, wTotalLength=32, bNumInterfaces=1,
+        count = len({intf.number for intf in dev.interfaces()})
+        return _descriptor(bLength=9, bDescriptorType=2, wTotalLength=32, bNumInterfaces=count,
                            bConfigurationValue=1, iConfiguration=0, bmAttributes=0xC0,
                            bMaxPower=1)
 
     def get_interface_descriptor(
         self, dev: SimPrinter, intf: int, alt: int, config: int
     ) -> SimpleNamespace:
-        if intf != 0 or alt != 0:
-            raise IndexError("no such interface")
-        return _descriptor(bLength=9, bDescriptorType=4, bInterfaceNumber=0,
-                           bAlternateSetting=0, bNumEndpoints=2 if dev.protocol == 2 else 1,
-                           bInterfaceClass=7, bInterfaceSubClass=1,
-                           bInterfaceProtocol=dev.protocol, iInterface=0)
+        desc = dev.interface(intf, alt)  # logical indexes; equal to the numbers here
+        return _descriptor(bLength=9, bDescriptorType=4, bInterfaceNumber=desc.number,
+                           bAlternateSetting=desc.alt, bNumEndpoints=len(desc.endpoints),
+                           bInterfaceClass=desc.klass, bInterfaceSubClass=desc.subclass,
+                           bInterfaceProtocol=desc.protocol, iInterface=0)
 
     def get_endpoint_descriptor(
         self, dev: SimPrinter, ep: int, intf: int, alt: int, config: int
     ) -> SimpleNamespace:
-        address = (EP_OUT, EP_IN)[ep]
+        address = dev.interface(intf, alt).endpoints[ep]
         return _descriptor(bLength=7, bDescriptorType=5, bEndpointAddress=address,
                            bmAttributes=_BULK, wMaxPacketSize=512, bInterval=0, bRefresh=0,
                            bSynchAddress=0)
@@ -160,12 +204,23 @@ class SimBackend(usb.backend.IBackend):  # type: ignore[misc]
         self._check(handle)
         return handle.configuration
 
+    def _foreign(self, printer: SimPrinter, intf: int, call: str) -> bool:
+        """Interface `intf` is not the printer's: the card reader of a multifunction device."""
+        if intf == printer.printer_interface:
+            return False
+        printer.foreign_touches.append(f"{call}({intf})")
+        return True
+
     def set_interface_altsetting(self, handle: _Handle, intf: int, alt: int) -> None:
-        self._check(handle)
+        printer = self._check(handle)
+        printer.interface(intf, alt)  # IndexError for a setting the device does not have
+        if not self._foreign(printer, intf, "set_interface_altsetting"):
+            printer.alt_settings[intf] = alt
 
     def claim_interface(self, handle: _Handle, intf: int) -> None:
         printer = self._check(handle)
-        if printer.kernel_driver:
+        # The foreign interface is held by usb-storage, which nothing should detach.
+        if self._foreign(printer, intf, "claim_interface") or printer.kernel_driver:
             raise usb.core.USBError("Resource busy", _LIBUSB_BUSY, errno.EBUSY)
         printer.claimed.add(intf)
 
@@ -173,13 +228,18 @@ class SimBackend(usb.backend.IBackend):  # type: ignore[misc]
         self._check(handle).claimed.discard(intf)
 
     def is_kernel_driver_active(self, handle: _Handle, intf: int) -> bool:
-        return self._check(handle).kernel_driver
+        printer = self._check(handle)
+        return True if intf != printer.printer_interface else printer.kernel_driver
 
     def detach_kernel_driver(self, handle: _Handle, intf: int) -> None:
-        self._check(handle).kernel_driver = False
+        printer = self._check(handle)
+        if not self._foreign(printer, intf, "detach_kernel_driver"):
+            printer.kernel_driver = False
 
     def attach_kernel_driver(self, handle: _Handle, intf: int) -> None:
-        self._check(handle).kernel_driver = True
+        printer = self._check(handle)
+        if not self._foreign(printer, intf, "attach_kernel_driver"):
+            printer.kernel_driver = True
 
     def clear_halt(self, handle: _Handle, ep: int) -> None:
         self._check(handle).halted = False
@@ -192,6 +252,8 @@ class SimBackend(usb.backend.IBackend):  # type: ignore[misc]
             printer.write_calls += 1
             if intf not in printer.claimed:
                 raise usb.core.USBError("Interface not claimed", -1, errno.EIO)
+            if ep not in printer.interface(printer.printer_interface, 0).endpoints:
+                raise usb.core.USBError("Pipe error", _LIBUSB_PIPE, errno.EPIPE)
             if printer.halted or printer.stalls > 0:
                 printer.stalls = max(0, printer.stalls - 1)
                 printer.halted = True
@@ -226,14 +288,17 @@ class SimBackend(usb.backend.IBackend):  # type: ignore[misc]
         printer = self._check(handle)
         if bmRequestType == 0x80 and bRequest == 6 and wValue >> 8 == 3:
             return self._fill(data, self._string(printer, wValue & 0xFF))
-        if bmRequestType == 0xA1 and bRequest == 0:
+        number = printer.printer_interface
+        alt = printer.alt_settings.get(number, 0)
+        if bmRequestType == 0xA1 and bRequest == 0 and (wValue, wIndex) == (0, number << 8 | alt):
             return self._fill(data, encode_device_id_reply(printer.device_id))
-        if bmRequestType == 0xA1 and bRequest == 1:
+        if bmRequestType == 0xA1 and bRequest == 1 and wIndex == number:
             return self._fill(data, bytes([printer.port_status]))
-        if bmRequestType in (0x21, 0x23) and bRequest == 2:
+        if bmRequestType in (0x21, 0x23) and bRequest == 2 and wIndex == number:
             printer.soft_resets += 1
             printer.halted = False
             return 0
+        printer.bad_requests.append((bmRequestType, bRequest, wValue, wIndex))
         raise usb.core.USBError("Pipe error", _LIBUSB_PIPE, errno.EPIPE)
 
     @staticmethod
