@@ -102,6 +102,7 @@ class Job:
     completed_at: float | None = None
     impressions_completed: int = 0
     sheets_completed: int = 0
+    bytes_sent: int = 0  # bytes the device took in the last (or current) attempt
     attempts: int = 0
 
     def apply(self, event: JobEvent, *reasons: str, message: str | None = None) -> None:
@@ -125,6 +126,11 @@ class Job:
     @property
     def k_octets(self) -> int:
         return (self.document_bytes + 1023) // 1024
+
+    @property
+    def k_octets_processed(self) -> int:
+        """job-k-octets-processed (RFC 8011 5.3.18.1): K octets sent to the device, rounded up."""
+        return (self.bytes_sent + 1023) // 1024
 
     def to_record(self) -> dict[str, Any]:
         record = asdict(self)

@@ -17,9 +17,9 @@ import trio
 
 from drivers.driver import Capabilities, Driver, get_driver
 from drivers.errors import ConversionError, DriverError, Outcome
-from drivers.filters.planner import family
+from drivers.filters.planner import family, plan
 from drivers.filters.stage import Progress
-from drivers.pipeline import print_document
+from drivers.pipeline import canonical_format, print_document
 from drivers.transport import DeviceStatus, JobInfo, Transport, open_transport
 from drivers.uri import DeviceUri
 from gateway.config import PrinterConfig
@@ -55,6 +55,8 @@ def capabilities_for(driver: Driver, config: PrinterConfig) -> Capabilities:
         changes["color"] = config.color
     if config.duplex is not None:
         changes["duplex"] = config.duplex
+    if config.pjl is not None:
+        changes["command_set"] = caps.with_pjl(config.pjl).command_set
     return caps.with_changes(**changes) if changes else caps
 
 
@@ -119,6 +121,10 @@ class Printer:
         self.system.spool.save_paused(self.name, False)
         self.stopped_by_device = False
         self.device_reasons.clear()
+        for job in self.system.jobs_of(self):  # the jobs the stop left waiting go on
+            if job.state is JobState.PENDING and "printer-stopped" in job.reasons:
+                job.reasons = [r for r in job.reasons if r != "printer-stopped"] or ["job-queued"]
+                self.system.save(job)
         if self.current_job is None:
             self._set_state(PrinterState.IDLE, "Ready.")
         log.info("printer %s: resumed", self.name)
@@ -267,12 +273,18 @@ class Printer:
         info = JobInfo(job_id=job.id, job_name=job.name, user=job.user, document_format=fmt,
                        copies=options.copies, host=socket.gethostname()[:31] or "ipp-gateway",
                        data_length=job.document_bytes if raw else None)
-        job.impressions_completed = job.sheets_completed = 0
+        job.impressions_completed = job.sheets_completed = job.bytes_sent = 0
         sides = 2 if options.duplex else 1
+        # Pages counted are the pages sent. Where the gateway sends the job once per copy, they
+        # include every copy; where the printer makes the copies (PostScript NumCopies, PCL
+        # &l#X, PCL XL), each page sent is printed `copies` times.
+        chosen = plan(canonical_format(fmt), self.driver, self.capabilities)
+        each = options.copies if chosen is not None and not chosen.repeats_for_copies else 1
 
         def progress(done: Progress) -> None:
-            job.impressions_completed = done.pages
-            job.sheets_completed = (done.pages + sides - 1) // sides
+            job.impressions_completed = done.pages * each
+            job.sheets_completed = (done.pages + sides - 1) // sides * each
+            job.bytes_sent = done.bytes_sent
 
         await transport.start_job(info)
         await print_document(self.system.spool.document_path(job.id), fmt, self.driver,
@@ -309,13 +321,15 @@ class Printer:
         if outcome is Outcome.HOLD:
             job.apply(JobEvent.REQUEUE)
             job.apply(JobEvent.HOLD, "job-hold-until-specified", message=failure.message)
+            job.hold_until = "indefinite"  # as Hold-Job leaves it: Release-Job lets it print
             return None
-        job.apply(JobEvent.REQUEUE, "job-queued", message=failure.message)
         if outcome is Outcome.STOP_PRINTER:
+            job.apply(JobEvent.REQUEUE, "printer-stopped", "job-queued", message=failure.message)
             self.stopped_by_device = True
             self.device_reasons.add(failure.reason + "-error" if failure.reason else "other-error")
             self._set_state(PrinterState.STOPPED, failure.message)
             return None
+        job.apply(JobEvent.REQUEUE, "job-queued", message=failure.message)
         self.device_reasons.add(_waiting_reason(failure.reason))
         self._set_state(PrinterState.PROCESSING, f"Waiting for the device: {failure.message}")
         return outcome

@@ -15,7 +15,8 @@ JOB_DESCRIPTION_NAMES = frozenset({
     "compression-supplied", "date-time-at-completed", "date-time-at-creation",
     "date-time-at-processing", "document-format", "document-format-detected",
     "document-format-supplied", "document-name-supplied", "job-id", "job-impressions",
-    "job-impressions-completed", "job-k-octets", "job-media-sheets-completed", "job-name",
+    "job-impressions-completed", "job-k-octets", "job-k-octets-processed",
+    "job-media-sheets-completed", "job-name",
     "job-originating-user-name", "job-printer-up-time", "job-printer-uri", "job-state",
     "job-state-message", "job-state-reasons", "job-uri", "job-uuid", "number-of-documents",
     "number-of-intervening-jobs", "time-at-completed", "time-at-creation", "time-at-processing",
@@ -59,6 +60,7 @@ def job_attributes(system: System, job: Job, printer_uri: str) -> list[Attribute
         Attribute.of("job-name", T.NAME, job.name),
         Attribute.of("job-originating-user-name", T.NAME, job.user),
         Attribute.of("job-k-octets", T.INTEGER, job.k_octets),
+        Attribute.of("job-k-octets-processed", T.INTEGER, job.k_octets_processed),
         Attribute.of("job-impressions-completed", T.INTEGER, job.impressions_completed),
         Attribute.of("job-media-sheets-completed", T.INTEGER, job.sheets_completed),
         Attribute.of("document-format", T.MIME_MEDIA_TYPE, job.document_format),
@@ -74,7 +76,11 @@ def job_attributes(system: System, job: Job, printer_uri: str) -> list[Attribute
     attrs += _time(system, "creation", job.created)
     attrs += _time(system, "processing", job.processing_at)
     attrs += _time(system, "completed", job.completed_at)
-    attrs += template_attributes(job.template)
+    # job-hold-until as it is now (Hold-Job, Release-Job and a HOLD failure change it), not as
+    # the job was created.
+    attrs += [a for a in template_attributes(job.template) if a.name != "job-hold-until"]
+    if job.hold_until not in ("", "no-hold") or "job-hold-until" in job.template:
+        attrs.append(Attribute.of("job-hold-until", T.KEYWORD, job.hold_until or "no-hold"))
     return attrs
 
 

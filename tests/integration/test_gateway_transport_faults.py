@@ -249,10 +249,18 @@ async def test_p910nd_down_then_back_delivers_once(p910nd: P910nd, tmp_path: Pat
 # -- Cancel-Job in the middle of a transfer ----------------------------------------------------
 
 
+CANCEL_BUDGET = 1.0  # issue 3: Cancel-Job stops a job mid-transfer within a second
+
+
 @dataclass
 class CancelTimes:
     canceled: float  # seconds from the Cancel-Job response to job-state canceled over IPP
     closed: float  # ... to the gateway's end of the device connection leaving ESTABLISHED
+
+    def check(self) -> None:
+        """The job shows canceled and the device is let go within the budget."""
+        assert self.canceled < CANCEL_BUDGET, self
+        assert self.closed < CANCEL_BUDGET, self
 
 
 async def cancel_stalled_job(gateway: GatewayProcess, job_id: int, client_port: int,
@@ -289,7 +297,7 @@ async def test_cancel_job_stops_a_stalled_socket_transfer(tmp_path: Path) -> Non
             assert stalled.eof_at is not None and stalled.received < len(data)
             print(f"socket cancel: job canceled {times.canceled * 1000:.0f} ms, connection "
                   f"closed {times.closed * 1000:.0f} ms after the Cancel-Job response")
-            assert times.closed < 3.0
+            times.check()
             # The printer goes on: the next job prints (through the now draining peer).
             next_id = await trio.to_thread.run_sync(partial(submit, gateway.port, b"next",
                                                             printer=PRINTER))
@@ -314,7 +322,7 @@ async def test_cancel_job_stops_a_stalled_lpd_data_file(
                                          fake_lpd.port)
         print(f"lpd cancel: job canceled {times.canceled * 1000:.0f} ms, connection "
               f"closed {times.closed * 1000:.0f} ms after the Cancel-Job response")
-        assert times.closed < 3.0
+        times.check()
         idle = await printer_now(gateway)
         assert (idle.state, idle.reasons) == (PrinterState.IDLE, ("none",)), idle
     assert not fake_lpd.completed

@@ -10,6 +10,7 @@ healthy the document arrives byte-exact, exactly once.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ import trio
 from drivers.testing import payload
 from gateway.ipp.enums import JobState, PrinterState
 from tests.integration.test_gateway_transport_faults import (
+    CANCEL_BUDGET,
     PRINTER,
     STATUS_INTERVAL,
     attempts,
@@ -34,7 +36,7 @@ from tests.peers_transport.fake_lpd import FakeLpd, LpdFaults
 from tests.peers_transport.p910nd import P910nd
 from tests.peers_transport.running import running_p910nd, running_pty_printer, serving
 from tests.peers_transport.serial_pty import PtyPrinter
-from tests.support.ipp_client import StateSnapshot, printer_status, submit
+from tests.support.ipp_client import StateSnapshot, cancel, printer_status, submit
 
 pytestmark = pytest.mark.peers
 
@@ -161,6 +163,58 @@ async def test_serial_xoff_holds_the_job_then_xon_delivers_it_once(
           f"printer {sorted({s.message for s in watch.snapshots})}; {watch.summary()}")
     assert received == data and pty_printer.total == len(data)
     assert len(watch.snapshots) >= 10
+
+
+def holds_device(pid: int, device: str) -> bool:
+    """Whether process `pid` has `device` open (a descriptor in /proc/PID/fd points at it)."""
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            if os.readlink(fd) == device:
+                return True
+        except OSError:  # closed meanwhile
+            continue
+    return False
+
+
+async def test_cancel_job_stops_a_serial_transfer_held_by_xoff(
+    pty_printer: PtyPrinter, tmp_path: Path
+) -> None:
+    """XOFF held: the job waits on flow control mid-transfer. Cancel-Job makes it show canceled
+    and the gateway close the serial port within a second; after XON the next job prints
+    alone (nothing of the canceled job follows it)."""
+    data = payload(300_000, 15)
+    uri = f"serial:{pty_printer.device}?baud=9600&flow=soft"
+    async with gateway_for(tmp_path, uri) as gateway:
+        pty_printer.xoff()
+        await trio.sleep(0.05)
+        job_id = await submit_job(gateway, data)
+        await until_job(gateway, job_id, JobState.PROCESSING, timeout=10)
+        with trio.fail_after(5):
+            while not holds_device(gateway.pid, pty_printer.device):
+                await trio.sleep(0.01)
+        await trio.sleep(0.5)  # the transfer waits on XOFF now
+        assert pty_printer.total < len(data)
+        status = await trio.to_thread.run_sync(cancel, gateway.port, job_id, PRINTER)
+        answered = time.monotonic()
+        assert status == 0
+        await until_job(gateway, job_id, JobState.CANCELED, timeout=5)
+        canceled = time.monotonic() - answered
+        with trio.fail_after(5):
+            while holds_device(gateway.pid, pty_printer.device):
+                await trio.sleep(0.002)
+        released = time.monotonic() - answered
+        print(f"serial cancel: job canceled {canceled * 1000:.0f} ms, port closed "
+              f"{released * 1000:.0f} ms after the Cancel-Job response")
+        assert canceled < CANCEL_BUDGET and released < CANCEL_BUDGET
+        before = await pty_printer.take()
+        assert len(before) < len(data)
+        pty_printer.xon()
+        next_id = await submit_job(gateway, b"next job")
+        await until_job(gateway, next_id, JobState.COMPLETED, timeout=10)
+        idle = await idle_printer(gateway)
+        assert (idle.state, idle.reasons) == (PrinterState.IDLE, ("none",)), idle
+        assert attempts(gateway, job_id) == 1
+    assert await pty_printer.take() == b"next job"
 
 
 # -- port 9100: p910nd off the network for a minute --------------------------------------------
