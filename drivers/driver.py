@@ -115,6 +115,16 @@ class Capabilities:
     def color_modes(self) -> tuple[str, ...]:
         return ("auto", "color", "monochrome") if self.color else ("auto", "monochrome")
 
+    @property
+    def pjl(self) -> bool:
+        """The printer takes PJL: the planner wraps PCL 5 and PostScript in ENTER LANGUAGE."""
+        return "PJL" in self.command_set
+
+    def with_pjl(self, enabled: bool) -> Capabilities:
+        """These capabilities with PJL listed in (or left out of) the 1284 command set."""
+        others = tuple(c for c in self.command_set if c != "PJL")
+        return replace(self, command_set=(*others, "PJL") if enabled else others)
+
     def media_size(self, name: str) -> MediaSize | None:
         name = LEGACY_MEDIA_NAMES.get(name, name)
         return next((m for m in self.media if m.name == name), None)
@@ -176,6 +186,17 @@ def raw_driver() -> Driver:
 
 def driver_names() -> list[str]:
     return sorted(_DRIVERS)
+
+
+# The languages a PJL job wrapper switches to (`@PJL ENTER LANGUAGE=...`), by media type.
+PJL_LANGUAGES = {"application/vnd.hp-PCL": "PCL", "application/postscript": "POSTSCRIPT"}
+
+
+def pjl_drivers() -> list[str]:
+    """The drivers whose jobs a `pjl` printer setting can wrap: those writing PCL 5 or
+    PostScript. Raw passes bytes untouched; PCL XL gets its PJL header from Ghostscript."""
+    return [name for name in driver_names() if name != "raw"
+            and any(f in PJL_LANGUAGES for f in get_driver(name).native_formats)]
 
 
 def get_driver(name: str) -> Driver:

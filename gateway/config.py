@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from drivers.driver import MEDIA_SIZES, driver_names
+from drivers.driver import MEDIA_SIZES, driver_names, get_driver, pjl_drivers
 from drivers.errors import UriError
 from drivers.uri import DeviceUri
 
@@ -48,6 +48,7 @@ class PrinterConfig:
     resolutions: tuple[int, ...] = ()
     color: bool | None = None
     duplex: bool | None = None
+    pjl: bool | None = None  # wrap PCL 5 / PostScript jobs in PJL; None = the driver's default
     status_interval: float = 30.0  # seconds between device status queries while idle; 0 = off
 
 
@@ -144,7 +145,8 @@ def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> Config:
 def _printer(raw: Any, key: str) -> PrinterConfig:
     _expect(raw, dict, key, "a table")
     _only_keys(raw, {"name", "device", "driver", "info", "location", "make_and_model", "media",
-                     "media_default", "resolutions", "color", "duplex", "status_interval"},
+                     "media_default", "resolutions", "color", "duplex", "pjl",
+                     "status_interval"},
                 key + ".")
     if "name" not in raw or "device" not in raw:
         raise ConfigError(f"{key}: needs both 'name' and 'device'")
@@ -180,9 +182,24 @@ def _printer(raw: Any, key: str) -> PrinterConfig:
         media=media, media_default=media_default, resolutions=resolutions,
         color=_optional_bool(raw.get("color"), f"{key}.color"),
         duplex=_optional_bool(raw.get("duplex"), f"{key}.duplex"),
+        pjl=_pjl(raw.get("pjl"), driver, f"{key}.pjl"),
         status_interval=_number(raw.get("status_interval", 30), f"{key}.status_interval",
                                 0, 86400),
     )
+
+
+def _pjl(value: Any, driver: str, key: str) -> bool | None:
+    """`pjl`: only for the languages a PJL job wrapper can carry (PCL 5, PostScript)."""
+    wanted = _optional_bool(value, key)
+    if wanted is None:
+        return None
+    choosable = pjl_drivers()
+    if driver in choosable:
+        return wanted
+    if wanted == get_driver(driver).capabilities.pjl:
+        return None  # as the language has it anyway: PCL XL's PJL header comes from Ghostscript
+    raise ConfigError(f"{key}: the {driver!r} driver cannot {'use' if wanted else 'turn off'} "
+                      f"a PJL job wrapper (pjl applies to {', '.join(choosable)})")
 
 
 def _only_keys(table: dict[str, Any], allowed: set[str], prefix: str) -> None:

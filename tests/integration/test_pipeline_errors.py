@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -206,3 +208,80 @@ def test_600_dpi_a4_colour_page_stays_under_64_mb(driver_name: str, tmp_path: Pa
     peak_kb = int(result.stdout.split()[-1])
     assert (tmp_path / "out").stat().st_size > 10_000
     assert peak_kb < 64 * 1024, f"peak RSS {peak_kb // 1024} MB"
+
+
+def hostile_postscript(read: str, delete: str, write: str, guarded: bool) -> bytes:
+    """A page that tries to read `read` (and show it), delete `delete` and create `write`;
+    guarded, each attempt is in `stopped` and shows a -DENIED marker instead of failing."""
+    attempts = [
+        (f"({read}) (r) file 4000 string readstring pop", "READ-DENIED"),
+        (f"({delete}) deletefile (DELETED)", "DELETE-DENIED"),
+        (f"({write}) (w) file dup (written) writestring closefile (WRITTEN)", "WRITE-DENIED"),
+    ]
+    lines = ["%!PS", "/Courier findfont 10 scalefont setfont"]
+    for row, (attempt, denied) in enumerate(attempts):
+        lines.append(f"72 {720 - 20 * row} moveto")
+        lines.append(f"{{ {attempt} }} stopped {{ ({denied}) }} if show" if guarded
+                     else f"{attempt} show")
+    return "\n".join([*lines, "showpage", ""]).encode()
+
+
+async def run_hostile_job(tmp_path: Path, files: Path, secret: Path, guarded: bool
+                          ) -> tuple[bytes, Path, Path]:
+    """The hostile page on the text printer (Ghostscript's txtwrite: text shows in the
+    output). Unguarded it must abort with a conversion error. Returns the output and the
+    file it tried to delete and the one it tried to write, both in `files`."""
+    victim, written = files / "victim.txt", files / "written.txt"
+    victim.write_text("keep me\n")
+    document = files / "hostile.ps"
+    document.write_bytes(hostile_postscript(str(secret), str(victim), str(written), guarded))
+    driver = get_driver("text")
+    result = print_to_file(Document(document, "application/postscript", 1), driver,
+                           driver.capabilities, tmp_path / "out")
+    if guarded:
+        output, _ = await result
+        return output, victim, written
+    with pytest.raises(ConversionError) as failure:
+        await result
+    assert failure.value.outcome is Outcome.CANCEL and failure.value.message
+    out = tmp_path / "out"
+    return (out.read_bytes() if out.exists() else b""), victim, written
+
+
+@pytest.mark.parametrize("guarded", [False, True], ids=["unguarded", "guarded"])
+@pytest.mark.parametrize("secret", ["/etc/passwd", "beside-the-document"])
+async def test_ghostscript_runs_postscript_with_safer(
+    guarded: bool, secret: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real Ghostscript, -dSAFER: PostScript cannot read, delete or write files outside
+    Ghostscript's temporary directory (here a private TMPDIR, so the test's own /tmp files
+    are outside it). Unguarded the job aborts; guarded it prints the three denials."""
+    private = tmp_path / "gs-tmp"
+    private.mkdir()
+    monkeypatch.setenv("TMPDIR", str(private))
+    readable = Path(secret) if secret.startswith("/") else tmp_path / "secret.txt"
+    if readable.parent == tmp_path:
+        readable.write_text("root:x:0:0:TOP-SECRET\n")
+    output, victim, written = await run_hostile_job(tmp_path, tmp_path, readable, guarded)
+    assert b"root:" not in output and b"TOP-SECRET" not in output
+    assert victim.read_text() == "keep me\n" and not written.exists()
+    if guarded:
+        text = output.decode("ascii", "replace")
+        assert all(f"{what}-DENIED" in text for what in ("READ", "DELETE", "WRITE")), text
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: -dSAFER permits Ghostscript's temp directory "
+                   "(TMPDIR, else /tmp) for reading, writing and deleting, and the gateway runs "
+                   "gs with the inherited TMPDIR: it should give each gs a private one")
+async def test_postscript_cannot_touch_the_shared_temporary_directory(tmp_path: Path) -> None:
+    """With the gateway's own TMPDIR (the default /tmp here), a job must not reach the files
+    of other users or of other jobs there."""
+    shared = Path(tempfile.mkdtemp(prefix="gw-safer-", dir=os.environ.get("TMPDIR") or "/tmp"))
+    try:
+        secret = shared / "secret.txt"
+        secret.write_text("root:x:0:0:TOP-SECRET\n")
+        output, victim, written = await run_hostile_job(tmp_path, shared, secret, True)
+        assert b"TOP-SECRET" not in output, output
+        assert victim.exists() and not written.exists()
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 UEL = b"\x1b%-12345X"
 BEGIN_PAGE, END_PAGE, BEGIN_SESSION, END_SESSION = 0x43, 0x44, 0x41, 0x42
 MEDIA_SIZE, PAGE_COPIES, SIMPLEX_PAGE_MODE, DUPLEX_PAGE_MODE = 0x25, 0x31, 0x34, 0x35
+SET_COLOR_SPACE, COLOR_SPACE = 0x6A, 0x03
 A4_PAPER = 2  # MediaSize enumeration: eLetterPaper 0, eLegalPaper 1, eA4Paper 2
+GRAY, RGB = 1, 2  # ColorSpace enumeration: eBiLevel 0 (obsolete), eGray 1, eRGB 2
 WHITESPACE = frozenset(b"\x00\x09\x0a\x0b\x0c\x0d\x20")
 
 # Data type tag -> (struct code of one element, elements per value): single values,
@@ -31,6 +33,7 @@ class PxlPage:
     media_size: Value | None = None
     duplex: Value | None = None  # DuplexPageMode, when the page is printed two-sided
     copies: int = 1  # PageCopies of EndPage
+    color_spaces: set[int] = field(default_factory=set)  # ColorSpace of each SetColorSpace
     operators: list[int] = field(default_factory=list)
 
 
@@ -120,6 +123,10 @@ def _operator(tag: int, attributes: dict[int, Value], page: PxlPage | None,
         assert tag not in (END_PAGE,), "EndPage without BeginPage"
         return None
     page.operators.append(tag)
+    if tag == SET_COLOR_SPACE:
+        space = attributes.get(COLOR_SPACE)
+        assert isinstance(space, int), f"SetColorSpace without a ColorSpace: {attributes}"
+        page.color_spaces.add(space)
     if tag == END_PAGE:
         copies = attributes.get(PAGE_COPIES, 1)
         page.copies = int(copies) if isinstance(copies, int) else 1

@@ -1,5 +1,6 @@
 """The gateway-level test documents: the corpus as it is, plus PWG raster and URF pages
-rendered from it by Ghostscript at a low resolution (one or two pages, to stay fast)."""
+rendered from it by Ghostscript at a low resolution (one or two pages, to stay fast) and a PNG
+made from the corpus photo by Pillow."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from PIL import Image
+
 from tests.peers import CORPUS_DIR
 
 PDF = "application/pdf"
 POSTSCRIPT = "application/postscript"
 JPEG = "image/jpeg"
+PNG = "image/png"
 TEXT = "text/plain"
 PWG = "image/pwg-raster"
 URF = "image/urf"
@@ -38,15 +42,24 @@ def render(out: Path, device: str, source: Path, dpi: int, *args: str) -> Path:
     return out
 
 
+def make_png(out: Path, source: Path, reduce: int = 4) -> Path:
+    """`source` (a corpus photo) as an RGB PNG, `reduce` times smaller in each direction."""
+    with Image.open(source) as photo:
+        photo.convert("RGB").reduce(reduce).save(out, "PNG")
+    return out
+
+
 def make_samples(tmp: Path, dpi: int) -> dict[str, Sample]:
-    """pdf, ps, jpeg, text from the corpus; pwg (black_1, 2 pages), pwg-rgb (srgb_8) and urf
-    (sRGB 8-bit) rendered at `dpi`."""
+    """pdf, ps, jpeg, text from the corpus; png from the jpeg; pwg (black_1, 2 pages),
+    pwg-rgb (srgb_8) and urf (sRGB 8-bit) rendered at `dpi`."""
     pic = CORPUS_DIR / "groff-pic-39p.ps"
     vector = CORPUS_DIR / "testpage-1p-vector.pdf"
+    photo = CORPUS_DIR / "ladybird-2560x1600.jpg"
     samples = [
         Sample("pdf", vector, PDF, 1),
         Sample("ps", pic, POSTSCRIPT, 39),
-        Sample("jpeg", CORPUS_DIR / "ladybird-2560x1600.jpg", JPEG, 1),
+        Sample("jpeg", photo, JPEG, 1),
+        Sample("png", make_png(tmp / "ladybird.png", photo), PNG, 1),
         Sample("text", CORPUS_DIR / "gpl-3.txt", TEXT, 11),
         Sample("pwg", render(tmp / "pic.pwg", "pwgraster", pic, dpi, "-dcupsColorSpace=3",
                              "-dcupsBitsPerColor=1", "-sPageList=1-2"), PWG, 2),

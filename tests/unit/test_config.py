@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from drivers.driver import get_driver
 from gateway.config import ConfigError, ListenAddress, config_from_dict, load_config, parse_listen
+from gateway.core.printer import capabilities_for
 
 GOOD = """
 [server]
@@ -57,11 +59,39 @@ def test_good_config(tmp_path: Path) -> None:
      "printer[0].duplex: must be true or false"),
     ({"printer": [{"name": "a", "device": "file:///x"}, {"name": "a", "device": "file:///y"}]},
      "the name 'a' is used twice"),
+    ({"printer": [{"name": "a", "device": "file:///x", "driver": "pcl5", "pjl": "on"}]},
+     "printer[0].pjl: must be true or false"),
+    ({"printer": [{"name": "a", "device": "file:///x", "driver": "text", "pjl": True}]},
+     "printer[0].pjl: the 'text' driver cannot use a PJL job wrapper (pjl applies to pcl5, "
+     "postscript, postscript2)"),
+    ({"printer": [{"name": "a", "device": "file:///x", "pjl": True}]},
+     "printer[0].pjl: the 'raw' driver cannot use"),
+    ({"printer": [{"name": "a", "device": "file:///x", "driver": "pclxl", "pjl": False}]},
+     "printer[0].pjl: the 'pclxl' driver cannot turn off"),
 ])
 def test_errors_name_the_key(data: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         config_from_dict(data)
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(("driver", "pjl", "expected"), [
+    ("pcl5", None, False), ("pcl5", True, True), ("pcl5", False, False),
+    ("postscript", True, True), ("postscript2", False, False), ("pclxl", None, True),
+    ("pclxl", True, True), ("text", False, False), ("raw", None, False), ("raw", False, False),
+])
+def test_pjl_key_reaches_the_capabilities(driver: str, pjl: bool | None, expected: bool) -> None:
+    """`pjl` lists PJL in the printer's command set: the planner wraps its jobs, the
+    printer-device-id says CMD:...PJL. PCL XL has it from its driver (Ghostscript writes it)."""
+    table: dict[str, object] = {"name": "a", "device": "file:///x", "driver": driver}
+    if pjl is not None:
+        table["pjl"] = pjl
+    (printer,) = config_from_dict({"printer": [table]}).printers
+    caps = capabilities_for(get_driver(driver), printer)
+    assert caps.pjl is expected
+    assert caps.command_set.count("PJL") == (1 if expected else 0)
+    assert [c for c in caps.command_set if c != "PJL"] == [
+        c for c in get_driver(driver).capabilities.command_set if c != "PJL"]
 
 
 def test_parse_listen_forms() -> None:
@@ -88,3 +118,4 @@ def test_shipped_example_config_is_valid() -> None:
     example = Path(__file__).resolve().parents[2] / "deploy" / "ipp-gateway.example.toml"
     config = load_config(example)
     assert config.printers and config.listen[0].port == 631
+    assert [p.pjl for p in config.printers] == [None, True]

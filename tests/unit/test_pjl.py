@@ -25,6 +25,23 @@ def test_job_wrapper_bytes() -> None:
     assert len(pjl.quote("x" * 500)) == 80
 
 
+def test_language_wrapper_nests_in_the_job_wrapper() -> None:
+    """A driver's ENTER LANGUAGE section (config `pjl = true`) inside the AppSocket transport's
+    JOB/EOJ (`pjl=on`): every UEL starts a PJL line or ends the job, JOB comes first, the
+    language's data stays whole and EOJ comes after the language's closing UEL."""
+    data = b"\x1bE...PCL...\x1bE"
+    language = pjl.language_header("PCL") + data + pjl.language_footer()
+    assert language == b"\x1b%-12345X@PJL\r\n@PJL ENTER LANGUAGE=PCL\r\n" + data + pjl.UEL
+    stream = pjl.job_header("j", user="u") + language + pjl.job_footer("j")
+    sections = stream.split(pjl.UEL)
+    assert sections[0] == b"" and sections[-1] == b""
+    assert sections[1].startswith(b'@PJL\r\n@PJL JOB NAME="j"')
+    assert sections[2] == b"@PJL\r\n@PJL ENTER LANGUAGE=PCL\r\n" + data
+    assert sections[3] == b""  # the language's closing UEL, then the transport's
+    assert sections[4] == b'@PJL EOJ NAME="j"\r\n'
+    assert all(section.startswith(b"@PJL") for section in sections[1:-1] if section)
+
+
 def test_reply_blocks() -> None:
     parser = pjl.PjlReplyParser()
     messages = parser.feed(b"%%[ PrinterError: out of paper ]%%\x0c" + STATUS + USTATUS_JOB)
