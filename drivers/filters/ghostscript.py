@@ -13,8 +13,10 @@ import contextlib
 import fcntl
 import logging
 import math
+import os
 import shutil
 import subprocess
+import tempfile
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -122,11 +124,24 @@ class GhostscriptStage(Stage):
         self._watchdog = trio.CancelScope()  # replaced by the running one in run()
 
     async def run(self, inbox: Inbox, outbox: Outbox, progress: Progress) -> None:
+        # -dSAFER still lets a document read, write and delete anything in Ghostscript's
+        # temporary directory (TMPDIR, else /tmp): other jobs' and other users' files there.
+        # Each process gets a private, empty one (mode 0700), removed when it ends.
+        scratch = tempfile.mkdtemp(prefix="gw-gs-")
+        try:
+            await self._run_in(scratch, inbox, outbox, progress)
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(shutil.rmtree, scratch, True)
+
+    async def _run_in(self, scratch: str, inbox: Inbox, outbox: Outbox,
+                      progress: Progress) -> None:
         args = self.job.arguments(str(self.input_path) if self.input_path else None)
         log.debug("starting %s", " ".join(args))
+        env = {**os.environ, "TMPDIR": scratch, "TEMP": scratch, "TMP": scratch}
         process = await trio.lowlevel.open_process(
             args, stdin=subprocess.PIPE if self.input_path is None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
         )
         _widen_pipe(process.stdout)
         try:

@@ -270,12 +270,10 @@ async def test_ghostscript_runs_postscript_with_safer(
         assert all(f"{what}-DENIED" in text for what in ("READ", "DELETE", "WRITE")), text
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: -dSAFER permits Ghostscript's temp directory "
-                   "(TMPDIR, else /tmp) for reading, writing and deleting, and the gateway runs "
-                   "gs with the inherited TMPDIR: it should give each gs a private one")
 async def test_postscript_cannot_touch_the_shared_temporary_directory(tmp_path: Path) -> None:
-    """With the gateway's own TMPDIR (the default /tmp here), a job must not reach the files
-    of other users or of other jobs there."""
+    """-dSAFER permits Ghostscript's temporary directory (TMPDIR, else /tmp): with the
+    gateway's own TMPDIR a job must still not reach other users' or other jobs' files there,
+    because each Ghostscript gets a private one."""
     shared = Path(tempfile.mkdtemp(prefix="gw-safer-", dir=os.environ.get("TMPDIR") or "/tmp"))
     try:
         secret = shared / "secret.txt"
