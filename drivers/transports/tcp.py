@@ -144,23 +144,84 @@ def _pending_error(stream: trio.SocketStream) -> OSError | None:
     return OSError(code, os.strerror(code)) if code else None
 
 
+# struct tcp_info (linux/tcp.h): `__u64 tcpi_bytes_acked` at byte 120, since Linux 4.1.
+# tests/integration/test_transport_socket.py checks the offset on a real connection.
+_TCPI_BYTES_ACKED = 120
+
+
+def tcp_info_bytes_acked(info: bytes) -> int | None:
+    """tcpi_bytes_acked from a raw struct tcp_info; None if the kernel's struct is shorter."""
+    if len(info) < _TCPI_BYTES_ACKED + 8:
+        return None
+    acked: int = struct.unpack_from("=Q", info, _TCPI_BYTES_ACKED)[0]
+    return acked
+
+
+def bytes_acked(stream: trio.SocketStream) -> int | None:
+    """How much of this connection's sequence space the peer's TCP acknowledged (Linux
+    TCP_INFO: data, and 1 each for our SYN and our FIN); None where it is not reported.
+
+    A running total kept by the kernel: a reset that comes after the last ACK cannot take it
+    back, unlike SO_ERROR (the reset) read a moment too late.
+    """
+    try:
+        info = stream.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO,
+                                        _TCPI_BYTES_ACKED + 8)
+    except (OSError, AttributeError):  # closed, or no TCP_INFO on this platform
+        return None
+    return tcp_info_bytes_acked(info)
+
+
+class SentCount:
+    """Data bytes one connection handed to the kernel, against what the peer's TCP
+    acknowledged since `acked_at_start` (`bytes_acked` right after connecting). No I/O.
+
+    Linux counts our SYN as 1 acknowledged byte: 0 (or None) there means a kernel that does
+    not keep the count, and the answer is None: ask SIOCOUTQ instead.
+    """
+
+    def __init__(self, acked_at_start: int | None) -> None:
+        self.sent = 0
+        self._base = acked_at_start if acked_at_start else None
+
+    def add(self, count: int) -> None:
+        self.sent += count
+
+    def outstanding(self, acked: int | None) -> int | None:
+        """Data bytes sent and not yet acknowledged (our FIN not counted); None: unknown."""
+        if acked is None or self._base is None:
+            return None
+        return max(0, self.sent - (acked - self._base))
+
+
+def outstanding(stream: trio.SocketStream, sent: SentCount) -> int:
+    """Data bytes the peer's host has not acknowledged yet, by TCP_INFO, else by SIOCOUTQ
+    (which may count our FIN: one byte of slack)."""
+    by_count = sent.outstanding(bytes_acked(stream))
+    return by_count if by_count is not None else max(0, unacknowledged(stream) - 1)
+
+
 async def wait_acknowledged(
-    stream: trio.SocketStream, *, slack: int, timeout: float, what: str
+    stream: trio.SocketStream, sent: SentCount, *, timeout: float, what: str
 ) -> None:
-    """Return once the peer's host acknowledged all we sent but `slack` bytes (1 for a FIN).
+    """Return once the peer's host acknowledged every data byte counted in `sent`.
 
     A printer that stops reading (out of paper) is waited for, up to `timeout`; a reset
-    means it dropped what it had not read: TransportError(RETRY, offline).
+    before that means it dropped what it had not read: TransportError(RETRY, offline).
     """
     try:
         with trio.fail_after(timeout):
             while True:
-                settled = unacknowledged(stream) <= slack
+                # The error first, then the count: once reset, a connection's acknowledged
+                # count is final, so a reset with every byte acknowledged is a printer that
+                # took the whole job and then reset (many do right after reading EOF), not
+                # lost data. Deciding on the error alone said RETRY whenever this poll
+                # missed the moment between the last ACK and the reset: a job printed twice.
                 error = _pending_error(stream)
+                if outstanding(stream, sent) == 0:
+                    return
                 if error is not None:
                     raise lost(what, error)
-                if settled:
-                    return
                 await trio.sleep(_ACK_POLL)
     except trio.TooSlowError:
         raise timed_out(what, timeout) from None

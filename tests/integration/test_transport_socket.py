@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import socket
+import struct
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -12,10 +14,12 @@ from drivers import pjl
 from drivers.errors import Outcome, TransportError
 from drivers.testing import FailureCase, ReadDelivered, check_transport, payload, send_job
 from drivers.transport import JobInfo, open_transport
+from drivers.transports import tcp
 from drivers.transports.appsocket import AppSocketTransport
 from tests.peers_transport.bigjob import big_file, send_file, watch_rss
 from tests.peers_transport.fake_socket import FakeSocketPeer, SocketFaults
 from tests.peers_transport.p910nd import P910nd
+from tests.peers_transport.reset_peer import resetting_peer
 from tests.peers_transport.running import running_p910nd
 
 pytestmark = pytest.mark.peers
@@ -46,6 +50,20 @@ class Records:
         return record.data.read_bytes() if record.data else None
 
 
+class PjlRecords(Records):
+    """p910nd's records with the `pjl=on` wrapper checked and taken off, so the conformance
+    suite compares the job's own bytes (a cancelled job may end with the abort's UEL)."""
+
+    async def read(self, job: JobInfo, complete: bool) -> bytes | None:
+        got = await super().read(job, complete)
+        header = pjl.job_header(job.job_name, user=job.user)
+        if got is None or not got.startswith(header):
+            return got  # the suite reports the difference
+        got = got[len(header) :]
+        footer = pjl.job_footer(job.job_name) if complete else pjl.UEL
+        return got[: -len(footer)] if got.endswith(footer) else got
+
+
 @pytest.fixture
 async def peer() -> AsyncIterator[FakeSocketPeer]:
     fake = FakeSocketPeer()
@@ -73,6 +91,14 @@ async def test_p910nd_conformance(p910nd_server: P910nd) -> None:
         lambda: open_transport(p910nd_server.uri + "?contimeout=2"), read, failures=[offline]
     )
     assert len(passed) == 5
+
+
+async def test_p910nd_conformance_with_pjl_wrapper(p910nd_server: P910nd) -> None:
+    read: ReadDelivered = PjlRecords(p910nd_server).read
+    passed = await check_transport(
+        lambda: open_transport(p910nd_server.uri + "?pjl=on&contimeout=2"), read
+    )
+    assert len(passed) == 4
 
 
 @pytest.mark.parametrize("size", [1000, 10 * 1024 * 1024], ids=["1KB", "10MB"])
@@ -208,3 +234,89 @@ def test_bad_uri_stops_the_printer(uri: str) -> None:
     with pytest.raises(TransportError) as caught:
         open_transport(uri)
     assert caught.value.outcome is Outcome.STOP_PRINTER
+
+
+# -- a reset after the whole job, and during it (a peer outside the test's Trio loop) ----------
+
+
+async def test_tcp_info_bytes_acked_offset() -> None:
+    """tcpi_bytes_acked really sits where tcp.py reads it: after the peer read N bytes, it
+    counts them plus our SYN; the peer's tcpi_bytes_received, the next u64, counts N."""
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    with trio.fail_after(5):
+        client = await trio.open_tcp_stream("127.0.0.1", port)
+        server = await listeners[0].accept()
+        async with listeners[0], client, server:
+            assert tcp.bytes_acked(client) == 1  # the SYN
+            await client.send_all(b"x" * 100_000)
+            got = 0
+            while got < 100_000:
+                got += len(await server.receive_some(65536))
+            while tcp.bytes_acked(client) != 100_001:
+                await trio.sleep(0.01)
+            info = server.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+            assert struct.unpack_from("=Q", info, 128)[0] == 100_000
+    assert tcp.tcp_info_bytes_acked(bytes(127)) is None  # a kernel's shorter struct
+
+
+@pytest.mark.parametrize("options", ["", "?pjl=on"], ids=["raw", "pjl"])
+@pytest.mark.parametrize("delay", [0.3, 0.0], ids=["reset-later", "reset-at-once"])
+async def test_reset_after_reading_the_whole_job_is_never_a_resend(
+    delay: float, options: str
+) -> None:
+    # At once: the reset follows the last ACK before the sender's next 10 ms poll, which
+    # used to see the reset and say RETRY: the job, all of it accepted, printed twice.
+    rounds = 5 if delay == 0 else 1
+    with resetting_peer(reset_delay=delay) as printer:
+        sender = open_transport(printer.uri + options)  # one transport, job after job
+        sent = []
+        for n in range(rounds):
+            job, data = JobInfo(job_id=20 + n, job_name=f"reset {n}"), payload(1024 * 1024, n)
+            with trio.fail_after(10):
+                await send_job(sender, job, data)  # no TransportError: counted as printed
+            wrapped = pjl.job_header(job.job_name, user=job.user) + data + pjl.job_footer(
+                job.job_name)
+            sent.append(wrapped if options else data)
+        received = [await trio.to_thread.run_sync(printer.wait_connection, n)
+                    for n in range(rounds)]
+        printer.stop()
+    assert [c.eof for c in received] == [True] * rounds
+    assert [bytes(c.data) for c in received] == sent
+    assert len(printer.connections) == rounds  # nothing was sent again
+
+
+async def test_reset_with_bytes_unread_means_retry() -> None:
+    # The peer's small receive buffer keeps most of the job unacknowledged in our queue.
+    with resetting_peer(read_limit=1000, rcvbuf=4096, reset_delay=0.3) as printer:
+        transport = open_transport(printer.uri)
+        data = payload(12_000, 30)
+        with trio.fail_after(10):
+            await transport.start_job(JobInfo(job_id=30))
+            await transport.send_all(data)  # all of it in our send buffer
+            with pytest.raises(TransportError) as caught:
+                await transport.end_job()
+        connection = await trio.to_thread.run_sync(printer.wait_connection, 0)
+    assert (caught.value.outcome, caught.value.reason) == (Outcome.RETRY, "offline")
+    assert not connection.eof and len(connection.data) < len(data)
+
+
+async def test_cancel_of_a_stalled_pjl_job_is_quick(peer: FakeSocketPeer) -> None:
+    """The issue's budget: Cancel-Job stops a job mid-transfer within a second, `pjl=on`
+    included (its UEL cannot go into a full send buffer in time)."""
+    peer.faults = SocketFaults(stall_after=100_000)
+    transport = open_transport(peer.uri + "?pjl=on")
+    for n in range(3):  # whether the UEL still fits varies with the kernel's socket memory
+        with trio.move_on_after(0.3) as scope:
+            await send_job(transport, JobInfo(job_id=40 + n), payload(16 * 1024 * 1024, n))
+        assert scope.cancelled_caught  # stalled in send_all: the buffers are full
+        await transport.abort_job()
+        assert trio.current_time() - scope.deadline < 1.0  # from the cancel to closed
+        with pytest.raises(TransportError):
+            await transport.send_all(b"must not be sent")  # closed
+    job = JobInfo(job_id=49, job_name="after")
+    with trio.fail_after(10):
+        await send_job(transport, job, b"next job")
+    assert [c.eof for c in peer.connections] == [False, False, False, True]
+    header = pjl.job_header("after", user=job.user)
+    assert peer.complete_jobs == [header + b"next job" + pjl.job_footer("after")]
