@@ -3,10 +3,16 @@
 Output is written to a temporary name, fsynced, then renamed into place, so a job that is
 resumed after a crash replaces its partial output instead of appending to it: the directory
 holds each job exactly once.
+
+A character device or FIFO (the usblp node `/dev/usb/lp0`) is written in place. A path under
+/dev that is not there is a device that is off or unplugged (udev removes the node): the job
+waits (RETRY, offline) instead of creating a regular file where the node belongs; a device
+that fails a write with EIO/ENODEV/ENXIO went away mid-job and is waited for the same way.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -26,6 +32,20 @@ def is_device(path: Path) -> bool:
     except OSError:
         return False
     return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
+
+
+_DEVICE_GONE = (errno.EIO, errno.ENODEV, errno.ENXIO)
+
+
+def under_dev(path: Path) -> bool:
+    return path.is_absolute() and path.parts[1:2] == ("dev",)
+
+
+def _failure(what: str, exc: OSError, device: bool) -> TransportError:
+    if device and exc.errno in _DEVICE_GONE:
+        return TransportError(f"{what}: {exc.strerror} (printer off or unplugged?)",
+                              Outcome.RETRY, reason="offline")
+    return TransportError(f"{what}: {exc.strerror}", Outcome.STOP_PRINTER, reason="other")
 
 
 def output_path(uri: DeviceUri, job_id: int) -> Path:
@@ -51,14 +71,17 @@ class FileTransport(Transport):
     async def start_job(self, job: JobInfo) -> None:
         await self.abort_job()
         final = output_path(self.uri, job.job_id)
-        partial = final if is_device(final) else final.with_name(final.name + ".part")
+        device = is_device(final)
+        if not device and under_dev(final):
+            raise TransportError(f"{final}: no such device (printer off or unplugged?)",
+                                 Outcome.RETRY, reason="offline")
+        partial = final if device else final.with_name(final.name + ".part")
         try:
-            final.parent.mkdir(parents=True, exist_ok=True)
+            if not device:
+                final.parent.mkdir(parents=True, exist_ok=True)
             self._file = await trio.to_thread.run_sync(open, partial, "wb")
         except OSError as exc:
-            raise TransportError(
-                f"cannot open {partial}: {exc.strerror}", Outcome.STOP_PRINTER, reason="other"
-            ) from exc
+            raise _failure(f"cannot open {partial}", exc, device) from exc
         self._final, self._partial = final, partial
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
@@ -67,9 +90,8 @@ class FileTransport(Transport):
         try:
             await trio.to_thread.run_sync(self._file.write, data)
         except OSError as exc:
-            raise TransportError(
-                f"writing {self._partial}: {exc.strerror}", Outcome.STOP_PRINTER, reason="other"
-            ) from exc
+            raise _failure(f"writing {self._partial}", exc, self._partial == self._final
+                           ) from exc
 
     async def end_job(self) -> None:
         file, final, partial = self._file, self._final, self._partial
@@ -94,9 +116,7 @@ class FileTransport(Transport):
         try:
             await trio.to_thread.run_sync(finish)
         except OSError as exc:
-            raise TransportError(
-                f"finishing {final}: {exc.strerror}", Outcome.STOP_PRINTER, reason="other"
-            ) from exc
+            raise _failure(f"finishing {final}", exc, partial == final) from exc
 
     async def abort_job(self) -> None:
         file, partial = self._file, self._partial
