@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Callable
+from functools import partial
 from pathlib import Path
 
 import trio
@@ -108,6 +109,7 @@ async def _run(chosen: Plan, context: Context, source: Source, transport: Transp
     reporter = next((s for s in reversed(stages) if s.reports_pages), None)
     idle = Progress()
     reads_path = chosen.reads_path and context.input_path is not None
+    failures: dict[int, DriverError] = {}  # by stage position
     try:
         async with trio.open_nursery() as nursery:
             send, receive = open_channel()
@@ -116,18 +118,30 @@ async def _run(chosen: Plan, context: Context, source: Source, transport: Transp
             else:
                 # A streamed pass-through takes big pieces (each send is a round trip).
                 nursery.start_soon(_feed, source, send, PASSTHROUGH_READ if not stages else CHUNK)
-            for stage in stages:
+            for position, stage in enumerate(stages):
                 next_send, next_receive = open_channel()
                 tracker = progress if stage is reporter else idle
-                nursery.start_soon(_run_stage, stage, receive, next_send, tracker)
+                nursery.start_soon(_run_stage, stage, receive, next_send, tracker,
+                                   partial(failures.setdefault, position))
                 receive = next_receive
             await _deliver(receive, transport, progress)
     except ExceptionGroup as group:
+        # The earliest stage that failed is the cause: the stages after it fail for want of
+        # its output ("no readable raster" after Ghostscript gave up), in whatever order the
+        # tasks happen to end. A stage whose neighbour went away raises a Broken/Closed
+        # channel error, never a DriverError, so it cannot mask the cause.
+        if failures:
+            raise failures[min(failures)] from None
         raise _first_driver_error(group) from None
 
 
-async def _run_stage(stage: Stage, inbox: Inbox, outbox: Outbox, progress: Progress) -> None:
-    await stage.run(inbox, outbox, progress)
+async def _run_stage(stage: Stage, inbox: Inbox, outbox: Outbox, progress: Progress,
+                     record: Callable[[DriverError], object]) -> None:
+    try:
+        await stage.run(inbox, outbox, progress)
+    except DriverError as failure:
+        record(failure)
+        raise
 
 
 async def _feed(source: Source, outbox: Outbox, read_size: int) -> None:

@@ -150,17 +150,20 @@ class GhostscriptStage(Stage):
                     self._watchdog = watchdog
                     self._touch()
                     await self._converse(process, inbox, outbox, progress)
+                    returncode = await process.wait()
                 if watchdog.cancelled_caught:
                     raise ConversionError(
                         f"Ghostscript did nothing for {self.idle_timeout:.0f} s: stopped"
                     )
-                returncode = await process.wait()
+                # Judged while the outbox is still open: the next stage must not take the end
+                # of a failed render's output for a document that simply ended (and fail
+                # first with a message about the symptom, not the cause).
+                self._check_result(returncode)
         finally:
             if process.returncode is None:
                 process.kill()
                 with trio.CancelScope(shield=True):
                     await process.wait()
-        self._check_result(returncode)
 
     def _touch(self) -> None:
         self._watchdog.deadline = trio.current_time() + self.idle_timeout
