@@ -79,6 +79,7 @@ class Printer:
             self.paused, self.state, self.message = True, PrinterState.STOPPED, "Paused."
         self.stopped_by_device = False
         self.waiting_to_retry = False  # a failed job waits out its backoff delay
+        self._retry_message = ""  # printer-state-message while it waits
         self.accepting = True
         self.identify_requested = False
         self.state_changed_at = time.time()
@@ -190,9 +191,12 @@ class Printer:
             printing = f"Printing job {self.current_job.id}."
             self._set_state(PrinterState.PROCESSING,
                             f"{printing} {status.message}" if status.message else printing)
-        elif (self.current_job is None and not self.paused and not self.stopped_by_device
-                and not self.waiting_to_retry):
-            self._set_state(PrinterState.IDLE, status.message or "Ready.")
+        elif self.current_job is None and not self.paused and not self.stopped_by_device:
+            if not self.waiting_to_retry:
+                self._set_state(PrinterState.IDLE, status.message or "Ready.")
+            elif status.message:  # what the device says while the job waits to retry
+                self._set_state(PrinterState.PROCESSING,
+                                f"{self._retry_message} Device: {status.message}")
 
     async def _print_jobs(self) -> None:
         delay_index = 0
@@ -331,7 +335,8 @@ class Printer:
             return None
         job.apply(JobEvent.REQUEUE, "job-queued", message=failure.message)
         self.device_reasons.add(_waiting_reason(failure.reason))
-        self._set_state(PrinterState.PROCESSING, f"Waiting for the device: {failure.message}")
+        self._retry_message = f"Waiting for the device: {failure.message}"
+        self._set_state(PrinterState.PROCESSING, self._retry_message)
         return outcome
 
     async def _abort_quietly(self, job: Job, transport: Transport) -> None:

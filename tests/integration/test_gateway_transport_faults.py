@@ -166,6 +166,31 @@ async def test_lpd_fault_is_retried_and_the_job_arrives_once(
     assert len(fake_lpd.jobs) == 3 and fake_lpd.queue_requests
 
 
+async def test_lpd_queue_state_shows_while_a_job_waits_to_retry(
+    fake_lpd: FakeLpd, tmp_path: Path
+) -> None:
+    """The remote queue is asked on the status timer while a refused job waits out its
+    backoff: what it says (a jam here) reaches printer-state-reasons and -message over IPP."""
+    fake_lpd.faults = LpdFaults(refuse_receive=1,
+                                queue_state=b"gwtest: paper jam in tray 2\nno entries\n")
+    data = payload(50_000, 5)
+    async with gateway_for(tmp_path, fake_lpd.uri, STATUS_INTERVAL) as gateway:
+        job_id = await trio.to_thread.run_sync(partial(submit, gateway.port, data,
+                                                       printer=PRINTER, name="jammed"))
+        with trio.fail_after(20):
+            while True:
+                snapshot = await printer_now(gateway)
+                if "paper jam in tray 2" in snapshot.message:
+                    break
+                await trio.sleep(0.05)
+        assert snapshot.message.startswith("Waiting for the device"), snapshot
+        assert "media-jam-report" in snapshot.reasons, snapshot
+        assert (await job_now(gateway, job_id)).state in (JobState.PENDING, JobState.PROCESSING)
+        fake_lpd.faults = LpdFaults()
+        await until_job(gateway, job_id, JobState.COMPLETED, timeout=30)
+    assert [bytes(job.data) for job in fake_lpd.completed] == [data]
+
+
 # -- port 9100: closed mid-job; p910nd down, then back -----------------------------------------
 
 
