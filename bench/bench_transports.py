@@ -9,10 +9,11 @@ Time to first byte = first job byte at the peer minus the start: the sink's own 
 p910nd, a 0.25 ms watch (another process) on lpd's spool directory for LPD (lpd writes the
 data file as it reads).
 Ours runs inside one Trio loop, two ways: "(pipeline)" is the gateway's own path for a raw
-document (`print_document`, which hands the spooled file to the transport: sendfile(2) on
-socket and lpd), and "(memory)" sends one 1 MiB block over and over (the transport alone, no
-file). CUPS's backends are separate processes, as cupsd runs them. "lpd bare client" is the
-floor: the dialogue in blocking Python with nothing else (lpd's own latency per ack).
+document (`print_document`, which hands the spooled file to the transport: read from the
+page cache in 256 KiB blocks and sent), and "(memory)" sends one 1 MiB block over and over
+(the transport alone, no file). CUPS's backends are separate processes, as cupsd runs them.
+"lpd bare client" is the floor for the dialogue: blocking Python with nothing else (lpd's
+own latency per ack), the data by sendfile(2).
 One warm-up run of every case is not counted; medians of the runs; compare ratios within one
 run, not figures across machines.
 Needs root (lpd runs in a private mount namespace), p910nd, BSD lpd and CUPS's backends.
@@ -110,7 +111,8 @@ def send_cups(backend: str, uri: str, path: Path, job_id: int) -> None:
 
 def send_bare_lpd(port: int, queue: str, path: Path, job_id: int) -> None:
     """The floor for LPD: the RFC 1179 dialogue with blocking sockets and nothing else (no
-    options, no status, no error handling), the file by sendfile(2)."""
+    options, no status, no error handling), the file by sendfile(2) (which on loopback makes
+    lpd read every page cold: slower than a copy through a cache-sized block)."""
     size = path.stat().st_size
     control = b"Hbench\nPbench\nldfA%03dbench\nUdfA%03dbench\nN%s\n" % (
         job_id % 1000, job_id % 1000, path.name.encode())

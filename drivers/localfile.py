@@ -1,4 +1,4 @@
-"""Opening and peeking at spooled documents from the event loop, without a worker thread when the
+"""Opening and reading spooled documents from the event loop, without a worker thread when the
 kernel already holds the pages.
 
 A worker-thread round trip costs 0.15-0.6 ms here, several times the read itself: a document the
@@ -46,6 +46,20 @@ def read_cached(fd: int, count: int, size: int) -> bytes | None:
             return None
         raise
     return bytes(buffer) if got == want else None
+
+
+async def read_into(fd: int, buffer: memoryview, offset: int) -> int:
+    """Read up to len(buffer) bytes at `offset` into `buffer`: in place when the page cache
+    has (some of) them, else in a worker thread. 0 only at the end of the file."""
+    if _NOWAIT is not None:
+        try:
+            return os.preadv(fd, [buffer], offset, _NOWAIT)
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            if exc.errno not in _CANNOT_TELL:
+                raise
+    return await trio.to_thread.run_sync(os.preadv, fd, [buffer], offset)
 
 
 def _read_head_blocking(path: Path, count: int) -> bytes:

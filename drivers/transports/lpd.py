@@ -149,7 +149,8 @@ class LpdTransport(Transport):
             raise
 
     async def send_file(self, path: Path, on_sent: Callable[[int], None]) -> None:
-        """A job of announced length goes out by sendfile(2); spooling takes the plain way."""
+        """A job of announced length is read from the spooled file as it goes out (tcp.send_file);
+        spooling takes the plain way."""
         dialogue, stream = self._dialogue, self._stream
         if self._job is None or self._spool is not None or dialogue is None or stream is None:
             await super().send_file(path, on_sent)

@@ -330,7 +330,7 @@ async def test_file_longer_than_announced_is_held_before_a_byte_goes(
     assert bytes(fake.jobs[0].data) == b""  # the data file was announced, then nothing came
 
 
-async def test_file_sent_with_sendfile_is_byte_exact_and_reports_progress(
+async def test_file_sent_from_the_spool_is_byte_exact_and_reports_progress(
     fake: FakeLpd, tmp_path: Path
 ) -> None:
     data = payload(3_000_000, 14)

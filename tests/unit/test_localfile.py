@@ -67,3 +67,21 @@ async def test_empty_and_missing_files(tmp_path: Path) -> None:
     assert await localfile.read_head(written(tmp_path, b""), 512) == b""
     with pytest.raises(FileNotFoundError):
         await localfile.read_head(tmp_path / "gone", 512)
+
+
+async def test_read_into_reads_cached_and_cold_pages_alike(tmp_path: Path) -> None:
+    data = os.urandom(300_000)
+    path = written(tmp_path, data)
+    fd, size = localfile.open_sized(path)
+    try:
+        for cold in (False, True):
+            if cold and not evicted(path):
+                pytest.skip("this file system keeps the pages (or cannot say)")
+            got, offset = bytearray(), 0
+            block = memoryview(bytearray(65_536))
+            while count := await localfile.read_into(fd, block, offset):
+                got += block[:count]
+                offset += count
+            assert bytes(got) == data and offset == size
+    finally:
+        os.close(fd)
