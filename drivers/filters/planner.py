@@ -314,9 +314,12 @@ def unsupported_options(fmt: str, driver: Driver, caps: Capabilities,
     if rotation and kind != "raw" and (kind == "text" or fmt in RASTER_FORMATS):
         # A line printer cannot turn text; PWG/URF pages come composed and turned by the client.
         unsupported.append("orientation-requested")
+    fill = options.print_scaling == "fill"
     if kind != "raw" and options.print_scaling != default.print_scaling and (
-            kind == "text" or (fmt in PAGE_FORMATS and options.print_scaling == "fill")):
+            kind == "text" or (fill and (fmt in PAGE_FORMATS or fmt == TEXT))):
         # Ghostscript fits pages (fit, auto, auto-fit) or leaves them (none): it cannot fill.
+        # Text is flowed onto the page, which fits it at its natural size; crop it to fill
+        # the sheet would lose lines.
         unsupported.append("print-scaling")
     if options.color_mode == "color" and not caps.color:
         unsupported.append("print-color-mode")

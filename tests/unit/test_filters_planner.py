@@ -109,6 +109,9 @@ def test_operator_can_restrict_the_formats() -> None:
     ("postscript", "image/urf", PrintOptions(print_scaling="fill", media="na_letter_8.5x11in"),
      []),
     ("text", "text/plain", PrintOptions(print_scaling="fit"), ["print-scaling"]),
+    # Text is flowed onto the page (fit and none alike); filling would crop lines.
+    ("postscript", "text/plain", PrintOptions(print_scaling="fill"), ["print-scaling"]),
+    ("pcl5", "text/plain", PrintOptions(print_scaling="none"), []),
 ])
 def test_unsupported_options(name: str, fmt: str, options: PrintOptions,
                              expected: list[str]) -> None:
