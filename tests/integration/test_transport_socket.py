@@ -320,3 +320,34 @@ async def test_cancel_of_a_stalled_pjl_job_is_quick(peer: FakeSocketPeer) -> Non
     assert [c.eof for c in peer.connections] == [False, False, False, True]
     header = pjl.job_header("after", user=job.user)
     assert peer.complete_jobs == [header + b"next job" + pjl.job_footer("after")]
+
+
+@pytest.fixture
+def unanswering_port() -> Iterator[int]:
+    """A loopback port whose listener never accepts and whose queue is full: the kernel drops
+    further SYNs, as a host that is switched off (or firewalled) does."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    filler = socket.create_connection(("127.0.0.1", port))  # takes the one queue slot
+    try:
+        yield port
+    finally:
+        filler.close()
+        listener.close()
+
+
+@pytest.mark.parametrize("scheme", ["socket", "lpd"])
+async def test_contimeout_gives_up_on_a_host_that_does_not_answer(
+    unanswering_port: int, scheme: str
+) -> None:
+    uri = f"{scheme}://127.0.0.1:{unanswering_port}{'/q' if scheme == 'lpd' else ''}"
+    transport = open_transport(f"{uri}?contimeout=0.5")
+    start = trio.current_time()
+    with pytest.raises(TransportError) as caught:
+        await transport.start_job(JobInfo(job_id=1, data_length=10))
+    waited = trio.current_time() - start
+    assert (caught.value.outcome, caught.value.reason) == (Outcome.RETRY, "connecting-to-device")
+    assert "0.5 s" in caught.value.message
+    assert 0.45 <= waited < 5  # the setting, not the kernel's own two-minute SYN retries
