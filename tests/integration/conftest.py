@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +21,8 @@ from tests.peers.cupsd import Cupsd, running_cupsd
 from tests.peers.gateway_proc import GatewayProcess, start_gateway
 from tests.peers.ippeveprinter import IppEvePrinter, running_ippeveprinter
 from tests.peers.procs import is_root, missing_programs
+from tests.peers_transport.fake_lpd import FakeLpd
+from tests.peers_transport.running import serving
 
 INSTALL_HINT = "install them with scripts/install-peers.sh (as root)"
 
@@ -47,6 +49,13 @@ def gateway(tmp_path: Path) -> Iterator[GatewayProcess]:
         # Conformance runs leave hundreds of MB of raster jobs; the log stays for post-mortems.
         shutil.rmtree(process.output_dir, ignore_errors=True)
         shutil.rmtree(process.spool, ignore_errors=True)
+
+
+@pytest.fixture
+async def fake_lpd() -> AsyncIterator[FakeLpd]:
+    """A fault-injecting LPD server in this process (set its `faults` to misbehave)."""
+    async with serving(FakeLpd()) as peer:
+        yield peer
 
 
 @pytest.fixture

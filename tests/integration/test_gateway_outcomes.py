@@ -11,7 +11,6 @@ the job prints exactly once. Then the progress each job publishes: job-k-octets-
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
 
@@ -23,16 +22,13 @@ from gateway.ipp.enums import GroupTag, JobState, Operation, PrinterState, Statu
 from gateway.ipp.writer import AttributeSpec
 from tests.integration.test_gateway_transport_faults import (
     PRINTER,
-    attempts,
     gateway_for,
     job_now,
     printer_now,
     until_job,
 )
-from tests.peers.gateway_proc import GatewayProcess
+from tests.peers.gateway_proc import GatewayProcess, PrinterTable, start_configured_gateway
 from tests.peers_transport.fake_lpd import FakeLpd
-from tests.peers_transport.running import serving
-from tests.support.configured_gateway import PrinterSpec, running_configured_gateway
 from tests.support.ipp_client import submit
 from tests.support.ipp_jobs import Attrs, IppPrinter, Reply, plain
 
@@ -83,7 +79,7 @@ async def test_stop_printer_outcome_stops_the_printer_until_resume(tmp_path: Pat
         assert job.reasons == ("printer-stopped", "job-queued"), job
         assert "Not a directory" in job.message, job
         await trio.sleep(1.5)  # longer than the first retry delay: a stopped printer waits
-        assert attempts(gateway, job_id) == 1
+        assert gateway.attempts(job_id) == 1
         assert (await printer_now(gateway)).state == PrinterState.STOPPED
         assert (await job_now(gateway, job_id)).state == JobState.PENDING
 
@@ -91,7 +87,7 @@ async def test_stop_printer_outcome_stops_the_printer_until_resume(tmp_path: Pat
         assert (await job_now(gateway, job_id)).state == JobState.PENDING  # ... nothing moves
         await operate(gateway, Operation.RESUME_PRINTER)  # until the operator says so
         await until_job(gateway, job_id, JobState.COMPLETED, timeout=10)
-        assert attempts(gateway, job_id) == 2
+        assert gateway.attempts(job_id) == 2
         idle = await printer_now(gateway)
         assert (idle.state, idle.reasons, idle.message) == (PrinterState.IDLE, ("none",),
                                                            "Ready."), idle
@@ -114,23 +110,17 @@ async def test_stop_printer_keeps_every_waiting_job(tmp_path: Path) -> None:
         await trio.sleep(0.5)
         for job_id in ids:
             assert (await job_now(gateway, job_id)).state == JobState.PENDING
-        assert [attempts(gateway, job_id) for job_id in ids] == [1, 0, 0]
+        assert [gateway.attempts(job_id) for job_id in ids] == [1, 0, 0]
         blocker.unlink()
         await operate(gateway, Operation.RESUME_PRINTER)
         for job_id in ids:
             await until_job(gateway, job_id, JobState.COMPLETED, timeout=10)
-        assert [attempts(gateway, job_id) for job_id in ids] == [2, 1, 1]
+        assert [gateway.attempts(job_id) for job_id in ids] == [2, 1, 1]
     assert [(out / f"job-{job_id:05d}.prn").read_bytes() for job_id in ids] == documents
     assert len(list(out.iterdir())) == len(ids)
 
 
 # -- HOLD: the job's data does not match what was announced -------------------------------------
-
-
-@pytest.fixture
-async def fake_lpd() -> AsyncIterator[FakeLpd]:
-    async with serving(FakeLpd()) as peer:
-        yield peer
 
 
 async def test_hold_outcome_holds_the_job_until_release(
@@ -156,7 +146,7 @@ async def test_hold_outcome_holds_the_job_until_release(
         printer = await printer_now(gateway)  # the printer itself is fine: only the job waits
         assert (printer.state, printer.reasons) == (PrinterState.IDLE, ("none",)), printer
         await trio.sleep(1.5)
-        assert attempts(gateway, job_id) == 1  # held: not retried
+        assert gateway.attempts(job_id) == 1  # held: not retried
         assert not fake_lpd.completed  # refused before a byte of the data file went
 
         # The printer still prints other jobs meanwhile.
@@ -166,7 +156,7 @@ async def test_hold_outcome_holds_the_job_until_release(
         document.write_bytes(data)  # the cause is removed; the operator releases the job
         await operate(gateway, Operation.RELEASE_JOB, {"job-id": (T.INTEGER, job_id)})
         await until_job(gateway, job_id, JobState.COMPLETED, timeout=10)
-        assert attempts(gateway, job_id) == 2
+        assert gateway.attempts(job_id) == 2
         idle = await printer_now(gateway)
         assert (idle.state, idle.reasons) == (PrinterState.IDLE, ("none",)), idle
     assert [bytes(job.data) for job in fake_lpd.completed] == [b"another job", data]
@@ -204,8 +194,8 @@ async def test_job_k_octets_processed_is_what_the_device_received(tmp_path: Path
 
 
 THREE_PAGES = b"page one\n\fpage two\n\fpage three\n"
-PROGRESS_PRINTERS = (PrinterSpec("ps", "postscript", duplex=True),
-                     PrinterSpec("pcl5", "pcl5", duplex=True), PrinterSpec("text", "text"))
+PROGRESS_PRINTERS = (PrinterTable("ps", "postscript", duplex=True),
+                     PrinterTable("pcl5", "pcl5", duplex=True), PrinterTable("text", "text"))
 
 
 @pytest.mark.parametrize(("printer", "options", "impressions", "sheets"), [
@@ -223,7 +213,7 @@ def test_impressions_sheets_and_octets_of_a_completed_job(
 ) -> None:
     """impressions = pages x copies and sheets = ceil(pages / sides) x copies, whoever makes
     the copies; job-k-octets-processed is the output the device received, in K rounded up."""
-    with running_configured_gateway(tmp_path, PROGRESS_PRINTERS) as gateway:
+    with start_configured_gateway(tmp_path, PROGRESS_PRINTERS) as gateway:
         client = IppPrinter(gateway.port, printer)
         job_id = client.submit(THREE_PAGES, "text/plain", options)
         attrs = client.wait_done(job_id, timeout=60)

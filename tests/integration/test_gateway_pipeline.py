@@ -14,8 +14,8 @@ from __future__ import annotations
 import gzip
 import socket
 import threading
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -28,12 +28,7 @@ from gateway.core.printer import capabilities_for
 from gateway.ipp.enums import JobState, Status
 from gateway.ipp.model import Resolution
 from tests.integration.test_pipeline_matrix import pwg_pages
-from tests.support import configured_gateway
-from tests.support.configured_gateway import (
-    ConfiguredGateway,
-    PrinterSpec,
-    start_configured_gateway,
-)
+from tests.peers.gateway_proc import GatewayProcess, PrinterTable, start_configured_gateway
 from tests.support.ipp_jobs import Attrs, IppPrinter
 from tests.support.pclxl_decoder import A4_PAPER, GRAY, RGB, decode_pclxl
 from tests.support.pipeline_documents import Sample, make_samples
@@ -41,19 +36,18 @@ from tests.unit.test_languages_pcl import decode_pcl
 from tests.unit.test_languages_postscript import render
 
 DPI = 150  # the lowest resolution a printer's config may name; the benchmark does 300/600
-PRINTERS = (PrinterSpec("ps", "postscript"), PrinterSpec("pcl5", "pcl5"),
-            PrinterSpec("pclxl", "pclxl"), PrinterSpec("text", "text"),
-            PrinterSpec("pclxl-color", "pclxl", resolutions=(150, 300), color=True, duplex=False,
-                        media=("iso_a4_210x297mm", "na_letter_8.5x11in")),
-            PrinterSpec("ps2", "postscript2", duplex=False,
-                        media=("iso_a4_210x297mm", "iso_a5_148x210mm", "na_legal_8.5x14in")),
-            PrinterSpec("raw", "raw"))
+PRINTERS = (PrinterTable("ps", "postscript", pjl=False), PrinterTable("pcl5", "pcl5"),
+            PrinterTable("pclxl", "pclxl"), PrinterTable("text", "text"),
+            PrinterTable("pclxl-color", "pclxl", resolutions=(150, 300), color=True, duplex=False,
+                         media=("iso_a4_210x297mm", "na_letter_8.5x11in")),
+            PrinterTable("ps2", "postscript2", duplex=False,
+                         media=("iso_a4_210x297mm", "iso_a5_148x210mm", "na_legal_8.5x14in")),
+            PrinterTable("raw", "raw"))
 # PCL 5 printers with `pjl = true` in their config: on a file device and on a 9100 socket
 # whose URI also asks for the transport's PJL JOB/EOJ wrapper (the device is set at start).
-PJL_PRINTERS = (PrinterSpec("pcl5-pjl", "pcl5", duplex=True, color=False,
-                            media=("iso_a4_210x297mm",)),
-                PrinterSpec("pcl5-socket", "pcl5"))
-PJL_CONFIG = {"pcl5-pjl": True, "pcl5-socket": True, "ps": False}
+PJL_PRINTERS = (PrinterTable("pcl5-pjl", "pcl5", duplex=True, color=False,
+                             media=("iso_a4_210x297mm",), pjl=True),
+                PrinterTable("pcl5-socket", "pcl5", pjl=True))
 SAMPLES = ("pdf", "ps", "jpeg", "png", "text", "pwg", "pwg-rgb", "urf")
 PJL_SAMPLES = ("pdf", "text")
 COLOR_SAMPLES = ("pdf", "jpeg", "png", "pwg-rgb", "urf")
@@ -99,22 +93,9 @@ class SocketSink:
         self.server.close()
 
 
-config_text_of_helper = configured_gateway.config_text
-
-
-def config_with_pjl(printers: Sequence[PrinterSpec], port: int, spool: Path,
-                    output: Path) -> str:
-    """The helper's TOML with each PJL_CONFIG printer's `pjl` key added to its table."""
-    text = config_text_of_helper(printers, port, spool, output)
-    for name, wanted in PJL_CONFIG.items():
-        line = f"name = \"{name}\"\n"
-        text = text.replace(line, f"{line}pjl = {'true' if wanted else 'false'}\n")
-    return text
-
-
 @dataclass
 class Matrix:
-    gateway: ConfiguredGateway
+    gateway: GatewayProcess
     samples: dict[str, Sample]
     sink: SocketSink
     advertised: dict[str, list[str]] = field(default_factory=dict)
@@ -141,11 +122,9 @@ def matrix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Matrix]:
     """Every job submitted up front, so the printer workers convert side by side."""
     samples = make_samples(tmp_path_factory.mktemp("samples"), DPI)
     sink = SocketSink()
-    socket_printer = PrinterSpec("pcl5-socket", "pcl5", device=f"{sink.uri}?pjl=on")
+    socket_printer = replace(PJL_PRINTERS[1], device=f"{sink.uri}?pjl=on")
     specs = (*PRINTERS, PJL_PRINTERS[0], socket_printer)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(configured_gateway, "config_text", config_with_pjl)
-        gateway = start_configured_gateway(tmp_path_factory.mktemp("gateway"), specs)
+    gateway = start_configured_gateway(tmp_path_factory.mktemp("gateway"), specs)
     try:
         run = Matrix(gateway, samples, sink)
         for spec in specs:
@@ -204,14 +183,14 @@ def test_sniffed_and_compressed_documents_print_the_same(
 ALL_SPECS = (*PRINTERS, *PJL_PRINTERS)
 
 
-def printer_config(spec: PrinterSpec) -> PrinterConfig:
+def printer_config(spec: PrinterTable) -> PrinterConfig:
     return PrinterConfig(spec.name, "file:///unused/", spec.driver, media=spec.media,
                          resolutions=spec.resolutions, color=spec.color, duplex=spec.duplex,
-                         pjl=PJL_CONFIG.get(spec.name))
+                         pjl=spec.pjl)
 
 
 @pytest.mark.parametrize("spec", ALL_SPECS, ids=lambda spec: spec.name)
-def test_advertised_formats_are_the_planners(matrix: Matrix, spec: PrinterSpec) -> None:
+def test_advertised_formats_are_the_planners(matrix: Matrix, spec: PrinterTable) -> None:
     driver = get_driver(spec.driver)
     planned = accepted_formats(driver, capabilities_for(driver, printer_config(spec)))
     advertised = matrix.advertised[spec.name]
@@ -227,7 +206,7 @@ CAPABILITY_ATTRIBUTES = (
 
 
 @pytest.mark.parametrize("spec", ALL_SPECS, ids=lambda spec: spec.name)
-def test_capability_attributes_follow_the_config(matrix: Matrix, spec: PrinterSpec) -> None:
+def test_capability_attributes_follow_the_config(matrix: Matrix, spec: PrinterTable) -> None:
     """Each *-supported over IPP against the printer's config (or the driver's defaults
     where the config says nothing), not against the code that derives them."""
     attrs = matrix.printer(spec.name).attributes(*CAPABILITY_ATTRIBUTES)
@@ -263,7 +242,7 @@ def test_capability_attributes_follow_the_config(matrix: Matrix, spec: PrinterSp
     else:
         assert "urf-supported" not in attrs
     command_set = str(attrs["printer-device-id"][0]).split("CMD:")[1].split(";")[0].split(",")
-    assert ("PJL" in command_set) == (PJL_CONFIG.get(spec.name) or spec.driver == "pclxl")
+    assert ("PJL" in command_set) == (bool(spec.pjl) or spec.driver == "pclxl")
 
 
 @pytest.mark.parametrize("sample", SAMPLES)
@@ -420,8 +399,8 @@ def test_gateway_outputs_only_what_was_submitted(matrix: Matrix) -> None:
         matrix.printer(printer).wait_done(job_id)
     for (printer, _, _), job_id in matrix.variants.items():
         matrix.printer(printer).wait_done(job_id)
-    written = sorted(path.relative_to(matrix.gateway.output)
-                     for path in matrix.gateway.output.rglob("*") if path.is_file())
+    written = sorted(path.relative_to(matrix.gateway.output_dir)
+                     for path in matrix.gateway.output_dir.rglob("*") if path.is_file())
     jobs = [*matrix.submitted.items(), *(((p, s), j) for (p, s, _), j in matrix.variants.items())]
     expected = sorted(Path(printer) / f"job-{job_id:05d}.prn" for (printer, _), job_id in jobs
                       if printer != "pcl5-socket")

@@ -11,14 +11,14 @@ import pytest
 from gateway.ipp.enums import GroupTag, JobState, Operation, ValueTag
 from tests.peers import CORPUS_DIR
 from tests.peers.cupsd import Cupsd, expected_output_format
+from tests.peers.gateway_proc import (
+    GatewayProcess,
+    PrinterTable,
+    start_configured_gateway,
+)
 from tests.peers.procs import log_tail
 from tests.peers_transport.p910nd import P910nd
 from tests.peers_transport.running import running_p910nd
-from tests.support.configured_gateway import (
-    ConfiguredGateway,
-    PrinterSpec,
-    running_configured_gateway,
-)
 from tests.support.ipp_jobs import IppPrinter
 from tests.unit.test_languages_pcl import decode_pcl
 
@@ -40,20 +40,20 @@ def laser() -> Iterator[P910nd]:
 
 @pytest.fixture
 def pcl_gateway(laser: P910nd, tmp_path_factory: pytest.TempPathFactory
-                ) -> Iterator[ConfiguredGateway]:
-    spec = PrinterSpec("laser", "pcl5", resolutions=(DPI,), device=laser.uri + "?contimeout=5")
-    with running_configured_gateway(tmp_path_factory.mktemp("gateway"), [spec]) as gateway:
+                ) -> Iterator[GatewayProcess]:
+    spec = PrinterTable("laser", "pcl5", resolutions=(DPI,), device=laser.uri + "?contimeout=5")
+    with start_configured_gateway(tmp_path_factory.mktemp("gateway"), [spec]) as gateway:
         yield gateway
 
 
-def diagnostics(cupsd: Cupsd, gateway: ConfiguredGateway) -> str:
+def diagnostics(cupsd: Cupsd, gateway: GatewayProcess) -> str:
     jobs = cupsd.client("lpstat", "-W", "all", "-l", "-o", QUEUE)
     return (f"lpstat:\n{jobs}\ncupsd error_log:\n{log_tail(cupsd.error_log, 30)}\n"
             f"gateway log:\n{log_tail(gateway.log, 30)}")
 
 
 def test_cups_prints_pdf_and_jpeg_as_pcl_at_the_peer(
-    cupsd: Cupsd, pcl_gateway: ConfiguredGateway, laser: P910nd
+    cupsd: Cupsd, pcl_gateway: GatewayProcess, laser: P910nd
 ) -> None:
     printer = IppPrinter(pcl_gateway.port, "laser")
     ppd = cupsd.add_everywhere_queue(QUEUE, printer.uri)

@@ -23,12 +23,12 @@ from drivers.filters.raster import PixelFormat, RasterPage
 from gateway.ipp.enums import JobState, Operation, Status, ValueTag
 from tests.integration.test_pipeline_errors import bad_documents
 from tests.peers import CORPUS_DIR
-from tests.peers_transport.common import children_of, wait_until
-from tests.support.configured_gateway import (
-    ConfiguredGateway,
-    PrinterSpec,
+from tests.peers.gateway_proc import (
+    GatewayProcess,
+    PrinterTable,
     start_configured_gateway,
 )
+from tests.peers_transport.common import children_of, wait_until
 from tests.support.ipp_jobs import IppPrinter, Reply
 from tests.support.pipeline_documents import render
 from tests.unit.test_languages_pcl import decode_pcl
@@ -39,7 +39,7 @@ MEMORY_LIMIT_KB = 64 * 1024
 BAD_CASES = {"truncated-pdf": "pages", "absurd-pwg": "PWG raster", "huge-pwg": "PWG raster",
              "lying-urf": "URF", "overflowing-urf": "bad line lengths", "jpeg-bomb": "bomb",
              "empty": "empty", "mismatch": "image/jpeg"}
-BAD_PRINTERS = (PrinterSpec("pcl5", "pcl5"), PrinterSpec("ps", "postscript"))
+BAD_PRINTERS = (PrinterTable("pcl5", "pcl5"), PrinterTable("ps", "postscript"))
 GOOD_PDF = CORPUS_DIR / "testpage-1p-vector.pdf"
 # Refusals at submit that say what is wrong with the document itself.
 DOCUMENT_STATUSES = (Status.CLIENT_ERROR_DOCUMENT_FORMAT_ERROR,
@@ -64,7 +64,7 @@ def overflowing_urf() -> bytes:
 
 @dataclass
 class BadRun:
-    gateway: ConfiguredGateway
+    gateway: GatewayProcess
     replies: dict[tuple[str, str], Reply] = field(default_factory=dict)  # the bad submission
     next_jobs: dict[tuple[str, str], int] = field(default_factory=dict)  # the good one after
 
@@ -144,7 +144,7 @@ def test_cancel_stops_ghostscript_and_the_next_job_prints(bad_run: BadRun) -> No
     wait_until(lambda: not children_of(gateway.pid), 10, "Ghostscript to be killed")
     # The job shows canceled at once; the worker then aborts the transfer, which removes
     # the partial output.
-    wait_until(lambda: not list((gateway.output / "pcl5").glob(f"job-{job_id:05d}.prn*")), 10,
+    wait_until(lambda: not list(gateway.printer_output("pcl5").glob(f"job-{job_id:05d}.prn*")), 10,
                "the partial output to be removed")
     next_job = client.submit(GOOD_PDF.read_bytes(), "application/pdf")
     assert client.wait_done(next_job)["job-state"] == [JobState.COMPLETED]
@@ -152,8 +152,8 @@ def test_cancel_stops_ghostscript_and_the_next_job_prints(bad_run: BadRun) -> No
 
 # -- a 600 dpi A4 colour page ------------------------------------------------------------------
 
-MEMORY_PRINTERS = (PrinterSpec("ps600", "postscript", resolutions=(600,), color=True),
-                   PrinterSpec("pcl600", "pcl5", resolutions=(600,)))
+MEMORY_PRINTERS = (PrinterTable("ps600", "postscript", resolutions=(600,), color=True),
+                   PrinterTable("pcl600", "pcl5", resolutions=(600,)))
 RASTER_PAGES = {"image/pwg-raster": ("pwgraster", "page-600.pwg"),
                 "image/urf": ("urf", "page-600.urf")}
 
@@ -169,7 +169,7 @@ def colour_pages_600(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
 
 
 @pytest.fixture(scope="module")
-def memory_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConfiguredGateway]:
+def memory_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
     gateway = start_configured_gateway(tmp_path_factory.mktemp("gateway600"), MEMORY_PRINTERS)
     try:
         yield gateway
@@ -212,7 +212,7 @@ def check_output(printer: str, data: bytes, size: tuple[int, int] | None) -> Non
                                           ("ps600", "image/jpeg"),
                                           ("pcl600", "image/jpeg")])
 def test_600_dpi_colour_page_stays_under_64_mb(
-    memory_gateway: ConfiguredGateway, colour_pages_600: dict[str, Path], printer: str,
+    memory_gateway: GatewayProcess, colour_pages_600: dict[str, Path], printer: str,
     fmt: str
 ) -> None:
     idle = memory_gateway.memory_kb("VmRSS")

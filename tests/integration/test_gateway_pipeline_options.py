@@ -15,9 +15,9 @@ from gateway.ipp.model import IntRange, Resolution, Value
 from gateway.ipp.writer import AttributeSpec
 from tests.integration.test_pipeline_matrix import pwg_pages
 from tests.peers import CORPUS_DIR
-from tests.support.configured_gateway import (
-    ConfiguredGateway,
-    PrinterSpec,
+from tests.peers.gateway_proc import (
+    GatewayProcess,
+    PrinterTable,
     start_configured_gateway,
 )
 from tests.support.ipp_jobs import Attrs, IppPrinter, Reply
@@ -29,10 +29,10 @@ from tests.unit.test_languages_postscript import RenderedPage, render
 
 T = ValueTag
 DPI = 150
-PRINTERS = (PrinterSpec("ps", "postscript"), PrinterSpec("pcl5", "pcl5"),
-            PrinterSpec("pcl5duplex", "pcl5", duplex=True), PrinterSpec("pclxl", "pclxl"),
-            PrinterSpec("text", "text"), PrinterSpec("pcl5res", "pcl5", resolutions=(150, 300)),
-            PrinterSpec("psres", "postscript", resolutions=(150, 300)))
+PRINTERS = (PrinterTable("ps", "postscript"), PrinterTable("pcl5", "pcl5"),
+            PrinterTable("pcl5duplex", "pcl5", duplex=True), PrinterTable("pclxl", "pclxl"),
+            PrinterTable("text", "text"), PrinterTable("pcl5res", "pcl5", resolutions=(150, 300)),
+            PrinterTable("psres", "postscript", resolutions=(150, 300)))
 
 
 def ranges(*pairs: tuple[int, int]) -> tuple[int, list[Value]]:
@@ -91,7 +91,7 @@ UNSUPPORTED: dict[str, tuple[str, str, AttributeSpec]] = {
 
 @dataclass
 class OptionRun:
-    gateway: ConfiguredGateway
+    gateway: GatewayProcess
     samples: dict[str, Sample]
     jobs: dict[str, int] = field(default_factory=dict)
     relaxed: dict[str, Reply] = field(default_factory=dict)  # unsupported, fidelity false

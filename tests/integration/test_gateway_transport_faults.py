@@ -13,7 +13,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from functools import partial
 from itertools import pairwise
 from pathlib import Path
@@ -23,11 +22,10 @@ import trio
 
 from drivers.testing import payload
 from gateway.ipp.enums import JobState, PrinterState
-from tests.peers.gateway_proc import GatewayProcess
+from tests.peers.gateway_proc import GatewayProcess, PrinterTable, start_configured_gateway
 from tests.peers_transport.bigjob import sha256_file
 from tests.peers_transport.fake_lpd import FakeLpd, LpdFaults
 from tests.peers_transport.fake_socket import FakeSocketPeer, SocketFaults
-from tests.peers_transport.gateway_printers import PrinterEntry, start_configured_gateway
 from tests.peers_transport.p910nd import P910nd
 from tests.peers_transport.running import running_p910nd, serving
 from tests.peers_transport.stall_peer import TCP_ESTABLISHED, StallingPeer, sender_state
@@ -43,8 +41,9 @@ STATUS_INTERVAL = 0.3
 async def gateway_for(workdir: Path, device: str,
                       status_interval: float = 0.0) -> AsyncIterator[GatewayProcess]:
     """A gateway process with one raw printer named PRINTER on `device`."""
-    entries = [PrinterEntry(PRINTER, device, status_interval)]
-    process = await trio.to_thread.run_sync(start_configured_gateway, workdir, entries)
+    start = partial(start_configured_gateway, workdir,
+                    [PrinterTable.on_device(PRINTER, device, status_interval)], log_level="info")
+    process = await trio.to_thread.run_sync(start)
     try:
         yield process
     finally:
@@ -70,12 +69,6 @@ async def until_job(gateway: GatewayProcess, job_id: int, state: JobState,
     return snapshot
 
 
-def attempts(gateway: GatewayProcess, job_id: int) -> int:
-    """How often the worker has started printing the job, from the gateway's log."""
-    found = re.findall(rf"job {job_id}: printing \(attempt (\d+)\)", gateway.log.read_text())
-    return max(map(int, found), default=0)
-
-
 @dataclass
 class RetryWatch:
     """What Get-Printer-Attributes showed while the job waited for the device."""
@@ -93,7 +86,7 @@ async def watch_retries(gateway: GatewayProcess, job_id: int, reason: str,
         while True:
             # An attempt logs its start after showing "Printing job N.": a "Waiting" seen
             # after reading the log comes from the failure of the last attempt logged or later.
-            started = attempts(gateway, job_id)
+            started = gateway.attempts(job_id)
             snapshot = await printer_now(gateway)
             watch.answers += 1
             if reason in snapshot.reasons:  # between attempts, and during the next one
@@ -125,19 +118,13 @@ async def check_fault_then_recovery(
     assert watch.answers >= 5  # answered all along
     await heal()
     await until_job(gateway, job_id, JobState.COMPLETED, timeout=15)
-    assert attempts(gateway, job_id) == 3
+    assert gateway.attempts(job_id) == 3
     assert list(delivered()) == [expected]
     idle = await printer_now(gateway)
     assert (idle.state, idle.reasons) == (PrinterState.IDLE, ("none",)), idle
 
 
 # -- LPD: refused, dropped mid-data file -------------------------------------------------------
-
-
-@pytest.fixture
-async def fake_lpd() -> AsyncIterator[FakeLpd]:
-    async with serving(FakeLpd()) as peer:
-        yield peer
 
 
 @pytest.mark.parametrize(
@@ -215,13 +202,6 @@ async def test_socket_closed_mid_job_is_retried_and_arrives_once(
                                         lambda: fake_socket.complete_jobs, data)
 
 
-def attempt_times(gateway: GatewayProcess, job_id: int) -> list[datetime]:
-    """When each attempt to print the job started, from the gateway's log."""
-    pattern = rf"^(\S+ \S+) INFO gateway.printer: .* job {job_id}: printing \(attempt"
-    return [datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f")
-            for stamp in re.findall(pattern, gateway.log.read_text(), re.MULTILINE)]
-
-
 async def test_cancel_while_waiting_to_retry_settles_the_printer(
     fake_socket: FakeSocketPeer, tmp_path: Path
 ) -> None:
@@ -230,7 +210,7 @@ async def test_cancel_while_waiting_to_retry_settles_the_printer(
         job_id = await trio.to_thread.run_sync(partial(submit, gateway.port, b"never printed",
                                                        printer=PRINTER))
         await watch_retries(gateway, job_id, "connecting-to-device", failures=3)
-        started = attempt_times(gateway, job_id)
+        started = gateway.attempt_times(job_id)
         gaps = [(b - a).total_seconds() for a, b in pairwise(started)]
         assert gaps[0] >= 0.9 and gaps[1] >= 1.9  # backoff: 1 s, then 2 s (then 5 s, ...)
         await trio.to_thread.run_sync(cancel, gateway.port, job_id, PRINTER)
@@ -241,7 +221,7 @@ async def test_cancel_while_waiting_to_retry_settles_the_printer(
         print(f"printer settled {(time.monotonic() - answered) * 1000:.0f} ms after Cancel-Job")
         assert (await printer_now(gateway)).state == PrinterState.IDLE
         assert (await job_now(gateway, job_id)).state == JobState.CANCELED
-        assert len(attempt_times(gateway, job_id)) == 3
+        assert len(gateway.attempt_times(job_id)) == 3
     assert not fake_socket.connections
 
 

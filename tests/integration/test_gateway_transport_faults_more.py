@@ -26,7 +26,6 @@ from tests.integration.test_gateway_transport_faults import (
     CANCEL_BUDGET,
     PRINTER,
     STATUS_INTERVAL,
-    attempts,
     gateway_for,
     job_now,
     until_job,
@@ -102,7 +101,7 @@ async def test_slow_lpd_acks_print_once_while_the_gateway_answers(
                 await trio.sleep(0.1)
         took = time.monotonic() - started
         assert job.state == JobState.COMPLETED, job
-        assert attempts(gateway, job_id) == 1
+        assert gateway.attempts(job_id) == 1
         idle = await idle_printer(gateway)
         assert (idle.state, idle.reasons) == (PrinterState.IDLE, ("none",)), idle
     waits = sorted({s.message for s in watch.snapshots if "waiting" in s.message})
@@ -155,7 +154,7 @@ async def test_serial_xoff_holds_the_job_then_xon_delivers_it_once(
         assert held < len(data)  # the printer said stop, and the gateway stopped
         pty_printer.xon()
         await until_job(gateway, job_id, JobState.COMPLETED, timeout=30)
-        assert attempts(gateway, job_id) == 1
+        assert gateway.attempts(job_id) == 1
         idle = await idle_printer(gateway)
         assert (idle.state, idle.reasons) == (PrinterState.IDLE, ("none",)), idle
     received = await pty_printer.take()
@@ -213,7 +212,7 @@ async def test_cancel_job_stops_a_serial_transfer_held_by_xoff(
         await until_job(gateway, next_id, JobState.COMPLETED, timeout=10)
         idle = await idle_printer(gateway)
         assert (idle.state, idle.reasons) == (PrinterState.IDLE, ("none",)), idle
-        assert attempts(gateway, job_id) == 1
+        assert gateway.attempts(job_id) == 1
     assert await pty_printer.take() == b"next job"
 
 
@@ -263,7 +262,7 @@ async def test_p910nd_down_for_a_minute_then_back_delivers_once(
             await until_job(gateway, first, JobState.COMPLETED, timeout=BACK_WITHIN - DOWN_FOR)
             delivered_after = time.monotonic() - back
             await until_job(gateway, second, JobState.COMPLETED, timeout=30)
-            tries = attempts(gateway, first), attempts(gateway, second)
+            tries = gateway.attempts(first), gateway.attempts(second)
             idle = await idle_printer(gateway)
             assert (idle.state, idle.reasons) == (PrinterState.IDLE, ("none",)), idle
     p910nd_server.wait_record(2)

@@ -23,20 +23,18 @@ from drivers.testing import payload
 from drivers.transports.lpd_protocol import job_number
 from gateway.ipp.enums import JobState, PrinterState
 from tests.peers import CORPUS_DIR
-from tests.peers.gateway_proc import GatewayProcess
+from tests.peers.gateway_proc import (
+    GatewayProcess,
+    PrinterTable,
+    proc_status_kb,
+    start_configured_gateway,
+)
 from tests.peers_transport.bigjob import big_file, sha256_file
 from tests.peers_transport.bsd_lpd import BsdLpd
 from tests.peers_transport.fake_socket import FakeSocketPeer
-from tests.peers_transport.gateway_printers import (
-    PrinterEntry,
-    start_configured_gateway,
-    vm_rss,
-    wait_job,
-    wait_printer,
-)
 from tests.peers_transport.p910nd import P910nd
 from tests.peers_transport.running import running_bsd_lpd, running_p910nd, serving
-from tests.support.ipp_client import StateSnapshot, submit
+from tests.support.ipp_client import StateSnapshot, submit, wait_job, wait_printer
 
 pytestmark = pytest.mark.peers
 
@@ -66,15 +64,16 @@ def p910nd() -> Iterator[P910nd]:
 def gateway(lpd: BsdLpd, p910nd: P910nd,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
     printers = [
-        PrinterEntry("lpd", lpd.uri, STATUS_INTERVAL),
-        PrinterEntry("lpdlong", lpd.uri + "?status=long", STATUS_INTERVAL),
-        PrinterEntry("socket", p910nd.uri),
+        PrinterTable.on_device("lpd", lpd.uri, STATUS_INTERVAL),
+        PrinterTable.on_device("lpdlong", lpd.uri + "?status=long", STATUS_INTERVAL),
+        PrinterTable.on_device("socket", p910nd.uri),
         # Converted output has no known length: the lpd transport's mode=spool path.
-        PrinterEntry("lpdpcl", lpd.uri, driver="pcl5"),
-        PrinterEntry("lpdps", lpd.uri, driver="postscript"),
-        PrinterEntry("lpdbanner", lpd.uri + "?banner=on"),
+        PrinterTable.on_device("lpdpcl", lpd.uri, driver="pcl5"),
+        PrinterTable.on_device("lpdps", lpd.uri, driver="postscript"),
+        PrinterTable.on_device("lpdbanner", lpd.uri + "?banner=on"),
     ]
-    process = start_configured_gateway(tmp_path_factory.mktemp("gateway"), printers)
+    process = start_configured_gateway(tmp_path_factory.mktemp("gateway"), printers,
+                                       log_level="info")
     try:
         yield process
     finally:
@@ -209,6 +208,11 @@ def test_socket_job_arrives_byte_identical(
     record = p910nd.wait_record(index)
     assert (record.size, record.sha256) == (size, hashlib.sha256(data).hexdigest())
     assert len(p910nd.records()) == index  # one connection, one copy
+
+
+def vm_rss(pid: int) -> int:
+    """Resident memory of process `pid` in bytes."""
+    return proc_status_kb(pid, "VmRSS") * 1024
 
 
 class RssSampler:

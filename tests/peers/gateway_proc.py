@@ -1,36 +1,134 @@
-"""Our gateway as a subprocess: `python -m gateway run` on 127.0.0.1 with a file printer."""
+"""Our gateway as a subprocess: `python -m gateway run` on 127.0.0.1.
+
+Two ways to start it, one process class:
+
+- `start_gateway`: one file printer from the command line (`--printer NAME=file://...`),
+  optionally with a `--config` of server settings;
+- `start_configured_gateway`: a TOML file written from `PrinterTable`s (`write_config`) and
+  `python -m gateway run --config FILE` alone, since a `--printer` would replace the
+  configuration's printers.
+
+Either way the gateway's files are under its work directory: `spool/`, `output/` (what file
+devices print into) and `gateway.log`.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from tests.peers import REPO_ROOT
 from tests.peers.procs import LOOPBACK, free_port, spawn_logged, stop_process, wait_for_port
 
 START_TIMEOUT = 15.0
+CONFIG_NAME = "gateway.toml"
+LOG_NAME = "gateway.log"
+
+
+@dataclass(frozen=True)
+class PrinterTable:
+    """One `[[printer]]` table. Keys left at None or () are not written (the gateway's default
+    applies), so `status_interval` None means the gateway's 30 s and `resolutions` () the
+    driver's own; `device` "" prints into the file:// directory `output/NAME/`. `extra` adds
+    further keys as they are (strings, numbers, booleans, tuples)."""
+
+    name: str
+    driver: str = "raw"
+    device: str = ""
+    status_interval: float | None = None
+    resolutions: tuple[int, ...] = (150,)
+    color: bool | None = None
+    duplex: bool | None = None
+    media: tuple[str, ...] = ()
+    pjl: bool | None = None
+    extra: Mapping[str, object] = field(default_factory=dict, hash=False)
+
+    @classmethod
+    def on_device(cls, name: str, device: str, status_interval: float = 0.0,
+                  driver: str = "raw") -> PrinterTable:
+        """A queue printing to `device` at the driver's resolutions, status polling off
+        unless asked for: what the transport tests run."""
+        return cls(name, driver, device=device, status_interval=status_interval, resolutions=())
+
+    def table(self, output: Path) -> dict[str, object]:
+        device = self.device or f"{(output / self.name).as_uri()}/"
+        keys: dict[str, object] = {
+            "name": self.name, "device": device, "driver": self.driver,
+            "status_interval": self.status_interval, "resolutions": self.resolutions,
+            "color": self.color, "duplex": self.duplex, "media": self.media, "pjl": self.pjl,
+            **self.extra}
+        return {key: value for key, value in keys.items() if value is not None and value != ()}
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    return json.dumps(value)  # a TOML basic string, integer or float
+
+
+def write_config(workdir: Path, port: int, printers: Sequence[PrinterTable], *,
+                 log_level: str = "debug") -> Path:
+    """`workdir/gateway.toml`: listen on `port`, spool and output under `workdir`."""
+    spool = workdir / "spool"
+    spool.mkdir(parents=True, exist_ok=True)
+    lines = ["[server]", f"listen = {_toml_value((f'{LOOPBACK}:{port}',))}",
+             f"spool = {_toml_value(str(spool))}", f"log_level = {_toml_value(log_level)}", ""]
+    for printer in printers:
+        lines.append("[[printer]]")
+        lines += [f"{key} = {_toml_value(value)}"
+                  for key, value in printer.table(workdir / "output").items()]
+        lines.append("")
+    path = workdir / CONFIG_NAME
+    path.write_text("\n".join(lines))
+    return path
+
+
+_ATTEMPT = r"^(\S+ \S+) INFO gateway.printer: .* job {}: printing \(attempt (\d+)\)"
 
 
 @dataclass
 class GatewayProcess:
-    """A running gateway; `output_dir` receives one `job-NNNNN.prn` per printed job."""
+    """A running gateway. `printers` are the tables of its configuration (empty for the
+    command-line printer, which prints straight into `output_dir`)."""
 
     proc: subprocess.Popen[bytes]
     port: int
-    spool: Path
-    output_dir: Path
-    log: Path
-    printer_name: str
+    workdir: Path
+    printer_name: str = "default"  # the default printer: --printer's or the config's first
+    printers: tuple[PrinterTable, ...] = ()
+
+    def __enter__(self) -> GatewayProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+    @property
+    def spool(self) -> Path:
+        return self.workdir / "spool"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.workdir / "output"
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / LOG_NAME
 
     @property
     def printer_uri(self) -> str:
@@ -41,8 +139,37 @@ class GatewayProcess:
     def named_printer_uri(self) -> str:
         return f"{self.printer_uri}/{self.printer_name}"
 
-    def output_files(self) -> list[Path]:
-        return sorted(self.output_dir.glob("job-*.prn"))
+    def printer_output(self, printer: str | None = None) -> Path:
+        """The directory a file printer (default: the default printer) writes jobs into."""
+        return self.output_dir / (printer or self.printer_name) if self.printers \
+            else self.output_dir
+
+    def output_file(self, printer: str | None, job_id: int) -> Path:
+        """Where the file transport of `printer` puts job `job_id`."""
+        return self.printer_output(printer) / f"job-{job_id:05d}.prn"
+
+    def output_files(self, printer: str | None = None) -> list[Path]:
+        return sorted(self.printer_output(printer).glob("job-*.prn"))
+
+    def attempt_times(self, job_id: int) -> list[datetime]:
+        """When each attempt to print the job started, from the log's INFO lines."""
+        return [datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f")
+                for stamp, _ in self._attempts(job_id)]
+
+    def attempts(self, job_id: int) -> int:
+        """How often the worker has started printing the job, from the log."""
+        return max((int(number) for _, number in self._attempts(job_id)), default=0)
+
+    def _attempts(self, job_id: int) -> list[tuple[str, str]]:
+        return re.findall(_ATTEMPT.format(job_id), self.log.read_text(), re.MULTILINE)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def memory_kb(self, field: str = "VmHWM") -> int:
+        """VmHWM (peak resident set) or VmRSS of the gateway process, in kB. Ghostscript
+        runs as a child process with its own accounting, so it is not included."""
+        return proc_status_kb(self.pid, field)
 
     def stop(self) -> int:
         return stop_process(self.proc)
@@ -53,6 +180,14 @@ class GatewayProcess:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=5)
+
+
+def proc_status_kb(pid: int, field: str) -> int:
+    """A kB field of /proc/PID/status: VmRSS, VmHWM, ..."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    found = re.search(rf"^{field}:\s+(\d+) kB$", status, re.MULTILINE)
+    assert found is not None, status
+    return int(found[1])
 
 
 def gateway_argv(
@@ -83,32 +218,41 @@ def start_gateway(
     extra_args: Sequence[str] = (),
     timeout: float = START_TIMEOUT,
 ) -> GatewayProcess:
-    """Start (or restart, reusing `workdir`'s spool and output) and wait until it answers."""
-    spool = workdir / "spool"
-    output_dir = workdir / "output"
-    log = workdir / "gateway.log"
-    for directory in (spool, output_dir):
+    """Start (or restart, reusing `workdir`'s spool and output) with the file printer
+    `printer_name` on the command line, and wait until it answers."""
+    for directory in (workdir / "spool", workdir / "output"):
         directory.mkdir(parents=True, exist_ok=True)
     chosen_port = port if port is not None else free_port()
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    argv = gateway_argv(chosen_port, spool, output_dir, printer_name, extra_args)
-    proc = spawn_logged(argv, log, env=env, cwd=REPO_ROOT)
+    argv = gateway_argv(chosen_port, workdir / "spool", workdir / "output", printer_name,
+                        extra_args)
+    return _launch(argv, chosen_port, workdir, printer_name, (), timeout)
+
+
+def start_configured_gateway(
+    workdir: Path,
+    printers: Sequence[PrinterTable],
+    *,
+    log_level: str = "debug",
+    timeout: float = START_TIMEOUT,
+) -> GatewayProcess:
+    """Start `python -m gateway run --config` with `printers` (the first is the default) and
+    wait until it answers. Use it as a context manager to stop it at the end."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    config = write_config(workdir, port, printers, log_level=log_level)
+    argv = [sys.executable, "-m", "gateway", "run", "--config", str(config)]
+    return _launch(argv, port, workdir, printers[0].name, tuple(printers), timeout)
+
+
+def _launch(argv: list[str], port: int, workdir: Path, printer_name: str,
+            printers: tuple[PrinterTable, ...], timeout: float) -> GatewayProcess:
+    log = workdir / LOG_NAME
+    proc = spawn_logged(argv, log, env=dict(os.environ, PYTHONUNBUFFERED="1"), cwd=REPO_ROOT)
     answered = False
     try:
-        wait_for_port(proc, chosen_port, log, timeout)
+        wait_for_port(proc, port, log, timeout)
         answered = True
     finally:
         if not answered:
             stop_process(proc)
-    return GatewayProcess(proc, chosen_port, spool, output_dir, log, printer_name)
-
-
-@contextlib.contextmanager
-def running_gateway(
-    workdir: Path, *, printer_name: str = "default", extra_args: Sequence[str] = ()
-) -> Iterator[GatewayProcess]:
-    gateway = start_gateway(workdir, printer_name=printer_name, extra_args=extra_args)
-    try:
-        yield gateway
-    finally:
-        gateway.stop()
+    return GatewayProcess(proc, port, workdir, printer_name, printers)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import http.client
 import socket
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -198,3 +199,29 @@ def cancel(port: int, job_id: int, printer: str | None = None, user: str = "test
     response = ipp_to(port, printer, _printer_request(
         port, printer, Operation.CANCEL_JOB, user, {"job-id": (ValueTag.INTEGER, job_id)}))
     return response.code
+
+
+# -- waiting for a state over IPP ---------------------------------------------------------------
+
+POLL = 0.05
+
+
+def wait_printer(port: int, printer: str, check: Callable[[StateSnapshot], bool], *,
+                 timeout: float, what: str) -> StateSnapshot:
+    """Poll Get-Printer-Attributes until `check` holds; every answer must come promptly."""
+    return _wait(lambda: printer_status(port, printer, timeout=5.0), check, timeout, what)
+
+
+def wait_job(port: int, job_id: int, printer: str, check: Callable[[StateSnapshot], bool], *,
+             timeout: float, what: str) -> StateSnapshot:
+    return _wait(lambda: job_status(port, job_id, printer), check, timeout, what)
+
+
+def _wait(read: Callable[[], StateSnapshot], check: Callable[[StateSnapshot], bool],
+          timeout: float, what: str) -> StateSnapshot:
+    deadline = time.monotonic() + timeout
+    while not check(snapshot := read()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} after {timeout:g} s; last seen {snapshot}")
+        time.sleep(POLL)
+    return snapshot
