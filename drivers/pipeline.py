@@ -55,6 +55,7 @@ async def print_document(
     log.info("printing %s on %s: %s", fmt, driver.name, chosen.steps)
     context = Context(driver, caps, options, source if isinstance(source, Path) else None)
     copies = options.copies if chosen.repeats_for_copies else 1
+    progress.copies_each = 1 if chosen.repeats_for_copies else options.copies
     if copies > 1 and not isinstance(source, Path):
         raise ConversionError("copies of a streamed document need it spooled to a file")
     for _ in range(copies):

@@ -59,7 +59,8 @@ class Transport(ABC):
 
     async def send_file(self, path: Path, on_sent: Callable[[int], None]) -> None:
         """Send the whole file at `path` (a pass-through document), as `send_all` would, and
-        report each piece sent. Transports that can let the kernel copy it override this."""
+        report each piece sent. The TCP transports override this to read the page cache in
+        place (tcp.send_file) under their own timeouts."""
         async with await trio.open_file(path, "rb") as file:
             # Big reads: each one is a worker-thread round trip.
             while chunk := await file.read(FILE_READ):

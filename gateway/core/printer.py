@@ -17,9 +17,9 @@ import trio
 
 from drivers.driver import Capabilities, Driver, get_driver
 from drivers.errors import ConversionError, DriverError, Outcome
-from drivers.filters.planner import family, plan
+from drivers.filters.planner import family
 from drivers.filters.stage import Progress
-from drivers.pipeline import canonical_format, print_document
+from drivers.pipeline import print_document
 from drivers.transport import DeviceStatus, JobInfo, Transport, open_transport
 from drivers.uri import DeviceUri
 from gateway.config import PrinterConfig
@@ -279,15 +279,13 @@ class Printer:
                        data_length=job.document_bytes if raw else None)
         job.impressions_completed = job.sheets_completed = job.bytes_sent = 0
         sides = 2 if options.duplex else 1
-        # Pages counted are the pages sent. Where the gateway sends the job once per copy, they
-        # include every copy; where the printer makes the copies (PostScript NumCopies, PCL
-        # &l#X, PCL XL), each page sent is printed `copies` times.
-        chosen = plan(canonical_format(fmt), self.driver, self.capabilities)
-        each = options.copies if chosen is not None and not chosen.repeats_for_copies else 1
 
         def progress(done: Progress) -> None:
-            job.impressions_completed = done.pages * each
-            job.sheets_completed = (done.pages + sides - 1) // sides * each
+            # Pages counted are the pages sent. Where the gateway sends the job once per copy,
+            # they include every copy; where the printer makes the copies (PostScript
+            # NumCopies, PCL &l#X, PCL XL), each page sent is printed `copies_each` times.
+            job.impressions_completed = done.pages * done.copies_each
+            job.sheets_completed = (done.pages + sides - 1) // sides * done.copies_each
             job.bytes_sent = done.bytes_sent
 
         await transport.start_job(info)

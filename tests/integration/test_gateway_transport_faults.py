@@ -268,17 +268,24 @@ class CancelTimes:
         assert self.closed < CANCEL_BUDGET, self
 
 
-async def cancel_stalled_job(gateway: GatewayProcess, job_id: int, client_port: int,
-                             server_port: int) -> CancelTimes:
+async def cancel_and_time(gateway: GatewayProcess, job_id: int,
+                          holds_device: Callable[[], bool]) -> CancelTimes:
+    """Cancel-Job, then time the job showing canceled and `holds_device` turning false."""
     status = await trio.to_thread.run_sync(cancel, gateway.port, job_id, PRINTER)
     answered = time.monotonic()
     assert status == 0
     await until_job(gateway, job_id, JobState.CANCELED, timeout=5)
     canceled = time.monotonic() - answered
     with trio.fail_after(5):
-        while sender_state(client_port, server_port) == TCP_ESTABLISHED:
+        while holds_device():
             await trio.sleep(0.002)
     return CancelTimes(canceled, time.monotonic() - answered)
+
+
+async def cancel_stalled_job(gateway: GatewayProcess, job_id: int, client_port: int,
+                             server_port: int) -> CancelTimes:
+    return await cancel_and_time(
+        gateway, job_id, lambda: sender_state(client_port, server_port) == TCP_ESTABLISHED)
 
 
 async def test_cancel_job_stops_a_stalled_socket_transfer(tmp_path: Path) -> None:
