@@ -129,6 +129,17 @@ class System:
             self.spool.delete_document(job.id)
             self._trim_history()
 
+    def discard_job(self, job: Job, why: str) -> None:
+        """Forget a job whose creating request failed: the client was told so and holds no
+        job-id, so nothing of it may stay queued or listed."""
+        if self.printers.get(job.printer) is not None:
+            self.printers[job.printer].cancel_current(job)
+        self.jobs.pop(job.id, None)
+        self.spool.delete(job.id)
+        self.jobs_revision += 1
+        log.info("printer %s: job %d: discarded, its request failed (%s)", job.printer, job.id,
+                 why)
+
     def _trim_history(self) -> None:
         done = [j for j in self.jobs.values() if j.state.is_terminal]
         for job in done[: max(0, len(done) - self.config.job_history)]:
