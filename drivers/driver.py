@@ -135,11 +135,17 @@ class Capabilities:
 
 @dataclass(frozen=True)
 class Driver:
-    """A printer language: the formats the printer takes natively and its default capabilities."""
+    """A printer language: the formats the printer takes natively and its default capabilities.
+
+    `collates`: the language itself can print collated copies of a multi-page document (a
+    copy count that repeats the whole document, not each page). Where it cannot, the pipeline
+    sends the document once per copy for collated copies.
+    """
 
     name: str
     native_formats: tuple[str, ...]
     capabilities: Capabilities = field(default_factory=Capabilities)
+    collates: bool = False
 
 
 _D = TypeVar("_D", bound=Callable[[], Driver])
@@ -154,34 +160,56 @@ def register_driver(name: str) -> Callable[[_D], _D]:
     return decorate
 
 
+OCTET_STREAM = "application/octet-stream"
+
+# The formats a raw queue may list (its `formats` setting): the printer must take them as they
+# come. Each with its IEEE 1284 CMD: token, as ippeveprinter spells them; octet-stream has none.
+_RAW_COMMANDS = {
+    "application/pdf": "PDF",
+    "application/postscript": "PS",
+    "image/jpeg": "JPEG",
+    "image/png": "PNG",
+    "image/pwg-raster": "PWG",
+    "image/urf": "URF",
+    "text/plain": "TXT",
+    OCTET_STREAM: "",
+}
+RAW_PASSTHROUGH_FORMATS: tuple[str, ...] = tuple(_RAW_COMMANDS)
+
+
+def raw_command_set(formats: tuple[str, ...]) -> tuple[str, ...]:
+    """The 1284 command set a raw queue listing `formats` reports in printer-device-id."""
+    unknown = [f for f in formats if f not in _RAW_COMMANDS]
+    if unknown:
+        raise ValueError(f"a raw queue cannot list {', '.join(unknown)} "
+                         f"(may list: {', '.join(RAW_PASSTHROUGH_FORMATS)})")
+    return tuple(dict.fromkeys(_RAW_COMMANDS[f] for f in formats if _RAW_COMMANDS[f]))
+
+
+def raw_capabilities(formats: tuple[str, ...] = (OCTET_STREAM,)) -> Capabilities:
+    """A raw queue's capabilities: it accepts exactly `formats` (a subset of
+    RAW_PASSTHROUGH_FORMATS) and passes them through untouched.
+
+    Only octet-stream by default: a raw queue cannot know what its printer takes, and one that
+    advertised PDF or URF would hand a phone's PDF to a PCL printer as it is."""
+    return Capabilities(
+        make_and_model="ipp-gateway raw queue",
+        manufacturer="ipp-gateway",
+        model="raw queue",
+        command_set=raw_command_set(formats),
+        document_formats=tuple(dict.fromkeys(formats)),
+        color=True,
+        # Bytes pass through untouched: the gateway cannot make copies or duplex of them.
+        duplex=False,
+        copies_max=1,
+    )
+
+
 @register_driver("raw")
 def raw_driver() -> Driver:
-    """The printer (or the file it writes) takes every format as it comes: pass-through."""
-    formats = (
-        "application/pdf",
-        "application/postscript",
-        "image/jpeg",
-        "image/png",
-        "image/pwg-raster",
-        "image/urf",
-        "text/plain",
-        "application/octet-stream",
-    )
-    return Driver(
-        name="raw",
-        native_formats=formats,
-        capabilities=Capabilities(
-            make_and_model="ipp-gateway raw queue",
-            manufacturer="ipp-gateway",
-            model="raw queue",
-            command_set=("PDF", "PS", "PWG", "URF", "JPEG"),
-            document_formats=formats,
-            color=True,
-            # Bytes pass through untouched: the gateway cannot make copies or duplex of them.
-            duplex=False,
-            copies_max=1,
-        ),
-    )
+    """The printer (or the file it writes) takes the listed formats as they come."""
+    return Driver(name="raw", native_formats=RAW_PASSTHROUGH_FORMATS,
+                  capabilities=raw_capabilities())
 
 
 def driver_names() -> list[str]:
@@ -230,6 +258,9 @@ class PrintOptions:
     print_scaling: str = "auto"  # auto, auto-fit, fill, fit, none
     job_name: str = "untitled"
     user: str = "anonymous"
+    # multiple-document-handling: collated copies (1,2,3,1,2,3), else each page `copies` times
+    # in a row (1,1,2,2,3,3).
+    collate: bool = True
 
     @property
     def duplex(self) -> bool:

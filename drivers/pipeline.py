@@ -18,7 +18,7 @@ import trio
 from drivers import localfile
 from drivers.driver import Capabilities, Driver, PrintOptions
 from drivers.errors import ConversionError, DriverError
-from drivers.filters.planner import Context, Plan, accepted_formats, plan
+from drivers.filters.planner import Context, Plan, accepted_formats, copy_plan, plan
 from drivers.filters.sniff import OCTET_STREAM, SNIFF_BYTES, TEXT, sniff_format
 from drivers.filters.stage import CHUNK, Inbox, Outbox, Progress, Stage, open_channel
 from drivers.transport import Transport
@@ -51,24 +51,27 @@ async def print_document(
     head, source = await _peek(source)
     if not head:
         raise ConversionError("the document is empty")
-    chosen = _choose_plan(canonical_format(fmt), head, driver, caps)
-    log.info("printing %s on %s: %s", fmt, driver.name, chosen.steps)
-    context = Context(driver, caps, options, source if isinstance(source, Path) else None)
-    copies = options.copies if chosen.repeats_for_copies else 1
-    progress.copies_each = 1 if chosen.repeats_for_copies else options.copies
-    if copies > 1 and not isinstance(source, Path):
+    concrete, chosen = _choose_plan(canonical_format(fmt), head, driver, caps)
+    copies = copy_plan(chosen, concrete, driver, caps, options)
+    log.info("printing %s on %s: %s%s", fmt, driver.name, chosen.steps,
+             f" (sent {copies.passes} times for collated copies)" if copies.passes > 1 else "")
+    path = source if isinstance(source, Path) else None
+    context = Context(driver, caps, copies.options, path)
+    progress.copies_each = copies.copies_each
+    if copies.passes > 1 and path is None:
         raise ConversionError("copies of a streamed document need it spooled to a file")
-    for _ in range(copies):
+    for _ in range(copies.passes):
         await _run(chosen, context, source, transport, progress)
     return progress
 
 
-def _choose_plan(fmt: str, head: bytes, driver: Driver, caps: Capabilities) -> Plan:
+def _choose_plan(fmt: str, head: bytes, driver: Driver, caps: Capabilities) -> tuple[str, Plan]:
+    """The format the document is printed as (octet-stream sniffed), and its plan."""
     sniffed = sniff_format(head[:SNIFF_BYTES])
     if fmt == OCTET_STREAM:
         direct = plan(fmt, driver, caps)  # a raw queue takes anything as it is
         if direct is not None:
-            return direct
+            return fmt, direct
         if sniffed is None:
             raise ConversionError("cannot tell the document's format from its first bytes")
         fmt = sniffed
@@ -78,7 +81,7 @@ def _choose_plan(fmt: str, head: bytes, driver: Driver, caps: Capabilities) -> P
     if chosen is None:
         supported = ", ".join(accepted_formats(driver, caps))
         raise ConversionError(f"{driver.name} printers cannot print {fmt} (only {supported})")
-    return chosen
+    return fmt, chosen
 
 
 async def _peek(source: Source) -> tuple[bytes, Source]:

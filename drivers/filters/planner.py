@@ -52,7 +52,7 @@ from drivers.filters.urf import UrfReader
 from drivers.languages import pclxl
 from drivers.languages.pcl import PclRasterWriter
 from drivers.languages.postscript import PsJob, PsRasterWriter, SetupInjector, language_level
-from drivers.languages.text import LinePrinterText
+from drivers.languages.text import LinePrinterText, PageCopies
 from drivers.pjl import language_footer, language_header
 
 PAGE_FORMATS = (PDF, POSTSCRIPT)
@@ -80,7 +80,7 @@ class Plan:
     steps: str  # for logs, e.g. "pdf -> ghostscript(pbmraw) -> pcl5"
     build: Builder
     reads_path: bool = False  # the first stage opens Context.input_path itself
-    repeats_for_copies: bool = False  # the printer cannot count copies: send the job n times
+    repeats_for_copies: bool = False  # the printer cannot count copies (see `copy_plan`)
 
     def stages(self, context: Context) -> list[Stage]:
         return self.build(context)
@@ -127,8 +127,8 @@ def _native(fmt: str, driver: Driver) -> Plan:
         return Plan(fmt, fmt, "postscript -> setup -> postscript",
                     lambda c: _with_pjl(c, _postscript_native(c), POSTSCRIPT))
     if fmt == TEXT:
-        return Plan(fmt, fmt, "text -> line printer", lambda c: [_converter(
-            "line-printer", lambda on_page: LinePrinterText(on_page))], repeats_for_copies=True)
+        return Plan(fmt, fmt, "text -> line printer", lambda c: _with_page_copies(c, [_converter(
+            "line-printer", lambda on_page: LinePrinterText(on_page))]), repeats_for_copies=True)
     return Plan(fmt, fmt, f"{fmt} -> {driver.name}", lambda c: _with_pjl(c, [], fmt))
 
 
@@ -145,7 +145,9 @@ def _postscript_native(context: Context) -> list[Stage]:
         # Only Ghostscript can select, turn or gray the pages; this plan streams the document
         # to it.
         return _ps_via_ghostscript(context, from_file=False)
-    return [_converter("ps-setup", lambda on_page: SetupInjector(options, context.caps, on_page))]
+    level = language_level(context.driver)
+    return [_converter("ps-setup",
+                       lambda on_page: SetupInjector(options, context.caps, on_page, level))]
 
 
 def _converter(name: str, make: Callable[[PageCallback], Converter], pages: bool = True) -> Stage:
@@ -172,11 +174,11 @@ def _ps_via_ghostscript(context: Context, from_file: bool = True) -> list[Stage]
     gray = () if context.options.in_color(context.caps) else (
         "-sColorConversionStrategy=Gray", "-dProcessColorModel=/DeviceGray")
     job = replace(_gs_job(context, "ps2write", *gray), dpi=None)
-    options, caps = context.options, context.caps
+    options, caps, level = context.options, context.caps, language_level(context.driver)
     # The pages are counted in ps2write's output: Ghostscript's page hook also counts the
     # PostScript pages that -sPageList skips.
     return [GhostscriptStage(job, context.input_path if from_file else None),
-            _converter("ps-setup", lambda on_page: SetupInjector(options, caps, on_page))]
+            _converter("ps-setup", lambda on_page: SetupInjector(options, caps, on_page, level))]
 
 
 def _media_fit(options: PrintOptions, caps: Capabilities) -> MediaFit | None:
@@ -277,9 +279,18 @@ def _plan_pclxl(fmt: str, driver: Driver) -> Plan:
 def _plan_text(fmt: str, driver: Driver) -> Plan:
     def build(context: Context) -> list[Stage]:
         job = replace(_gs_job(context, "txtwrite"), rotation=0)  # reported: see below
-        return [GhostscriptTextStage(job, context.input_path)]
+        return _with_page_copies(context, [GhostscriptTextStage(job, context.input_path)])
     return Plan(fmt, TEXT, f"{fmt} -> ghostscript(txtwrite) -> text", build, reads_path=True,
                 repeats_for_copies=True)
+
+
+def _with_page_copies(context: Context, stages: list[Stage]) -> list[Stage]:
+    """Uncollated copies on a printer that cannot count copies: each page repeated here."""
+    options = context.options
+    if options.copies <= 1 or options.collate:
+        return stages
+    return [*stages, _converter("page-copies",
+                                lambda on_page: PageCopies(options.copies, on_page))]
 
 
 _PLANNERS: dict[str, Callable[[str, Driver], Plan]] = {
@@ -326,3 +337,55 @@ def unsupported_options(fmt: str, driver: Driver, caps: Capabilities,
     if options.media and caps.media_size(options.media) is None:
         unsupported.append("media")
     return unsupported
+
+
+@dataclass(frozen=True)
+class CopyPlan:
+    """How a job's copies are made: `passes` conversions of the document, each printed with
+    `options` (copies=1 where the pipeline repeats the document), every page sent printed
+    `copies_each` times by the printer."""
+
+    passes: int
+    options: PrintOptions
+    copies_each: int
+
+
+def copy_plan(chosen: Plan, fmt: str, driver: Driver, caps: Capabilities,
+              options: PrintOptions) -> CopyPlan:
+    """Collated copies (multiple-document-handling) on every printer.
+
+    The printer's own copy count is used where it gives the order asked for: uncollated
+    copies (PCL 5 ESC&l#X, PCL XL PageCopies and PostScript /NumCopies all repeat each page),
+    collated copies in a language that collates (PostScript level 3 /Collate), and a document
+    of one page, whose two orders are the same. Otherwise collated copies are the document sent
+    once per copy. The page count is not known before converting (PDF, PostScript, text, PWG
+    and URF, whose header counts a client may leave wrong), so only images and a page-ranges
+    of one page count as one page; any other document is repeated, which is right whatever its
+    length."""
+    copies = options.copies
+    once = replace(options, copies=1)
+    if copies <= 1 or family(driver) == "raw":  # raw: copies are reported unsupported
+        return CopyPlan(1, options, 1)
+    one_page = single_page(fmt, driver, caps, options)
+    if chosen.repeats_for_copies:  # no copy count at all: the pipeline makes every copy
+        if options.collate or one_page:
+            return CopyPlan(copies, once, 1)
+        return CopyPlan(1, options, 1)  # the plan repeats each page (`_with_page_copies`)
+    if options.collate and not one_page and not driver.collates:
+        return CopyPlan(copies, once, 1)
+    return CopyPlan(1, options, copies)
+
+
+def single_page(fmt: str, driver: Driver, caps: Capabilities, options: PrintOptions) -> bool:
+    """Whether this document is known, before converting it, to print as one page."""
+    if fmt in IMAGE_FORMATS:
+        return True
+    if not options.page_ranges or "page-ranges" in unsupported_options(fmt, driver, caps,
+                                                                       options):
+        return False
+    pages: set[int] = set()
+    for lo, hi in options.page_ranges:
+        if hi - lo > 1:
+            return False
+        pages.update(range(lo, hi + 1))
+    return len(pages) == 1

@@ -33,7 +33,7 @@ def page_size_code(media_name: str) -> int:
 
 
 def job_settings(options: PrintOptions, caps: Capabilities) -> bytes:
-    """Copies and duplex, sent once after the reset."""
+    """Copies (each page that many times in a row) and duplex, sent once after the reset."""
     out = b""
     if options.copies > 1:
         out += ESC + b"&l%dX" % options.copies
@@ -196,4 +196,5 @@ def pcl5_driver() -> Driver:
             "iso_a4_210x297mm", "na_letter_8.5x11in", "na_legal_8.5x14in", "iso_a5_148x210mm",
             "na_executive_7.25x10.5in")),
     )
-    return Driver("pcl5", (PCL,), caps)
+    # ESC&l#X prints each page # times before the next: uncollated copies only.
+    return Driver("pcl5", (PCL,), caps, collates=False)

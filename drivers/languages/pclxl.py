@@ -30,4 +30,5 @@ def pclxl_driver() -> Driver:
         document_formats=formats.accepted_by("pclxl"), resolutions=(300, 600, 1200),
         default_resolution=600, color=False, duplex=True,
     )
-    return Driver("pclxl", (PCLXL,), caps)
+    # PCL XL copies are per page (EndPage's PageCopies): uncollated copies only.
+    return Driver("pclxl", (PCLXL,), caps, collates=False)

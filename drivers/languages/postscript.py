@@ -52,7 +52,28 @@ def _feature(name: str, code: str) -> str:
     return f"[{{\n%%BeginFeature: {name}\n{code}\n%%EndFeature\n}} stopped cleartomark\n"
 
 
-def setup_features(options: PrintOptions, caps: Capabilities) -> str:
+# /Collate is a LanguageLevel 3 page device parameter (PLRM 3rd ed., table 6.2): with
+# /NumCopies it asks for collated page sets. LanguageLevel 2 does not define it, so a level 2
+# job cannot count on it and collated copies are made by sending the document once per copy.
+COLLATE_LEVEL = 3
+
+
+def copies_feature(options: PrintOptions, level: int) -> str:
+    """The copy count, collated or not as the job asks, where the language level can say so."""
+    copies = options.copies
+    if level >= COLLATE_LEVEL:
+        collate = "true" if options.collate else "false"
+        code = f"<< /NumCopies {copies} /Collate {collate} >> setpagedevice"
+        return _feature(f"*NumCopies {copies}", code)
+    feature = _feature(f"*NumCopies {copies}", f"<< /NumCopies {copies} >> setpagedevice")
+    if not options.collate:
+        # A level 3 printer driven at level 2 may collate by default; a level 2 one fails
+        # this request alone (stopped), and keeps the copy count.
+        feature += _feature("*Collate False", "<< /Collate false >> setpagedevice")
+    return feature
+
+
+def setup_features(options: PrintOptions, caps: Capabilities, level: int = 3) -> str:
     """setpagedevice requests for the job's options, each one skippable by a strict printer."""
     media = options.media_size(caps)
     width, height = round(media.width_points), round(media.height_points)
@@ -73,8 +94,7 @@ def setup_features(options: PrintOptions, caps: Capabilities) -> str:
         code = f"<< /HWResolution [{dpi} {dpi}] >> setpagedevice"
         parts.append(_feature(f"*Resolution {dpi}dpi", code))
     if options.copies > 1:
-        code = f"<< /NumCopies {options.copies} /Collate true >> setpagedevice"
-        parts.append(_feature(f"*NumCopies {options.copies}", code))
+        parts.append(copies_feature(options, level))
     return "".join(parts)
 
 
@@ -98,7 +118,8 @@ class PsJob:
             f"%%LanguageLevel: {self.level}\n%%DocumentData: Binary\n"
             f"%%DocumentMedia: {media.name} {width} {height} 0 () ()\n%%EndComments\n"
         )
-        setup = "%%BeginSetup\n" + setup_features(self.options, self.caps) + "%%EndSetup\n"
+        features = setup_features(self.options, self.caps, self.level)
+        setup = "%%BeginSetup\n" + features + "%%EndSetup\n"
         return head.encode("ascii") + _PROLOG + setup.encode("ascii")
 
     def page_start(self, width_pt: float, height_pt: float) -> bytes:
@@ -193,8 +214,8 @@ class SetupInjector:
     counts the pages by their DSC %%Page: comments."""
 
     def __init__(self, options: PrintOptions, caps: Capabilities,
-                 on_page: Callable[[], None] | None = None) -> None:
-        features = setup_features(options, caps)
+                 on_page: Callable[[], None] | None = None, level: int = 3) -> None:
+        features = setup_features(options, caps, level)
         self._setup = f"%%BeginSetup\n{features}%%EndSetup\n".encode("ascii")
         self._head = b""
         self._done = False
@@ -256,16 +277,22 @@ def _capabilities(level: int) -> Capabilities:
     )
 
 
+def _driver(name: str, level: int) -> Driver:
+    return Driver(name, ("application/postscript",), _capabilities(level),
+                  collates=level >= COLLATE_LEVEL)
+
+
 @register_driver("postscript")
 def postscript_driver() -> Driver:
-    """LanguageLevel 3 (FlateDecode images): every PostScript printer since the late 1990s."""
-    return Driver("postscript", ("application/postscript",), _capabilities(3))
+    """LanguageLevel 3 (FlateDecode images, /Collate): every PostScript printer since the
+    late 1990s."""
+    return _driver("postscript", 3)
 
 
 @register_driver("postscript2")
 def postscript2_driver() -> Driver:
-    """LanguageLevel 2 (RunLengthDecode images) for older printers."""
-    return Driver("postscript2", ("application/postscript",), _capabilities(2))
+    """LanguageLevel 2 (RunLengthDecode images, no /Collate) for older printers."""
+    return _driver("postscript2", 2)
 
 
 def language_level(driver: Driver) -> int:

@@ -57,6 +57,45 @@ class LinePrinterText:
             yield b"\r\n\f" if self._last not in (b"\n", b"") else b"\f"
 
 
+MAX_REPEATED_PAGE = 8 << 20  # bytes of one page held to print it again
+
+
+class PageCopies:
+    """Converter for uncollated copies on a printer that cannot count copies: each page
+    (ended by a form feed) sent `copies` times in a row; counts every page it sends.
+
+    A page is held until its form feed, so a page is bounded: text with megabytes between
+    form feeds is refused (collated copies send the whole document again instead)."""
+
+    def __init__(self, copies: int, on_page: PageCallback) -> None:
+        self._copies = copies
+        self._on_page = on_page
+        self._page = bytearray()
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        start = 0
+        while (end := data.find(b"\f", start)) >= 0:
+            self._page += data[start : end + 1]
+            start = end + 1
+            yield from self._repeat()
+        self._page += data[start:]
+        if len(self._page) > MAX_REPEATED_PAGE:
+            raise ConversionError(
+                f"a page of more than {MAX_REPEATED_PAGE >> 20} MiB without a form feed cannot "
+                "be repeated for uncollated copies (collated copies can be printed)")
+
+    def finish(self) -> Iterator[bytes]:
+        if self._page:  # a last page with no form feed: one keeps its copies apart
+            self._page += b"\f"
+            yield from self._repeat()
+
+    def _repeat(self) -> Iterator[bytes]:
+        page, self._page = bytes(self._page), bytearray()
+        for _ in range(self._copies):
+            self._on_page()
+            yield page
+
+
 @register_driver("text")
 def text_driver() -> Driver:
     caps = Capabilities(

@@ -67,6 +67,9 @@ def options_from_template(template: dict[str, Any], *, name: str = "untitled",
         print_scaling=str(template.get("print-scaling", "auto")),
         job_name=name,
         user=user,
+        # Collated unless asked otherwise: the default multiple-document-handling we advertise.
+        collate=template.get("multiple-document-handling")
+        != "separate-documents-uncollated-copies",
     )
 
 

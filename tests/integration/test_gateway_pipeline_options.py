@@ -53,13 +53,16 @@ JOBS: dict[str, tuple[str, str, AttributeSpec]] = {
     "ps-mono-raster": ("ps", "pwg-rgb", {"print-color-mode": (T.KEYWORD, "monochrome")}),
     "ps-color-raster": ("ps", "pwg-rgb", {"print-color-mode": (T.KEYWORD, "color")}),
     "ps-a5": ("ps", "jpeg", {"media": (T.KEYWORD, "iso_a5_148x210mm")}),
-    "pcl-copies": ("pcl5", "text", {"copies": (T.INTEGER, 3)}),
+    "pcl-copies": ("pcl5", "text", {"copies": (T.INTEGER, 3), "multiple-document-handling": (
+        T.KEYWORD, "separate-documents-uncollated-copies")}),
     "pcl-long-edge": ("pcl5duplex", "pdf", {"sides": (T.KEYWORD, "two-sided-long-edge")}),
     "pcl-short-edge": ("pcl5duplex", "pwg", {"sides": (T.KEYWORD, "two-sided-short-edge")}),
     "pcl-ranges": ("pcl5", "ps", {"page-ranges": ranges((5, 6), (39, 39))}),
     "pcl-raster-range": ("pcl5", "pwg", {"page-ranges": ranges((2, 2))}),
     "pxl-copies-duplex": ("pclxl", "pdf", {"copies": (T.INTEGER, 2),
-                                           "sides": (T.KEYWORD, "two-sided-long-edge")}),
+                                           "sides": (T.KEYWORD, "two-sided-long-edge"),
+                                           "multiple-document-handling": (
+                                               T.KEYWORD, "separate-documents-uncollated-copies")}),
     "text-copies": ("text", "text", {"copies": (T.INTEGER, 2)}),
     "ps-landscape-pdf": ("ps", "pdf", {"orientation-requested": (T.ENUM, 4)}),
     "ps-landscape-ps": ("ps", "ps", {"orientation-requested": (T.ENUM, 5),

@@ -12,7 +12,14 @@ import pytest
 import trio
 from PIL import Image
 
-from drivers.driver import Capabilities, Driver, PrintOptions, get_driver
+from drivers.driver import (
+    RAW_PASSTHROUGH_FORMATS,
+    Capabilities,
+    Driver,
+    PrintOptions,
+    get_driver,
+    raw_capabilities,
+)
 from drivers.errors import ConversionError
 from drivers.filters.planner import accepted_formats
 from drivers.filters.pwg_raster import PwgRasterReader
@@ -146,7 +153,8 @@ async def test_pcl5_raster_is_the_input_pixels(
 @pytest.mark.parametrize("name", ["pdf", "ps", "jpeg", "text", "pwg", "urf"])
 async def test_pclxl_printer(name: str, documents: dict[str, Document], tmp_path: Path) -> None:
     document, driver = documents[name], get_driver("pclxl")
-    options = PrintOptions(copies=2, sides="two-sided-long-edge")
+    # Uncollated: the printer's own PageCopies (collated copies: tests/integration/test_collation)
+    options = PrintOptions(copies=2, sides="two-sided-long-edge", collate=False)
     data, progress = await print_to_file(document, driver, low_resolution(driver),
                                          tmp_path / "out.pxl", options)
     assert data.startswith(b"\x1b%-12345X@PJL") and data.endswith(b"\x1b%-12345X")
@@ -184,7 +192,21 @@ async def test_raw_printer_passes_through(
     name: str, documents: dict[str, Document], tmp_path: Path
 ) -> None:
     document, driver = documents[name], get_driver("raw")
-    data, _ = await print_to_file(document, driver, driver.capabilities, tmp_path / "out.raw")
+    caps = raw_capabilities(RAW_PASSTHROUGH_FORMATS)  # what a `formats` setting may list
+    data, _ = await print_to_file(document, driver, caps, tmp_path / "out.raw")
+    assert data == document.path.read_bytes()
+
+
+async def test_default_raw_queue_takes_only_octet_stream(
+    documents: dict[str, Document], tmp_path: Path
+) -> None:
+    """A raw queue cannot know what its printer takes: unless told, it does not take a PDF
+    as a PDF (a phone would send it, and a PCL printer print garbage)."""
+    document, driver = documents["pdf"], get_driver("raw")
+    with pytest.raises(ConversionError, match="raw printers cannot print application/pdf"):
+        await print_to_file(document, driver, driver.capabilities, tmp_path / "pdf.raw")
+    data, _ = await print_to_file(document, driver, driver.capabilities, tmp_path / "any.raw",
+                                  fmt="application/octet-stream")
     assert data == document.path.read_bytes()
 
 

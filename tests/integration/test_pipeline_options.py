@@ -50,7 +50,7 @@ async def test_page_ranges_on_raster_and_text(
 async def test_pcl_copies_and_duplex(documents: dict[str, Document], tmp_path: Path) -> None:
     driver = get_driver("pcl5")
     caps = low_resolution(driver).with_changes(duplex=True)
-    options = PrintOptions(copies=3, sides="two-sided-long-edge")
+    options = PrintOptions(copies=3, sides="two-sided-long-edge", collate=False)
     data, _ = await print_to_file(documents["pdf"], driver, caps, tmp_path / "o", options)
     commands = decode_pcl(data).commands
     assert commands[:3] == [b"E", b"&l3X", b"&l1S"]

@@ -9,11 +9,13 @@ from drivers.driver import (
     LANDSCAPE,
     MEDIA_SIZES,
     PORTRAIT,
+    RAW_PASSTHROUGH_FORMATS,
     REVERSE_PORTRAIT,
     Capabilities,
     PrintOptions,
     driver_names,
     get_driver,
+    raw_capabilities,
 )
 from drivers.filters.ghostscript import GhostscriptJob, rotate_pages
 from drivers.filters.image import place
@@ -76,6 +78,27 @@ def test_operator_can_restrict_the_formats() -> None:
     pdf_only = raw.capabilities.with_changes(document_formats=("application/pdf",))
     assert accepted_formats(raw, pdf_only) == ("application/pdf",)
     assert plan("image/jpeg", raw, pdf_only) is None
+
+
+def test_raw_queue_takes_only_the_formats_it_lists() -> None:
+    raw = get_driver("raw")
+    assert raw.capabilities.document_formats == ("application/octet-stream",)
+    assert accepted_formats(raw, raw.capabilities) == ("application/octet-stream",)
+    assert plan("application/pdf", raw, raw.capabilities) is None
+    assert plan("application/octet-stream", raw, raw.capabilities) is not None
+    assert raw.capabilities.command_set == ()  # nothing known about the printer's languages
+    listed = raw_capabilities(("image/urf", "application/pdf", "application/octet-stream"))
+    assert accepted_formats(raw, listed) == ("image/urf", "application/pdf",
+                                             "application/octet-stream")
+    assert listed.command_set == ("URF", "PDF")
+    assert plan("image/jpeg", raw, listed) is None
+    everything = raw_capabilities(RAW_PASSTHROUGH_FORMATS)
+    assert everything.command_set == ("PDF", "PS", "JPEG", "PNG", "PWG", "URF", "TXT")
+    for fmt in RAW_PASSTHROUGH_FORMATS:
+        chosen = plan(fmt, raw, everything)
+        assert chosen is not None and chosen.stages(Context(raw, everything, PrintOptions())) == []
+    with pytest.raises(ValueError, match=r"application/vnd\.hp-PCL"):
+        raw_capabilities(("application/vnd.hp-PCL",))
 
 
 @pytest.mark.parametrize("name, fmt, options, expected", [

@@ -29,6 +29,7 @@ class PclPage:
     width: int = 0  # ESC*r#S
     rows: list[bytes] = field(default_factory=list)  # raster rows, padded to `width`
     text: bytes = b""  # printable bytes outside raster data
+    copies: int = 1  # the ESC&l#X in effect when the page ejected: printed that many times
 
 
 @dataclass
@@ -45,6 +46,7 @@ class _Decoder:
         self.mode = 0
         self.seed = b""
         self.marked = False  # anything drawn on the current page
+        self.copies = 1  # ESC&l#X until the next reset
 
     def command(self, param: bytes, group: bytes, value: bytes, letter: bytes,
                 data: bytes, pos: int) -> int:
@@ -53,6 +55,8 @@ class _Decoder:
         number = int(float(value)) if value not in (b"", b"+", b"-") else 0
         if key == b"*tR":
             self.page.resolution = number
+        elif key == b"&lX":
+            self.copies = max(1, number)
         elif key == b"*rS":
             self.page.width = number
         elif key == b"*bM":
@@ -83,6 +87,7 @@ class _Decoder:
         self.marked = True
 
     def form_feed(self) -> None:
+        self.page.copies = self.copies
         self.job.pages.append(self.page)
         self.page = PclPage(self.page.resolution, self.page.width)
         self.marked = False
@@ -121,7 +126,9 @@ def decode_pcl(data: bytes) -> PclJob:
             pos = match.end()
             if match.group("two"):
                 decoder.job.commands.append(match.group("two"))
-                decoder.job.resets += match.group("two") == b"E"
+                if match.group("two") == b"E":
+                    decoder.job.resets += 1
+                    decoder.copies = 1
                 continue
             if match.group("param") is None:
                 continue  # UEL

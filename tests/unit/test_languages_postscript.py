@@ -11,7 +11,13 @@ import pytest
 from drivers.driver import MEDIA_SIZES, Capabilities, PrintOptions
 from drivers.filters.pnm import PnmReader
 from drivers.filters.raster import Band, PageStart, PixelFormat, RasterPage, expand
-from drivers.languages.postscript import PsJob, PsRasterWriter, SetupInjector, ps_string
+from drivers.languages.postscript import (
+    PsJob,
+    PsRasterWriter,
+    SetupInjector,
+    ps_string,
+    setup_features,
+)
 
 
 @dataclass
@@ -97,7 +103,7 @@ def test_setup_features_follow_the_options() -> None:
     caps = Capabilities(duplex=True)
     options = PrintOptions(copies=2, sides="two-sided-long-edge",
                            media="na_letter_8.5x11in", resolution=300)
-    header = PsJob(options, caps).header().decode("ascii")
+    header = PsJob(options, caps, level=3).header().decode("ascii")
     assert "<< /PageSize [612 792] >> setpagedevice" in header
     assert "<< /Duplex true /Tumble false >> setpagedevice" in header
     assert "<< /NumCopies 2 /Collate true >> setpagedevice" in header
@@ -105,6 +111,23 @@ def test_setup_features_follow_the_options() -> None:
     assert header.count("stopped cleartomark") == 4
     simplex = PsJob(PrintOptions(), Capabilities(duplex=False)).header().decode("ascii")
     assert "Duplex" not in simplex and "NumCopies" not in simplex
+
+
+@pytest.mark.parametrize("level, collate, requests", [
+    (3, True, ["<< /NumCopies 2 /Collate true >> setpagedevice"]),
+    (3, False, ["<< /NumCopies 2 /Collate false >> setpagedevice"]),
+    # /Collate is LanguageLevel 3: a level 2 job asks for the count alone, and says uncollated
+    # in a request of its own that a level 2 interpreter may fail without losing the count.
+    (2, True, ["<< /NumCopies 2 >> setpagedevice"]),
+    (2, False, ["<< /NumCopies 2 >> setpagedevice", "<< /Collate false >> setpagedevice"]),
+])
+def test_copies_request_collation_where_the_level_defines_it(
+    level: int, collate: bool, requests: list[str]
+) -> None:
+    setup = setup_features(PrintOptions(copies=2, collate=collate), Capabilities(), level)
+    assert [line for line in setup.splitlines() if line.endswith("setpagedevice")
+            and "PageSize" not in line] == requests
+    assert setup.count("stopped cleartomark") == 1 + len(requests)
 
 
 DOCUMENT = (b"%!PS-Adobe-3.0\n%%Pages: 1\n%%EndComments\n%%BeginProlog\n%%EndProlog\n"
