@@ -1,8 +1,12 @@
-"""`python -m drivers send DEVICE_URI FILE` (no IPP at all), `probe DEVICE_URI`, `devices`.
+"""`python -m drivers send DEVICE_URI FILE [--driver NAME]` (no IPP at all), `probe DEVICE_URI`,
+`devices`.
 
-The file goes to the device as it is (raw), through the same transport code the gateway uses.
-Exit status: 0 done, 1 the device failed (the message says what the gateway would do next),
-2 bad usage or URI.
+`send` prints the file through the same pipeline and transport code the gateway uses: with the
+default `raw` driver the bytes go as they are; with another driver (`pcl5`, `postscript`, ...)
+the document is converted to the printer's language first, its format given by `--format` or
+told from its first bytes. Exit status: 0 done, 1 the device or the conversion failed (the
+message says what the gateway would do next), 2 bad usage or URI. `probe` exits 1 when the
+device cannot print (unreachable, or it reports an error such as an unknown LPD queue).
 """
 
 from __future__ import annotations
@@ -19,19 +23,26 @@ from pathlib import Path
 import trio
 
 from drivers import discovery
-from drivers.errors import DriverError, UriError
-from drivers.transport import JobInfo, Transport, open_transport
-
-CHUNK = 64 * 1024
+from drivers.driver import PrintOptions, driver_names, get_driver
+from drivers.errors import DriverError, UriError, os_reason
+from drivers.filters.planner import family
+from drivers.filters.sniff import OCTET_STREAM
+from drivers.pipeline import print_document
+from drivers.transport import JobInfo, Transport, check_device_uri, open_transport
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m drivers", description=__doc__.split("\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log each transport step")
     commands = parser.add_subparsers(dest="command", required=True)
-    send = commands.add_parser("send", help="send a file to a device, raw")
+    send = commands.add_parser("send", help="print a file on a device, with no IPP")
     send.add_argument("uri", metavar="DEVICE_URI")
     send.add_argument("file", type=Path, metavar="FILE")
+    send.add_argument("--driver", default="raw", choices=driver_names(),
+                      help="the printer's language (default raw: the bytes as they are)")
+    send.add_argument("--format", default=OCTET_STREAM, metavar="MIME",
+                      help="the file's format, e.g. application/pdf (default: told from its "
+                           "first bytes where the driver needs to know)")
     send.add_argument("--job-id", type=int, default=os.getpid() % 1000)
     send.add_argument("--job-name", default=None, help="default: the file name")
     send.add_argument("--user", default=None, help="default: the login name")
@@ -47,25 +58,32 @@ def _parser() -> argparse.ArgumentParser:
 async def send_file(args: argparse.Namespace, transport: Transport) -> int:
     path: Path = args.file
     size = path.stat().st_size
+    driver = get_driver(args.driver)
+    raw = family(driver) == "raw"
+    name, user = args.job_name or path.name, args.user or getpass.getuser()
+    # As the gateway's printer worker: a raw document goes as it is, its length known (LPD
+    # announces it) and its copies asked of the device; a converted one carries its copies in
+    # the printer's language, its length unknown until converted.
     job = JobInfo(
-        job_id=args.job_id,
-        job_name=args.job_name or path.name,
-        user=args.user or getpass.getuser(),
-        copies=args.copies,
-        data_length=None if args.unknown_length else size,
+        job_id=args.job_id, job_name=name, user=user, document_format=args.format,
+        copies=args.copies if raw else 1,
+        data_length=None if args.unknown_length or not raw else size,
     )
+    options = PrintOptions(copies=1 if raw else args.copies, job_name=name, user=user)
     started = time.monotonic()
     try:
         await transport.start_job(job)
-        async with await trio.open_file(path, "rb") as source:
-            while chunk := await source.read(CHUNK):
-                await transport.send_all(chunk)
+        progress = await print_document(path, args.format, driver, driver.capabilities,
+                                        options, transport)
         await transport.end_job()
     finally:
         await transport.abort_job()  # a no-op once end_job returned
     elapsed = time.monotonic() - started
-    rate = size / elapsed / 1e6 if elapsed else 0.0
-    print(f"sent {size} bytes to {transport.uri.redacted()} in {elapsed:.3f} s ({rate:.1f} MB/s)")
+    sent = progress.bytes_sent
+    rate = sent / elapsed / 1e6 if elapsed else 0.0
+    how = "" if raw else f" as {driver.name}, {progress.pages} page(s)"
+    print(f"sent {sent} bytes to {transport.uri.redacted()}{how} in {elapsed:.3f} s "
+          f"({rate:.1f} MB/s)")
     return 0
 
 
@@ -75,7 +93,7 @@ async def run(args: argparse.Namespace, transport: Transport | None) -> int:
     if args.command == "probe":
         result = await discovery.probe(args.uri)
         print("\n".join(discovery.describe_probe(result)))
-        return 0 if result.reachable is not False else 1
+        return 0 if result.ok else 1
     print("\n".join(discovery.describe_devices(await discovery.devices())))
     return 0
 
@@ -84,8 +102,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    transport = None
     try:
-        transport = open_transport(args.uri) if args.command == "send" else None
+        if args.command in ("send", "probe"):
+            check_device_uri(args.uri)  # the gateway's own check: exit 2, not a device failure
+        if args.command == "send":
+            transport = open_transport(args.uri)
     except (UriError, DriverError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -96,7 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc.message} ({why})", file=sys.stderr)
         return 1
     except OSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{os_reason(exc)}", file=sys.stderr)
         return 1
 
 

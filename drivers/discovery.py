@@ -15,11 +15,12 @@ from typing import Any
 
 import trio
 
-from drivers.errors import DriverError, UriError
+from drivers.errors import DriverError, os_reason
 from drivers.ieee1284 import decode_device_id_reply, parse_device_id
-from drivers.transport import DeviceStatus, open_transport
+from drivers.transport import DeviceStatus, check_device_uri, open_transport
 from drivers.transports import usbprinter
 from drivers.transports.appsocket import AppSocketTransport
+from drivers.uri import DeviceUri
 
 log = logging.getLogger("drivers.discovery")
 
@@ -47,6 +48,14 @@ class ProbeResult:
     device_id: str | None = None
     error: str = ""
 
+    @property
+    def ok(self) -> bool:
+        """Whether a job could print: reachable (or cannot tell), no error, and no reason of
+        error severity (an LPD server that has no such queue answers, but prints nothing)."""
+        if self.error or self.reachable is False:
+            return False
+        return self.status is None or not any(r.endswith("-error") for r in self.status.reasons)
+
 
 def _usb_entry(dev: Any, intf: Any) -> FoundDevice:
     serial = usbprinter.serial_number(dev)
@@ -61,7 +70,7 @@ def _usb_entry(dev: Any, intf: Any) -> FoundDevice:
         finally:
             connection.close()
     except (OSError, DriverError, NotImplementedError) as exc:  # one odd device: go on
-        log.info("%s: no device id: %s", uri, exc)
+        log.info("%s: no device id: %s", uri, os_reason(exc))
         text = ""
     name = parse_device_id(text).make_and_model if text else f"USB printer {uri[6:15]}"
     return FoundDevice(uri, "usb", name, text)
@@ -88,7 +97,7 @@ def usblp_devices() -> list[FoundDevice]:
             finally:
                 os.close(fd)
         except OSError as exc:
-            log.info("%s: no device id: %s", path, exc.strerror)
+            log.info("%s: no device id: %s", path, os_reason(exc))
         name = parse_device_id(text).make_and_model if text else f"usblp {path.name}"
         found.append(FoundDevice(f"file://{path}", "usblp", name, text))
     return found
@@ -111,16 +120,21 @@ async def devices() -> list[FoundDevice]:
         try:
             listed += await trio.to_thread.run_sync(finder)
         except (OSError, ValueError, DriverError) as exc:  # one bus must not hide the others
-            log.warning("listing devices: %s: %s", finder.__name__, exc)
+            log.warning("listing devices: %s: %s", finder.__name__, os_reason(exc))
     return listed
 
 
 async def probe(uri: str, *, timeout: float = 15.0) -> ProbeResult:
-    """Connect to the device at `uri` and report its status and device id; prints nothing."""
+    """Connect to the device at `uri` and report its status and device id; prints nothing.
+
+    The URI is checked first by the rules the gateway uses (`check_device_uri`): UriError.
+    """
+    parsed = DeviceUri.parse(uri)
+    check_device_uri(parsed)
     try:
-        transport = open_transport(uri)
-    except (UriError, DriverError) as exc:
-        return ProbeResult(uri, False, error=str(exc))
+        transport = open_transport(parsed)
+    except DriverError as exc:
+        return ProbeResult(parsed.redacted(), False, error=exc.message)
     shown = transport.uri.redacted()
     with trio.move_on_after(timeout):
         try:
@@ -149,6 +163,8 @@ def describe_probe(result: ProbeResult) -> list[str]:
         lines.append(f"languages:  {', '.join(device.command_set) or '-'}")
     if result.error:
         lines.append(f"error:      {result.error}")
+    elif not result.ok and result.reachable is not False and result.status is not None:
+        lines.append(f"error:      {result.status.message or 'the device reports an error'}")
     return lines
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from enum import Enum
 
 
@@ -39,3 +40,35 @@ class ConversionError(DriverError):
 
 class UriError(ValueError):
     """A device URI that cannot be used; the message names the part at fault."""
+
+
+def os_reason(exc: BaseException) -> str:
+    """Why a system call failed, in plain lower-case words ("connection refused"), never the
+    repr of an address tuple or an "[Errno 111]" prefix.
+
+    Follows a wrapped cause: trio's BrokenResourceError and its "all attempts to connect ...
+    failed" (an ExceptionGroup of the attempts) carry the real error underneath.
+    """
+    seen: set[int] = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        code = getattr(exc, "errno", None)
+        if isinstance(code, int) and code > 0:
+            return _lower_first(os.strerror(code))
+        strerror = getattr(exc, "strerror", None)
+        if isinstance(strerror, str) and strerror:
+            return _lower_first(strerror)  # getaddrinfo's EAI_* codes, pyusb's libusb errors
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, BaseExceptionGroup) and cause.exceptions:
+            cause = cause.exceptions[0]
+        if cause is None:
+            break
+        exc = cause
+    return _lower_first(str(exc)) or type(exc).__name__
+
+
+def _lower_first(text: str) -> str:
+    # "Connection refused" -> "connection refused"; "USB ..." keeps its capitals.
+    if len(text) > 1 and text[0].isupper() and not text[1].isupper():
+        return text[0].lower() + text[1:]
+    return text

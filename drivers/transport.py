@@ -15,8 +15,8 @@ from typing import ClassVar, TypeVar
 
 import trio
 
-from drivers.errors import UriError
-from drivers.uri import DeviceUri
+from drivers.errors import Outcome, TransportError, UriError
+from drivers.uri import DeviceUri, UriOptions
 
 FILE_READ = 1 << 20
 
@@ -50,6 +50,15 @@ class Transport(ABC):
 
     def __init__(self, uri: DeviceUri) -> None:
         self.uri = uri
+
+    @classmethod
+    def settings_from_uri(cls, uri: DeviceUri) -> object:
+        """Every setting `uri` gives this transport, checked by the transport's own rules:
+        UriError (naming the part at fault) for anything it would not use, unknown options
+        included. The constructor and `check_device_uri` both call it, so a URI that passes
+        the check never stops the printer on its first job. (This default: no options.)"""
+        UriOptions(uri, f"{uri.scheme}://").finish()
+        return None
 
     @abstractmethod
     async def start_job(self, job: JobInfo) -> None: ...
@@ -89,6 +98,12 @@ class Transport(ABC):
     async def device_id(self) -> str | None:
         """The IEEE 1284 device id, where the device reports one."""
         return None
+
+
+def bad_uri(exc: UriError) -> TransportError:
+    """A constructor's answer to a URI its `settings_from_uri` refused: the printer stops until
+    its admin fixes the URI; the job waits."""
+    return TransportError(str(exc), Outcome.STOP_PRINTER, reason="other")
 
 
 _T = TypeVar("_T", bound=type[Transport])
@@ -133,6 +148,15 @@ def transport_class(uri: DeviceUri) -> type[Transport]:
             f"device URI {uri.redacted()!r}: no transport for scheme {uri.scheme!r} "
             f"(known: {known})"
         ) from None
+
+
+def check_device_uri(uri: DeviceUri | str) -> None:
+    """Raise UriError, in words, unless the transport for `uri` would accept it as it is: a
+    known scheme, a host where one is needed, the LPD queue, the serial device path, and every
+    option known to that transport and well-formed. No network and no device I/O (a serial
+    path is looked at with stat, to refuse a directory or a regular file)."""
+    parsed = DeviceUri.parse(uri) if isinstance(uri, str) else uri
+    transport_class(parsed).settings_from_uri(parsed)
 
 
 def open_transport(uri: DeviceUri | str) -> Transport:

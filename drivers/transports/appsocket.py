@@ -29,10 +29,10 @@ from pathlib import Path
 import trio
 
 from drivers import pjl
-from drivers.errors import Outcome, TransportError, UriError
-from drivers.transport import DeviceStatus, JobInfo, Transport, register_transport
+from drivers.errors import Outcome, TransportError, UriError, os_reason
+from drivers.transport import DeviceStatus, JobInfo, Transport, bad_uri, register_transport
 from drivers.transports import tcp
-from drivers.uri import DeviceUri
+from drivers.uri import DeviceUri, UriOptions, host_port
 
 log = logging.getLogger("drivers.appsocket")
 
@@ -41,15 +41,6 @@ _DEFAULT_EOF_WAIT = 90.0
 # A cancel must close within a second on every transport; the UEL gets a short try only.
 _ABORT_WAIT = 0.1
 _QUERY_WAIT = 5.0
-
-
-def _eof_wait(uri: DeviceUri) -> float:
-    text = uri.options.get("waiteof", "on").lower()
-    if text in ("1", "on", "yes", "true"):
-        return _DEFAULT_EOF_WAIT
-    if text in ("0", "off", "no", "false"):
-        return 0.0
-    return tcp.seconds_option(uri, "waiteof", _DEFAULT_EOF_WAIT)
 
 
 @dataclass(frozen=True)
@@ -64,30 +55,37 @@ class SocketSettings:
 
     @classmethod
     def from_uri(cls, uri: DeviceUri) -> SocketSettings:
-        if not uri.host:
-            raise UriError(f"{uri.redacted()}: an AppSocket URI is socket://host[:port]")
-        return cls(
-            host=uri.host,
-            port=uri.port or DEFAULT_PORT,
-            pjl=uri.bool_option("pjl", False),
-            status=uri.choice_option("status", "none", ("none", "off", "pjl")),
-            contimeout=tcp.seconds_option(uri, "contimeout", 30.0) or math.inf,
-            eof_wait=_eof_wait(uri),
-            timeout=tcp.seconds_option(uri, "timeout", 0.0) or math.inf,
+        """The one reader of socket:// URIs (see drivers.uri.UriOptions)."""
+        options = UriOptions(uri, "socket://")
+        host, port = tcp.address(options, DEFAULT_PORT)
+        settings = cls(
+            host=host,
+            port=port,
+            pjl=options.switch("pjl", False),
+            status=options.choice("status", "none", ("none", "off", "pjl")),
+            contimeout=options.seconds("contimeout", 30.0) or math.inf,
+            eof_wait=options.seconds("waiteof", _DEFAULT_EOF_WAIT, on=_DEFAULT_EOF_WAIT),
+            timeout=options.seconds("timeout", 0.0) or math.inf,
         )
+        options.finish()
+        return settings
 
 
 @register_transport("socket")
 class AppSocketTransport(Transport):
     scheme = "socket"
 
+    @classmethod
+    def settings_from_uri(cls, uri: DeviceUri) -> SocketSettings:
+        return SocketSettings.from_uri(uri)
+
     def __init__(self, uri: DeviceUri) -> None:
         super().__init__(uri)
         try:
             self.settings = SocketSettings.from_uri(uri)
         except UriError as exc:
-            raise tcp.bad_uri(exc) from exc
-        self._label = f"socket {self.settings.host}:{self.settings.port}"
+            raise bad_uri(exc) from exc
+        self._label = f"socket {host_port(self.settings.host, self.settings.port)}"
         self._stream: trio.SocketStream | None = None
         self._sent = tcp.SentCount(None)  # what this job's connection handed to the kernel
         self._job: JobInfo | None = None
@@ -185,7 +183,7 @@ class AppSocketTransport(Transport):
 
     async def _connect(self) -> trio.SocketStream:
         s = self.settings
-        return await tcp.connect(s.host, s.port, timeout=s.contimeout, what=self._label)
+        return await tcp.connect(s.host, s.port, timeout=s.contimeout, what="socket")
 
     async def _send(self, stream: trio.SocketStream, data: bytes | bytearray | memoryview) -> None:
         try:
@@ -226,7 +224,7 @@ class AppSocketTransport(Transport):
                     self._take_replies(data)
             except trio.BrokenResourceError as exc:
                 log.warning("%s: reset after the whole job was acknowledged (%s)", self._label,
-                            exc)
+                            os_reason(exc))
         if scope.cancelled_caught:
             log.warning("%s: no EOF %g s after the job; counted as printed", self._label,
                         self.settings.eof_wait)

@@ -1,8 +1,17 @@
 """`file:` transport: a directory (one output file per job, named by job id) or one file.
 
-Output is written to a temporary name, fsynced, then renamed into place, so a job that is
-resumed after a crash replaces its partial output instead of appending to it: the directory
-holds each job exactly once.
+In a directory, a job is written to `job-00042.prn.part`, fsynced, then given the first free
+name of `job-00042.prn`, `job-00042-1.prn`, `job-00042-2.prn` ...: a finished output file is
+never replaced, even when job numbers start again. The name is claimed with link(2), which
+fails rather than replace, so two jobs can never land on one name; the partial is then
+unlinked. A job resumed after a crash starts its partial afresh (unlinked, then created
+exclusively: never written through a name that may share its inode with a finished file), so
+the directory never holds a job twice over or half of one under a final name. On a file system
+without hard links (FAT on a USB stick) the free name is claimed with O_EXCL instead, then the
+partial renamed onto it: a crash between the two leaves an empty file under that name.
+
+A single file (`file:///path/out.prn`, not a directory) is the one output the admin named: each
+job replaces it, written and renamed the same way.
 
 A character device or FIFO (the usblp node `/dev/usb/lp0`) is written in place. A path under
 /dev that is not there is a device that is off or unplugged (udev removes the node): the job
@@ -13,16 +22,41 @@ that fails a write with EIO/ENODEV/ENXIO went away mid-job and is waited for the
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import trio
 
-from drivers.errors import Outcome, TransportError
-from drivers.transport import JobInfo, Transport, register_transport
-from drivers.uri import DeviceUri
+from drivers.errors import Outcome, TransportError, UriError
+from drivers.transport import JobInfo, Transport, bad_uri, register_transport
+from drivers.uri import DeviceUri, UriOptions
+
+PARTIAL_SUFFIX = ".part"
+# link(2) where the file system has no hard links: FAT says EPERM, others EOPNOTSUPP/ENOSYS.
+_NO_HARD_LINKS = (errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS)
+
+
+@dataclass(frozen=True)
+class FileSettings:
+    path: Path  # a directory if it ends in "/" or is one: a new file per job there
+
+    @classmethod
+    def from_uri(cls, uri: DeviceUri) -> FileSettings:
+        """The one reader of file: URIs: an absolute path and no options."""
+        options = UriOptions(uri, "file://")
+        if uri.host and uri.host != "localhost":  # file://tmp/out: "tmp" taken for a host
+            raise options.error(f"{uri.host!r} is read as a host: a file URI is "
+                                f"file:///{uri.host}{uri.path} (three slashes)")
+        if not uri.path.startswith("/"):
+            raise options.error("no absolute path: a file URI is file:///DIR/ or "
+                                "file:///PATH")
+        options.finish()
+        return cls(Path(uri.path))
 
 
 def is_device(path: Path) -> bool:
@@ -49,24 +83,89 @@ def _failure(what: str, exc: OSError, device: bool) -> TransportError:
 
 
 def output_path(uri: DeviceUri, job_id: int) -> Path:
-    """Where job `job_id` lands: DIR/job-00042.prn for a directory, else the file itself."""
+    """Where job `job_id` would land first: DIR/job-00042.prn for a directory (the next free
+    name if that one is taken, see `free_names`), else the file itself."""
     target = Path(uri.path)
     if uri.path.endswith("/") or target.is_dir():
         return target / f"job-{job_id:05d}.prn"
     return target
 
 
+def free_names(first: Path) -> Iterator[Path]:
+    """job-00042.prn, job-00042-1.prn, job-00042-2.prn ...: the names a job may take."""
+    yield first
+    for number in itertools.count(1):
+        yield first.with_name(f"{first.stem}-{number}{first.suffix}")
+
+
+def publish(partial: Path, first: Path) -> Path:
+    """Give the finished (fsynced) `partial` the first free name from `first` on, never
+    replacing a file; returns the name taken. Blocking."""
+    for candidate in free_names(first):
+        try:
+            os.link(partial, candidate)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            if exc.errno not in _NO_HARD_LINKS:
+                raise
+            return _publish_without_links(partial, first)
+        os.unlink(partial)
+        return candidate
+    raise AssertionError("unreachable: free_names never ends")
+
+
+def _publish_without_links(partial: Path, first: Path) -> Path:
+    for candidate in free_names(first):
+        try:
+            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                             0o644))
+        except FileExistsError:
+            continue
+        os.replace(partial, candidate)  # onto the empty file this job has just claimed
+        return candidate
+    raise AssertionError("unreachable: free_names never ends")
+
+
+def _create_partial(partial: Path) -> BinaryIO:
+    """A new, empty partial file. One left by an earlier attempt is unlinked first, not
+    truncated: it may share its inode with a finished file (a crash between link and unlink)."""
+    partial.unlink(missing_ok=True)
+    try:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    except FileExistsError:
+        # Created between the unlink and the open: only another writer of the same job id
+        # could (another gateway on this directory); never write through its file.
+        raise OSError(errno.EBUSY, f"{partial.name} is being written by someone else") from None
+    return os.fdopen(fd, "wb")
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @register_transport("file")
 class FileTransport(Transport):
     scheme = "file"
 
+    @classmethod
+    def settings_from_uri(cls, uri: DeviceUri) -> FileSettings:
+        return FileSettings.from_uri(uri)
+
     def __init__(self, uri: DeviceUri) -> None:
         super().__init__(uri)
-        if not uri.path:
-            raise TransportError(f"{uri.redacted()}: file URI has no path", Outcome.STOP_PRINTER)
+        try:
+            self.settings = FileSettings.from_uri(uri)
+        except UriError as exc:
+            raise bad_uri(exc) from exc
         self._file: BinaryIO | None = None
         self._final: Path | None = None
         self._partial: Path | None = None
+        self.last_output: Path | None = None  # where the last finished job went
 
     async def start_job(self, job: JobInfo) -> None:
         await self.abort_job()
@@ -75,11 +174,13 @@ class FileTransport(Transport):
         if not device and under_dev(final):
             raise TransportError(f"{final}: no such device (printer off or unplugged?)",
                                  Outcome.RETRY, reason="offline")
-        partial = final if device else final.with_name(final.name + ".part")
+        partial = final if device else final.with_name(final.name + PARTIAL_SUFFIX)
         try:
-            if not device:
+            if device:
+                self._file = await trio.to_thread.run_sync(open, partial, "wb")
+            else:
                 final.parent.mkdir(parents=True, exist_ok=True)
-            self._file = await trio.to_thread.run_sync(open, partial, "wb")
+                self._file = await trio.to_thread.run_sync(_create_partial, partial)
         except OSError as exc:
             raise _failure(f"cannot open {partial}", exc, device) from exc
         self._final, self._partial = final, partial
@@ -98,23 +199,26 @@ class FileTransport(Transport):
         if file is None or final is None or partial is None:
             return
         self._file = None
+        # A directory gets a new file per job; a single named file is replaced by each job.
+        into_directory = final != Path(self.uri.path)
 
-        def finish() -> None:
+        def finish() -> Path:
             file.flush()
             if partial == final:  # a device: nothing to make durable or rename
                 file.close()
-                return
+                return final
             os.fsync(file.fileno())
             file.close()
-            os.replace(partial, final)
-            directory = os.open(final.parent, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
+            if into_directory:
+                landed = publish(partial, final)
+            else:
+                os.replace(partial, final)
+                landed = final
+            _fsync_directory(final.parent)
+            return landed
 
         try:
-            await trio.to_thread.run_sync(finish)
+            self.last_output = await trio.to_thread.run_sync(finish)
         except OSError as exc:
             raise _failure(f"finishing {final}", exc, partial == final) from exc
 

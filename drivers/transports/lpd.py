@@ -32,8 +32,8 @@ from typing import IO, TypeVar
 
 import trio
 
-from drivers.errors import Outcome, TransportError, UriError
-from drivers.transport import DeviceStatus, JobInfo, Transport, register_transport
+from drivers.errors import Outcome, TransportError, UriError, os_reason
+from drivers.transport import DeviceStatus, JobInfo, Transport, bad_uri, register_transport
 from drivers.transports import tcp
 from drivers.transports.lpd_protocol import (
     ABORT_JOB,
@@ -47,7 +47,7 @@ from drivers.transports.lpd_protocol import (
     parse_queue_state,
     queue_state_command,
 )
-from drivers.uri import DeviceUri
+from drivers.uri import DeviceUri, UriOptions, host_port
 
 log = logging.getLogger("drivers.lpd")
 _T = TypeVar("_T")
@@ -74,26 +74,32 @@ class LpdSettings:
 
     @classmethod
     def from_uri(cls, uri: DeviceUri) -> LpdSettings:
+        """The one reader of lpd:// URIs (see drivers.uri.UriOptions)."""
+        options = UriOptions(uri, "lpd://")
+        host, port = tcp.address(options, DEFAULT_PORT)
         queue = uri.path.strip("/")
-        if not uri.host or not queue:
-            raise UriError(f"{uri.redacted()}: an LPD URI is lpd://host[:port]/queue")
-        fmt = uri.option("format", "l")
+        if not queue:
+            raise options.error("no queue: an LPD URI is lpd://HOST[:PORT]/QUEUE")
+        if any(ch.isspace() or not ch.isprintable() for ch in queue):
+            raise options.error(f"queue {queue!r} has spaces or control characters")
+        fmt = options.text("format", "l")
         if len(fmt) != 1 or fmt not in FORMATS:
-            raise UriError(f"{uri.redacted()}: format={fmt!r} is not one of {', '.join(FORMATS)}")
-        order = uri.choice_option("order", "control,data", ("control,data", "data,control"))
-        return cls(
-            host=uri.host,
-            port=uri.port or DEFAULT_PORT,
+            raise options.error(f"format={fmt!r} is not one of {', '.join(FORMATS)}")
+        settings = cls(
+            host=host,
+            port=port,
             queue=queue,
-            reserve=uri.choice_option("reserve", "none", ("none", "rfc1179", "any")),
-            mode=uri.choice_option("mode", "spool", ("spool", "stream")),
-            order=Order(order),
-            banner=uri.bool_option("banner", False),
+            reserve=options.choice("reserve", "none", ("none", "rfc1179", "any")),
+            mode=options.choice("mode", "spool", ("spool", "stream")),
+            order=Order(options.choice("order", "control,data", ("control,data", "data,control"))),
+            banner=options.switch("banner", False),
             format=fmt,
-            timeout=tcp.seconds_option(uri, "timeout", 300.0) or math.inf,
-            contimeout=tcp.seconds_option(uri, "contimeout", 30.0) or math.inf,
-            status=uri.choice_option("status", "short", ("short", "long", "off")),
+            timeout=options.seconds("timeout", 300.0) or math.inf,
+            contimeout=options.seconds("contimeout", 30.0) or math.inf,
+            status=options.choice("status", "short", ("short", "long", "off")),
         )
+        options.finish()
+        return settings
 
     @property
     def source_ports(self) -> tuple[int, ...]:
@@ -104,14 +110,18 @@ class LpdSettings:
 class LpdTransport(Transport):
     scheme = "lpd"
 
+    @classmethod
+    def settings_from_uri(cls, uri: DeviceUri) -> LpdSettings:
+        return LpdSettings.from_uri(uri)
+
     def __init__(self, uri: DeviceUri) -> None:
         super().__init__(uri)
         try:
             self.settings = LpdSettings.from_uri(uri)
         except UriError as exc:
-            raise tcp.bad_uri(exc) from exc
+            raise bad_uri(exc) from exc
         s = self.settings
-        self._label = f"lpd {s.host}:{s.port}/{s.queue}"
+        self._label = f"lpd {host_port(s.host, s.port)}/{s.queue}"
         self._job: JobInfo | None = None
         self._stream: trio.SocketStream | None = None
         self._dialogue: ReceiveJob | None = None
@@ -182,7 +192,7 @@ class LpdTransport(Transport):
         try:
             return await trio.to_thread.run_sync(call, *args)
         except OSError as exc:
-            raise TransportError(f"{self._label}: local spool file: {exc.strerror}",
+            raise TransportError(f"{self._label}: local spool file: {os_reason(exc)}",
                                  reason="other") from exc
 
     async def end_job(self) -> None:
@@ -316,13 +326,13 @@ class LpdTransport(Transport):
         s = self.settings
         try:
             return await tcp.connect(
-                s.host, s.port, timeout=s.contimeout, source_ports=s.source_ports, what=self._label
+                s.host, s.port, timeout=s.contimeout, source_ports=s.source_ports, what="lpd"
             )
         except tcp.PrivilegeError:
             if s.reserve != "any":
                 raise
             log.warning("%s: no privilege for a reserved port; using any port", self._label)
-            return await tcp.connect(s.host, s.port, timeout=s.contimeout, what=self._label)
+            return await tcp.connect(s.host, s.port, timeout=s.contimeout, what="lpd")
 
     async def _close(self) -> None:
         stream, spool = self._stream, self._spool
@@ -351,16 +361,24 @@ class LpdTransport(Transport):
             stream = await self._connect()
         except TransportError as exc:
             return DeviceStatus(frozenset({"offline-report"}), exc.message, online=False)
+        wait = min(s.timeout, _STATUS_TIMEOUT)
         try:
-            with trio.fail_after(min(s.timeout, _STATUS_TIMEOUT)):
+            with trio.fail_after(wait):
                 await stream.send_all(command)
                 reply = await tcp.read_until_eof(stream, _STATUS_LIMIT)
-        except (trio.TooSlowError, trio.BrokenResourceError) as exc:
-            message = f"{self._label}: queue state unreadable ({type(exc).__name__})"
+        except trio.TooSlowError:
+            message = f"{self._label}: no queue state within {wait:g} s"
+            return DeviceStatus(frozenset({"offline-report"}), message, online=False)
+        except trio.BrokenResourceError as exc:
+            message = f"{self._label}: queue state: connection lost ({os_reason(exc)})"
             return DeviceStatus(frozenset({"offline-report"}), message, online=False)
         finally:
             await trio.aclose_forcefully(stream)
         state = parse_queue_state(reply.decode("utf-8", "replace"))
+        if state.unknown_queue:
+            message = (f"{self._label}: the server has no queue {s.queue!r} "
+                       f"(it answered: {state.message})")
+            return DeviceStatus(state.reasons | {"other-error"}, message, online=True)
         return DeviceStatus(state.reasons, state.message, online=True)
 
     def _job_status(self) -> DeviceStatus:

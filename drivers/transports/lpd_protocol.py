@@ -255,8 +255,12 @@ class ReceiveJob:
 
 _JOB_LINE = re.compile(r"^\s*(active|\d+(st|nd|rd|th))\s+\S+\s+\d+", re.IGNORECASE)
 _LONG_JOB_LINE = re.compile(r"^\S+:\s*(active|\d+(st|nd|rd|th))\s+\[job", re.IGNORECASE)
+# BSD lpd: "host: lpd: q: unknown printer"; LPRng: "spool queue for 'q' does not exist";
+# CUPS's cups-lpd: "Unknown printer", "The printer or class does not exist".
+_UNKNOWN_QUEUE = re.compile(
+    r"unknown (printer|queue)|no such (printer|queue)|(queue|printer|class) .*does not exist", re.I)
 _PHRASES: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"unknown printer|no such (printer|queue)", re.I), "other-error"),
+    (_UNKNOWN_QUEUE, "other-error"),
     (re.compile(r"queue is turned off|queu(e)?ing (is )?disabled", re.I), "other-warning"),
     (re.compile(r"\bis down\b|printing disabled|offline", re.I), "offline-report"),
     (re.compile(r"paper (out|empty)|out of paper", re.I), "media-empty-report"),
@@ -275,6 +279,7 @@ class QueueState:
     jobs: int
     reasons: frozenset[str]
     message: str
+    unknown_queue: bool = False  # the server says it has no such queue: nothing will print
 
 
 def parse_queue_state(text: str) -> QueueState:
@@ -292,4 +297,6 @@ def parse_queue_state(text: str) -> QueueState:
     if jobs:
         summary.append(f"{jobs} job{'s' if jobs != 1 else ''} in the remote queue")
     message = "; ".join(summary) or ("Remote queue empty." if lines else "No answer.")
-    return QueueState("\n".join(lines), jobs, frozenset(reasons), message[:_MAX_MESSAGE])
+    unknown = any(_UNKNOWN_QUEUE.search(line) for line in lines)
+    return QueueState("\n".join(lines), jobs, frozenset(reasons), message[:_MAX_MESSAGE],
+                      unknown_queue=unknown)

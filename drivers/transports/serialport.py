@@ -26,16 +26,17 @@ import errno
 import logging
 import math
 import os
+import stat
 from dataclasses import dataclass
 from typing import Any
 
 import serial
 import trio
 
-from drivers.errors import Outcome, TransportError, UriError
-from drivers.transport import DeviceStatus, JobInfo, Transport, register_transport
+from drivers.errors import Outcome, TransportError, UriError, os_reason
+from drivers.transport import DeviceStatus, JobInfo, Transport, bad_uri, register_transport
 from drivers.transports import tcp
-from drivers.uri import DeviceUri
+from drivers.uri import DeviceUri, UriOptions
 
 log = logging.getLogger("drivers.serialport")
 
@@ -63,20 +64,19 @@ class SerialSettings:
 
     @classmethod
     def from_uri(cls, uri: DeviceUri) -> SerialSettings:
-        if not uri.path:
-            raise UriError(f"{uri.redacted()}: a serial URI is serial:/dev/ttyXXX?baud=...")
-        stop = uri.option("stop", "1")
-        if stop not in _STOP_BITS:
-            raise UriError(f"{uri.redacted()}: stop={stop!r} is not one of 1, 1.5, 2")
-        return cls(
-            device=uri.path,
-            baud=uri.int_option("baud", 9600, low=50, high=4_000_000),
-            bits=uri.int_option("bits", 8, low=5, high=8),
-            parity=uri.choice_option("parity", "none", tuple(_PARITIES)),
-            stop=_STOP_BITS[stop],
-            flow=uri.choice_option("flow", "none", ("none", "soft", "hard", "dtrdsr")),
-            timeout=tcp.seconds_option(uri, "timeout", 0.0) or math.inf,
+        """The one reader of serial: URIs (see drivers.uri.UriOptions)."""
+        options = UriOptions(uri, "serial:")
+        settings = cls(
+            device=_device_path(options),
+            baud=options.integer("baud", 9600, low=50, high=4_000_000),
+            bits=options.integer("bits", 8, low=5, high=8),
+            parity=options.choice("parity", "none", tuple(_PARITIES)),
+            stop=_STOP_BITS[options.choice("stop", "1", tuple(_STOP_BITS))],
+            flow=options.choice("flow", "none", ("none", "soft", "hard", "dtrdsr")),
+            timeout=options.seconds("timeout", 0.0) or math.inf,
         )
+        options.finish()
+        return settings
 
     def open_port(self) -> Any:
         """A configured pyserial port (blocking: call in a thread)."""
@@ -96,25 +96,49 @@ class SerialSettings:
         return port
 
 
+def _device_path(options: UriOptions) -> str:
+    """The port's device path: absolute, and if it exists, a character device. A missing one
+    is fine (a USB adapter unplugged: the job waits for it), a directory or file never is."""
+    uri = options.uri
+    if uri.host:  # serial://dev/ttyUSB0: "dev" taken for a host
+        raise options.error(f"{uri.host!r} is read as a host: a serial URI is "
+                            f"serial:/{uri.host}{uri.path} (one slash, no host)")
+    path = uri.path
+    if not path.startswith("/") or path.endswith("/"):
+        raise options.error(f"{path!r} is not a device path: a serial URI is "
+                            "serial:/dev/ttyXXX?baud=...")
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return path
+    if not stat.S_ISCHR(mode):
+        raise options.error(f"{path} is not a serial port (not a character device)")
+    return path
+
+
 def _open_error(device: str, exc: Exception) -> TransportError:
     code = getattr(exc, "errno", None)
     if code in (errno.EACCES, errno.EPERM):
         return TransportError(f"{device}: permission denied", Outcome.STOP_PRINTER, reason="other")
     if code in (errno.ENOENT, errno.ENODEV, errno.ENXIO):
         return TransportError(f"{device}: no such port (unplugged?)", reason="offline")
-    return TransportError(f"{device}: cannot open: {exc}", reason="offline")
+    return TransportError(f"{device}: cannot open: {os_reason(exc)}", reason="offline")
 
 
 @register_transport("serial")
 class SerialTransport(Transport):
     scheme = "serial"
 
+    @classmethod
+    def settings_from_uri(cls, uri: DeviceUri) -> SerialSettings:
+        return SerialSettings.from_uri(uri)
+
     def __init__(self, uri: DeviceUri) -> None:
         super().__init__(uri)
         try:
             self.settings = SerialSettings.from_uri(uri)
         except UriError as exc:
-            raise tcp.bad_uri(exc) from exc
+            raise bad_uri(exc) from exc
         self._label = f"serial {self.settings.device}"
         self._port: Any = None
         self._waiting_since: float | None = None  # the printer is not taking data since then
@@ -157,7 +181,7 @@ class SerialTransport(Transport):
         except BlockingIOError:
             return 0
         except OSError as exc:
-            raise TransportError(f"{self._label}: write failed: {exc.strerror}",
+            raise TransportError(f"{self._label}: write failed: {os_reason(exc)}",
                                  reason="offline") from exc
         if written:
             self._waiting_since = None
@@ -179,7 +203,7 @@ class SerialTransport(Transport):
                     log.warning("%s: the port has no modem lines; not waiting for %s",
                                 self._label, line.upper())
                 return True
-            raise TransportError(f"{self._label}: cannot read {line.upper()}: {exc}",
+            raise TransportError(f"{self._label}: cannot read {line.upper()}: {os_reason(exc)}",
                                  reason="offline") from exc
 
     async def end_job(self) -> None:

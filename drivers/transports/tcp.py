@@ -23,8 +23,8 @@ from pathlib import Path
 import trio
 
 from drivers import localfile
-from drivers.errors import Outcome, TransportError, UriError
-from drivers.uri import DeviceUri
+from drivers.errors import Outcome, TransportError, os_reason
+from drivers.uri import UriOptions, host_port
 
 log = logging.getLogger("drivers.tcp")
 
@@ -42,8 +42,10 @@ class PrivilegeError(TransportError):
 async def connect(
     host: str, port: int, *, timeout: float, source_ports: Sequence[int] = (), what: str = ""
 ) -> trio.SocketStream:
-    """A connected stream, or TransportError(RETRY, connecting-to-device)."""
-    label = what or f"{host}:{port}"
+    """A connected stream, or TransportError(RETRY, connecting-to-device) that says, in words,
+    where it tried and why it failed: "lpd: cannot connect to [::1]:515: connection refused"."""
+    where = host_port(host, port)
+    prefix = f"{what}: " if what else ""
     try:
         with trio.fail_after(timeout):
             if source_ports:
@@ -53,19 +55,21 @@ async def connect(
             return await trio.open_tcp_stream(host, port)
     except trio.TooSlowError:
         raise TransportError(
-            f"{label}: no connection after {timeout:g} s", reason="connecting-to-device"
+            f"{prefix}no connection to {where} after {timeout:g} s",
+            reason="connecting-to-device",
         ) from None
     except PrivilegeError:
         raise
     except OSError as exc:
         raise TransportError(
-            f"{label}: cannot connect: {exc.strerror or exc}", reason="connecting-to-device"
+            f"{prefix}cannot connect to {where}: {os_reason(exc)}", reason="connecting-to-device"
         ) from exc
 
 
 async def _connect_from(host: str, port: int, source_ports: Sequence[int]) -> trio.SocketStream:
     infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    last_error: OSError = OSError(errno.EADDRINUSE, "every reserved source port is in use")
+    # No errno: os_reason would say only "address already in use".
+    last_error: OSError = OSError("every reserved source port is in use")
     start = random.randrange(len(source_ports))
     ports = [*source_ports[start:], *source_ports[:start]]
     for family, kind, proto, _, address in infos:
@@ -115,9 +119,8 @@ async def _connect_one(
 
 def lost(what: str, exc: BaseException) -> TransportError:
     """The connection broke before the device accepted the whole job: resend it later."""
-    cause = exc.__cause__ if isinstance(exc, trio.BrokenResourceError) else exc
-    detail = getattr(cause, "strerror", None) or str(cause) or type(cause).__name__
-    return TransportError(f"{what}: connection lost ({detail})", Outcome.RETRY, reason="offline")
+    return TransportError(f"{what}: connection lost ({os_reason(exc)})", Outcome.RETRY,
+                          reason="offline")
 
 
 def timed_out(what: str, seconds: float) -> TransportError:
@@ -235,23 +238,14 @@ async def read_until_eof(stream: trio.SocketStream, limit: int) -> bytes:
     return bytes(kept)
 
 
-def seconds_option(uri: DeviceUri, key: str, default: float) -> float:
-    """A duration option in seconds (fractions allowed); 0 means "no limit" where it fits."""
-    text = uri.options.get(key)
-    if text is None:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        raise UriError(f"{uri.redacted()}: {key}={text!r} is not a number of seconds") from None
-    if not 0 <= value <= 7 * 24 * 3600:
-        raise UriError(f"{uri.redacted()}: {key}={text!r} is outside 0..604800 seconds")
-    return value
-
-
-def bad_uri(exc: UriError) -> TransportError:
-    """A device URI the transport cannot use: the printer stops until its admin fixes it."""
-    return TransportError(str(exc), Outcome.STOP_PRINTER, reason="other")
+def address(options: UriOptions, default_port: int) -> tuple[str, int]:
+    """The host and port of a TCP device URI: a host is required, port 0 is not a port."""
+    uri = options.uri
+    if not uri.host:
+        raise options.error(f"no host: a {options.form} URI is {options.form}HOST[:PORT]")
+    if uri.port == 0:
+        raise options.error("port 0 is not a port")
+    return uri.host, uri.port or default_port
 
 
 class WaitWatch:

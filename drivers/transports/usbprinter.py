@@ -29,10 +29,10 @@ import usb.core
 import usb.util
 
 from drivers import ieee1284, pjl
-from drivers.errors import Outcome, TransportError, UriError
-from drivers.transport import DeviceStatus, JobInfo, Transport, register_transport
+from drivers.errors import Outcome, TransportError, UriError, os_reason
+from drivers.transport import DeviceStatus, JobInfo, Transport, bad_uri, register_transport
 from drivers.transports import tcp
-from drivers.uri import DeviceUri
+from drivers.uri import DeviceUri, UriOptions
 
 log = logging.getLogger("drivers.usbprinter")
 
@@ -81,14 +81,17 @@ class UsbSettings:
 
     @classmethod
     def from_uri(cls, uri: DeviceUri) -> UsbSettings:
+        """The one reader of usb:// URIs (see drivers.uri.UriOptions)."""
+        options = UriOptions(uri, "usb://")
         vendor, product = parse_address(uri.raw)
-        interface = uri.options.get("interface")
-        return cls(
-            vendor, product, uri.option("serial", ""),
-            interface=None if interface is None else uri.int_option("interface", 0, high=255),
-            timeout=tcp.seconds_option(uri, "timeout", 0.0) or math.inf,
-            soft_reset=uri.bool_option("softreset", True),
+        settings = cls(
+            vendor, product, options.text("serial", ""),
+            interface=options.optional_integer("interface", high=255),
+            timeout=options.seconds("timeout", 0.0) or math.inf,
+            soft_reset=options.switch("softreset", True),
         )
+        options.finish()
+        return settings
 
     @property
     def label(self) -> str:
@@ -131,7 +134,7 @@ def usb_failure(label: str, what: str, exc: Exception) -> TransportError:
     if isinstance(exc, usb.core.USBError) and exc.errno in (errno.EACCES, errno.EPERM):
         return TransportError(f"{label}: {what}: permission denied (udev rule?)",
                               Outcome.STOP_PRINTER, reason="other")
-    return TransportError(f"{label}: {what}: {exc}", reason="offline")
+    return TransportError(f"{label}: {what}: {os_reason(exc)}", reason="offline")
 
 
 class UsbConnection:
@@ -273,7 +276,7 @@ class UsbConnection:
                 if self.detached:
                     self.dev.attach_kernel_driver(number)
             except (usb.core.USBError, NotImplementedError) as exc:
-                log.info("%s: closing: %s", self.label, exc)
+                log.info("%s: closing: %s", self.label, os_reason(exc))
             finally:
                 usb.util.dispose_resources(self.dev)
 
@@ -305,12 +308,16 @@ def status_from_port(bits: int) -> DeviceStatus:
 class UsbPrinterTransport(Transport):
     scheme = "usb"
 
+    @classmethod
+    def settings_from_uri(cls, uri: DeviceUri) -> UsbSettings:
+        return UsbSettings.from_uri(uri)
+
     def __init__(self, uri: DeviceUri) -> None:
         super().__init__(uri)
         try:
             self.settings = UsbSettings.from_uri(uri)
         except UriError as exc:
-            raise tcp.bad_uri(exc) from exc
+            raise bad_uri(exc) from exc
         self._label = self.settings.label
         self._connection: UsbConnection | None = None
         self._waiting_since: float | None = None  # the printer has taken nothing since then
@@ -371,7 +378,7 @@ class UsbPrinterTransport(Transport):
                 try:
                     connection.soft_reset()
                 except usb.core.USBError as exc:
-                    log.info("%s: SOFT_RESET: %s", self._label, exc)
+                    log.info("%s: SOFT_RESET: %s", self._label, os_reason(exc))
             connection.close()
 
         with trio.CancelScope(shield=True):

@@ -6,6 +6,8 @@ import errno
 import hashlib
 import os
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from tests.peers_transport.fake_lpd import FakeLpd, LpdFaults
 from tests.peers_transport.running import running_bsd_lpd, serving
 
 pytestmark = pytest.mark.peers
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -137,6 +140,25 @@ async def test_bsd_lpd_queue_state_short_and_long(lpd: BsdLpd) -> None:
     assert status is not None and "other-warning" in status.reasons
     assert "queue is turned off" in status.message
     assert await open_transport(lpd.uri + "?status=off").query_status() is None
+
+
+async def test_bsd_lpd_unknown_queue_fails_the_probe(lpd: BsdLpd) -> None:
+    """Issue 9: `probe` said exit 0 for a queue BSD lpd does not have."""
+    uri = lpd.uri.rsplit("/", 1)[0] + "/nosuch"
+    status = await open_transport(uri).query_status()
+    assert status is not None and "other-error" in status.reasons
+    assert "the server has no queue 'nosuch' (it answered: " in status.message
+    assert "unknown printer" in status.message
+    unknown, known = await drivers_probe(uri), await drivers_probe(lpd.uri)
+    assert unknown.returncode == 1, unknown.stdout
+    assert b"error:      lpd 127.0.0.1:" in unknown.stdout
+    assert b"no queue 'nosuch'" in unknown.stdout
+    assert known.returncode == 0, known.stdout
+
+
+async def drivers_probe(uri: str) -> subprocess.CompletedProcess[bytes]:
+    return await trio.run_process([sys.executable, "-m", "drivers", "probe", uri], cwd=REPO,
+                                  capture_stdout=True, capture_stderr=True, check=False)
 
 
 async def test_bsd_lpd_refuses_stream_mode(lpd: BsdLpd) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
+import socket
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,8 +20,12 @@ from drivers.ieee1284 import encode_device_id_reply
 from drivers.testing import payload
 from drivers.transports import usbprinter
 from gateway import cli as gateway_cli
+from tests.integration.conftest import require_programs
+from tests.peers.documents import VECTOR_PAGE
 from tests.peers_transport.fake_lpd import FakeLpd, LpdFaults
 from tests.peers_transport.fake_socket import FakeSocketPeer
+from tests.peers_transport.p910nd import P910nd
+from tests.peers_transport.running import running_p910nd, serving
 from tests.peers_transport.usb_sim import SimBackend, SimPrinter
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,6 +86,109 @@ async def test_probe_and_devices(peers: tuple[FakeSocketPeer, FakeLpd]) -> None:
     assert status == 0 and out.strip()
 
 
+async def test_probe_says_an_lpd_queue_is_unknown() -> None:
+    """Issue 9: `probe` exited 0 for a queue the server does not have."""
+    unknown = FakeLpd(LpdFaults(queue_state=b"gw: lpd: nosuch: unknown printer\n"))
+    async with serving(unknown):
+        uri = unknown.uri.rsplit("/", 1)[0] + "/nosuch"
+        status, out, _ = await drivers_cli("probe", uri)
+    assert status == 1, out
+    assert "error:      lpd 127.0.0.1:" in out and "the server has no queue 'nosuch'" in out
+    assert "reasons:    other-error" in out
+
+
+async def test_probe_and_send_refuse_a_bad_uri_before_connecting(tmp_path: Path) -> None:
+    status, out, err = await drivers_cli("probe", "socket://127.0.0.1:9?pjll=on")
+    assert (status, out) == (2, "")
+    assert err.strip() == ("error: socket://127.0.0.1:9?pjll=on: pjll: unknown option for "
+                           "socket:// (valid: contimeout, pjl, status, timeout, waiteof)")
+    status, _, err = await drivers_cli("probe", "lpd://127.0.0.1:9")
+    assert status == 2 and "no queue" in err
+    document = tmp_path / "x.txt"
+    document.write_bytes(b"x")
+    status, _, err = await drivers_cli("send", "lpd://127.0.0.1:9/q?mode=fast", str(document))
+    assert status == 2 and "mode='fast' is not one of spool, stream" in err
+    assert gateway_cli.main(["probe", "serial:/dev/ttyS0?flow=xon"]) == 2
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "[::1]", "localhost"])
+async def test_connection_failures_in_words(host: str, tmp_path: Path) -> None:
+    """Issue 9: "Error connecting to ('127.0.0.1', 19999)" became host:port in words."""
+    closed = closed_port()
+    document = tmp_path / "x.txt"
+    document.write_bytes(b"x")
+    for uri, kind in ((f"socket://{host}:{closed}?contimeout=5", "socket"),
+                      (f"lpd://{host}:{closed}/q?contimeout=5", "lpd")):
+        status, _, err = await drivers_cli("send", uri, str(document))
+        assert status == 1
+        assert err.strip() == (f"error: {kind}: cannot connect to {host}:{closed}: connection "
+                               "refused (retry, connecting-to-device)")
+        status, out, _ = await drivers_cli("probe", uri)
+        assert status == 1 and f"cannot connect to {host}:{closed}: connection refused" in out
+        assert "('" not in out and "Errno" not in out
+
+
+def closed_port() -> int:
+    """A loopback port nobody listens on, on IPv4 and IPv6 (bound, never listening)."""
+    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+        probe.bind(("::", 0))  # the port is free on both families while held
+        port: int = probe.getsockname()[1]
+    return port
+
+
+# -- send --driver: a PDF reaches a PCL printer as PCL, with no IPP -------------------------
+
+
+@pytest.fixture(scope="module")
+def p910nd_server() -> Iterator[P910nd]:
+    require_programs("gs")
+    with running_p910nd() as server:
+        yield server
+
+
+async def test_send_with_a_driver_converts_to_the_printer_language(
+    p910nd_server: P910nd, tmp_path: Path
+) -> None:
+    before = len(p910nd_server.records())
+    status, out, err = await drivers_cli("send", p910nd_server.uri, str(VECTOR_PAGE),
+                                         "--driver", "pcl5")
+    assert status == 0, err
+    assert " as pcl5, 1 page(s) " in out
+    record = await trio.to_thread.run_sync(p910nd_server.wait_record, before + 1)
+    assert record.data is not None
+    printed = record.data.read_bytes()
+    assert printed.startswith(b"\x1bE") and printed.endswith(b"\x1bE")  # PCL reset both ends
+    assert b"\x1b*r" in printed and b"%PDF" not in printed  # raster graphics, not the PDF
+    assert out.startswith(f"sent {len(printed)} bytes to {p910nd_server.uri} ")
+
+
+async def test_send_with_a_driver_into_a_directory(tmp_path: Path) -> None:
+    require_programs("gs")
+    out_dir = tmp_path / "out"
+    for driver in ("pcl5", "postscript", "raw"):
+        status, _, err = await drivers_cli("send", f"file://{out_dir}/", str(VECTOR_PAGE),
+                                           "--driver", driver, "--job-id", "7")
+        assert status == 0, err
+    # One job number three times: three files, none replaced, each in its own language.
+    names = sorted(p.name for p in out_dir.iterdir())
+    assert names == ["job-00007-1.prn", "job-00007-2.prn", "job-00007.prn"]
+    heads = [(out_dir / name).read_bytes()[:4] for name in
+             ("job-00007.prn", "job-00007-1.prn", "job-00007-2.prn")]
+    assert heads == [b"\x1bE\x1b&", b"%!PS", b"%PDF"]
+
+
+async def test_send_refuses_an_unknown_driver_and_a_wrong_format(tmp_path: Path) -> None:
+    document = tmp_path / "page.txt"
+    document.write_bytes(b"plain words\n")
+    status, _, err = await drivers_cli("send", f"file://{tmp_path}/out/", str(document),
+                                       "--driver", "pcl9")
+    assert status == 2 and "invalid choice: 'pcl9'" in err
+    status, _, err = await drivers_cli("send", f"file://{tmp_path}/out/", str(tmp_path / "no"),
+                                       "--driver", "pcl5")
+    assert status == 1 and err.strip() == f"error: {tmp_path / 'no'}: no such file or directory"
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
 async def test_discovery_lists_usb_printers_with_their_ids() -> None:
     printer = SimPrinter(product=0x2015, serial="XY12")
     usbprinter.use_backend(SimBackend(printer))
@@ -137,7 +246,7 @@ def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeUsb
     device, two usblp devices (and one gone), three serial ports."""
     usblp = FakeUsblp(tmp_path)
     monkeypatch.setattr(discovery, "USBLP_DIR", tmp_path)
-    monkeypatch.setattr(discovery.fcntl, "ioctl", usblp.ioctl)
+    monkeypatch.setattr(fcntl, "ioctl", usblp.ioctl)  # the module discovery uses
     monkeypatch.setattr(list_ports, "comports", comports)
     devices = [
         SimPrinter(product=0x2015, serial="XY12"),

@@ -210,3 +210,17 @@ def test_queue_state_of_other_servers_keeps_their_words() -> None:
 def test_queue_state_never_fails(text: str) -> None:
     state = parse_queue_state(text)
     assert state.jobs >= 0 and len(state.message) <= 200
+
+
+@pytest.mark.parametrize(
+    ("text", "unknown"),
+    [("vm: lpd: nosuch: unknown printer\n", True),  # BSD lpd
+     ("Printer 'nosuch@gw' - ERROR: spool queue for 'nosuch' does not exist on server gw\n",
+      True),  # LPRng
+     ("Unknown printer\n", True),  # cups-lpd
+     ("no entries\n", False), (BSD_SHORT, False), (LPRNG, False), ("", False)],
+)
+def test_queue_state_tells_an_unknown_queue(text: str, unknown: bool) -> None:
+    state = parse_queue_state(text)
+    assert state.unknown_queue is unknown
+    assert ("other-error" in state.reasons) is unknown
