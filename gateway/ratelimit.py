@@ -56,8 +56,9 @@ class LogRateLimiter:
         return True, suppressed
 
     def log(self, logger: logging.Logger, level: int, key: str, message: str,
-            *args: object) -> None:
-        """`logger.log(level, message, *args)` unless `key` is over its rate."""
+            *args: object, exc_info: bool = False) -> None:
+        """`logger.log(level, message, *args)` unless `key` is over its rate (with the
+        traceback being handled when `exc_info`)."""
         if not logger.isEnabledFor(level):
             return
         allowed, suppressed = self.allow(key)
@@ -66,7 +67,7 @@ class LogRateLimiter:
         if suppressed:
             message += " (%d similar lines from %s suppressed)"
             args = (*args, suppressed, key)
-        logger.log(level, message, *args)
+        logger.log(level, message, *args, exc_info=exc_info)
 
 
 def client_key(client: str) -> str:

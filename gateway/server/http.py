@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import Protocol
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
+
+from gateway.server.http11 import split_authority
 
 SERVER_NAME = "ipp-gateway/0.1"
 IPP_CONTENT_TYPE = "application/ipp"
@@ -26,7 +28,7 @@ class HttpLimits:
 
     read_timeout: float = 30.0  # per read in a request, per write, and for a new connection
     keepalive_timeout: float = 60.0  # idle time allowed between requests on one connection
-    max_header_bytes: int = 16 * 1024  # an incomplete request head larger than this -> 431
+    max_header_bytes: int = 16 * 1024  # a request head or chunked trailer larger -> 431
     max_drain_bytes: int = 1024 * 1024  # body left unread by the app that we discard to keep alive
     receive_size: int = 64 * 1024  # bytes asked for per socket read
     linger_timeout: float = 1.0  # seconds to swallow input after an error, so the reply survives
@@ -135,36 +137,34 @@ class HttpApp(Protocol):
 def split_host_header(value: str | None, local: tuple[str, int]) -> tuple[str, int]:
     """(host, port) from a Host header value; `local` fills what the header leaves out.
 
-    Accepts "name", "name:port", "1.2.3.4:port", "[v6]" and "[v6]:port"; a bare IPv6
-    literal without brackets is taken whole as the host. Raises ValueError when malformed.
+    Takes what RFC 3986 allows and nothing else (see `split_authority`): "name",
+    "name:port", "1.2.3.4:port", "[v6]" and "[v6]:port", ASCII only. Raises ValueError when
+    malformed. The parser has already refused such a request; this keeps the check in one place
+    for callers with a header of their own.
     """
     if not value or not value.strip():
         return local
     text = value.strip()
-    if text.startswith("["):
-        end = text.find("]")
-        if end < 0 or (len(text) > end + 1 and text[end + 1] != ":"):
-            raise ValueError(f"malformed Host {value!r}")
-        host, port_text = text[1:end], text[end + 2 :]
-    elif text.count(":") > 1:
-        host, port_text = text, ""
-    else:
-        host, _, port_text = text.partition(":")
-    if not host:
-        raise ValueError(f"Host {value!r} has no host name")
-    if not port_text:
-        return host, local[1]
-    if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
-        raise ValueError(f"Host {value!r} has a bad port")
-    return host, int(port_text)
+    if not text.isascii():
+        raise ValueError(f"Host {value!r} is not ASCII")
+    host, port = split_authority(text.encode("ascii"))
+    return host, local[1] if port is None else port
 
 
 def target_path(target: str) -> str:
-    """The percent-decoded path of a request target (origin, absolute or asterisk form)."""
+    """The percent-decoded path of a request target (origin, absolute or asterisk form).
+
+    Total: whatever the string, it returns (the parser has refused malformed targets, but a
+    str from elsewhere must not raise here, as `urlsplit` does on "http://[::1/").
+    """
+    target = target.partition("#")[0]
     if target.startswith("/"):
         return unquote(target.partition("?")[0])
-    if "://" in target:
-        return unquote(urlsplit(target).path) or "/"
+    _, sep, rest = target.partition("://")
+    if sep:
+        start = min((index for index in (rest.find("/"), rest.find("?")) if index >= 0),
+                    default=len(rest))
+        return unquote(rest[start:].partition("?")[0]) or "/"
     return target  # "*" (OPTIONS) or something odd the app may still want to see
 
 

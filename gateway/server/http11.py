@@ -4,15 +4,27 @@ Feed it what the socket delivers with `receive()` (b"" at end of input). `next_r
 returns a `RequestHead` once a whole head is buffered; then `next_body()` returns the body
 bytes (Content-Length or chunked framing) and `END_OF_BODY`; `start_next_cycle()` moves on to
 the next (possibly pipelined) request. `NEED_DATA` means "receive more". Malformed input raises
-`HttpProtocolError` with the status to answer (400, 431 or 501).
+`HttpProtocolError` with the status to answer (400, 431 or 501); no other exception comes
+out of it, whatever the bytes (a Hypothesis property in tests/unit/test_http_hardening.py).
 
-It accepts and refuses exactly what h11 0.16 did as a server, so clients see no change: the
-same token, target and field-value grammar, obsolete line folding, bare-LF line ends,
-Content-Length and Transfer-Encoding rules, and Host checks.
+It took h11 0.16's grammar as a server: tokens, field values, obsolete line folding, bare-LF
+line ends, Content-Length rules, one Host. It is deliberately stricter than h11 where h11's
+leniency lets a request be smuggled or hostile bytes reach the app:
+
+- Content-Length together with Transfer-Encoding, or Transfer-Encoding in HTTP/1.0, is
+  refused with 400 and the connection closes (RFC 9112 6.1): which framing the next hop
+  believes is exactly what request smuggling exploits.
+- `max_head_bytes` bounds a head however it arrives (h11 bounds only an incomplete one), and
+  so a chunk header line and a chunked trailer (-> 431).
+- Host must be an RFC 3986 authority: IP-literal in brackets, IPv4 or reg-name, optional port
+  (h11 takes any field value, non-ASCII bytes included) -> 400.
+- The target must be origin-form, absolute-form with an http, https, ipp or ipps URI whose
+  authority is valid, or "*" for OPTIONS (h11 takes any visible bytes) -> 400.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from enum import Enum, auto
@@ -28,6 +40,21 @@ _FIELD_VALUE_RE = re.compile(_FIELD_VALUE)
 _CHUNK_HEADER = re.compile(rb"([0-9A-Fa-f]{1,20})(?:;.*)?[ \t]*\r\n")
 _DIGITS = re.compile(rb"[0-9]+")
 _HEAD_END = re.compile(rb"\n\r?\n")
+_HEX2 = rb"%[0-9A-Fa-f]{2}"
+_UNRESERVED = rb"A-Za-z0-9\-._~"
+_SUB_DELIMS = rb"!$&'()*+,;="
+_REG_NAME = re.compile(rb"(?:[%s%s]|%s)+" % (_UNRESERVED, _SUB_DELIMS, _HEX2))
+_ZONE_ID = re.compile(rb"(?:[%s]|%s)+" % (_UNRESERVED, _HEX2))  # RFC 6874, after "%25"
+_IPV6_TEXT = re.compile(rb"[0-9A-Fa-f:.]+")
+_PORT = re.compile(rb"[0-9]{1,5}")
+_MAX_HOST = 255  # DNS names stop at 253; nothing longer is a host we could be called by
+# The request line admits only visible ASCII; of that, a path may not hold '"', "#", "<", ">",
+# "?" or a "%" that starts no escape. RFC 3986's other exclusions, [ ] \ ^ ` { | }, are let
+# through: browsers send them unescaped, and no parser of ours gives them a meaning.
+_PATH = rb'/(?:[^"#<>%%?]|%s)*' % _HEX2
+_QUERY = rb'(?:\?(?:[^"#<>%%]|%s)*)?' % _HEX2
+_ORIGIN_FORM = re.compile(_PATH + _QUERY)
+_ABSOLUTE_FORM = re.compile(rb"(?i:https?|ipps?)://([^/?#]*)((?:%s)?%s)" % (_PATH, _QUERY))
 _MAX_LENGTH_DIGITS = 20
 _FOLD_START = (0x20, 0x09)
 
@@ -72,7 +99,8 @@ class _State(Enum):
 
 
 class RequestParser:
-    """Requests from one connection; `max_head_bytes` bounds an incomplete head (-> 431)."""
+    """Requests from one connection; `max_head_bytes` bounds a request head, a chunk header
+    line and a chunked trailer, whether they arrive whole or in pieces (-> 431)."""
 
     def __init__(self, max_head_bytes: int = 16 * 1024) -> None:
         self._max_head_bytes = max_head_bytes
@@ -156,6 +184,7 @@ class RequestParser:
         if found is None:
             self._search_from = max(0, len(buffer) - 2)
             return self._need_more("request head")
+        self._check_size(found.end(), "request head")
         head = bytes(buffer[: found.start()])
         del buffer[: found.end()]
         self._search_from = 0
@@ -165,16 +194,20 @@ class RequestParser:
         if matched is None:
             raise HttpProtocolError(f"illegal request line: {request_line!r}")
         method, target, version = matched.groups()
+        _check_target(method, target)
         headers = _header_fields(lines[1:])
-        length, chunked = _body_framing(headers)
+        length, chunked = _body_framing(headers, version)
         _check_host(headers, version)
         self._start_body(length, chunked)
         return RequestHead(method, target, version, headers,
                            _keep_alive(headers, version), _expects_continue(headers, version))
 
-    def _need_more(self, what: str) -> _Sentinel:
-        if len(self._buffer) > self._max_head_bytes:
+    def _check_size(self, size: int, what: str) -> None:
+        if size > self._max_head_bytes:
             raise HttpProtocolError(f"{what} larger than {self._max_head_bytes} bytes", 431)
+
+    def _need_more(self, what: str) -> _Sentinel:
+        self._check_size(len(self._buffer), what)
         if self._eof:
             raise HttpProtocolError(f"client closed in the middle of the {what}")
         return NEED_DATA
@@ -216,6 +249,7 @@ class RequestParser:
                 end = buffer.find(b"\r\n")
                 if end < 0:
                     return self._need_more("chunk header")
+                self._check_size(end + 2, "chunk header")
                 line = bytes(buffer[: end + 2])
                 matched = _CHUNK_HEADER.fullmatch(line)
                 if matched is None:
@@ -250,6 +284,7 @@ class RequestParser:
             found = _HEAD_END.search(buffer)
             if found is None:
                 return self._need_more("chunked trailer")
+            self._check_size(found.end(), "chunked trailer")
             _header_fields(bytes(buffer[: found.start()]).split(b"\n"))
             del buffer[: found.end()]
         self._state = _State.DONE
@@ -293,7 +328,7 @@ def _header_fields(lines: list[bytes]) -> list[tuple[bytes, bytes]]:
     return fields
 
 
-def _body_framing(headers: list[tuple[bytes, bytes]]) -> tuple[int, bool]:
+def _body_framing(headers: list[tuple[bytes, bytes]], version: bytes) -> tuple[int, bool]:
     """(Content-Length, chunked); normalizes `headers` in place as h11 did."""
     length: bytes | None = None
     chunked = False
@@ -320,15 +355,83 @@ def _body_framing(headers: list[tuple[bytes, bytes]]) -> tuple[int, bool]:
             chunked = True
             headers[index] = (name, b"chunked")
         index += 1
+    if chunked and (length is not None or version < b"1.1"):
+        # RFC 9112 6.1: the framing is ambiguous (a proxy in front may have used the other
+        # header), so what follows this body could be a smuggled request: refuse and close.
+        raise HttpProtocolError("Transfer-Encoding with Content-Length or in HTTP/1.0")
     return (0 if chunked or length is None else int(length)), chunked
 
 
 def _check_host(headers: list[tuple[bytes, bytes]], version: bytes) -> None:
-    hosts = sum(1 for name, _ in headers if name == b"host")
-    if version == b"1.1" and hosts == 0:
+    hosts = [value for name, value in headers if name == b"host"]
+    if version == b"1.1" and not hosts:
         raise HttpProtocolError("Missing mandatory Host: header")
-    if hosts > 1:
+    if len(hosts) > 1:
         raise HttpProtocolError("Found multiple Host: headers")
+    if hosts and hosts[0]:  # empty is allowed: a target URI without authority (RFC 9110 7.2)
+        try:
+            split_authority(hosts[0])
+        except ValueError as exc:
+            raise HttpProtocolError(f"invalid Host header: {exc}") from None
+
+
+def _check_target(method: bytes, target: bytes) -> None:
+    """Origin-form, absolute-form (http, https, ipp, ipps) or "*" for OPTIONS (RFC 9112 3.2);
+    CONNECT's authority-form is for proxies, which we are not."""
+    if _ORIGIN_FORM.fullmatch(target) or (target == b"*" and method == b"OPTIONS"):
+        return
+    matched = _ABSOLUTE_FORM.fullmatch(target)
+    if matched is None:
+        raise HttpProtocolError(f"illegal request target: {target!r}")
+    try:
+        split_authority(matched[1])
+    except ValueError as exc:
+        raise HttpProtocolError(f"illegal request target {target!r}: {exc}") from None
+
+
+def split_authority(value: bytes) -> tuple[str, int | None]:
+    """(host, port or None) of an RFC 3986 authority without userinfo, as in Host or an
+    absolute URI; IPv6 comes without its brackets. Raises ValueError when malformed.
+
+    Only what RFC 3986 (with RFC 6874 zone ids) allows: "[IPv6]" or "[IPv6%25zone]",
+    IPv4 or a reg-name (unreserved, sub-delims, %XX), then ":port" (1 to 65535 in at most
+    five digits, or empty). A bare IPv6 address is not an authority. IPvFuture ("[v1.x]") is
+    refused too: nobody sends it, and the URIs we build from the host could not carry it.
+    """
+    if value.startswith(b"["):
+        end = value.find(b"]")
+        if end < 0:
+            raise ValueError(f"unclosed '[' in {value!r}")
+        host = _ipv6_literal(value[1:end])
+        rest = value[end + 1 :]
+        if rest and not rest.startswith(b":"):
+            raise ValueError(f"junk after the IPv6 literal in {value!r}")
+        port_text = rest[1:]
+    else:
+        name, _, port_text = value.partition(b":")
+        if _REG_NAME.fullmatch(name) is None:
+            raise ValueError(f"bad host name in {value!r}")
+        host = name.decode("ascii")
+    if len(host) > _MAX_HOST:
+        raise ValueError(f"host longer than {_MAX_HOST} characters")
+    if not port_text:
+        return host, None
+    if b":" in port_text:
+        raise ValueError(f"an IPv6 address needs brackets: {value!r}")
+    if _PORT.fullmatch(port_text) is None or not 0 < int(port_text) < 65536:
+        raise ValueError(f"bad port in {value!r}")
+    return host, int(port_text)
+
+
+def _ipv6_literal(text: bytes) -> str:
+    address, percent, zone = text.partition(b"%25")
+    if _IPV6_TEXT.fullmatch(address) is None or (percent and _ZONE_ID.fullmatch(zone) is None):
+        raise ValueError(f"bad IPv6 literal {text!r}")
+    try:
+        ipaddress.IPv6Address(address.decode("ascii"))
+    except ValueError:
+        raise ValueError(f"bad IPv6 address {address.decode('ascii')!r}") from None
+    return text.decode("ascii")
 
 
 def _keep_alive(headers: list[tuple[bytes, bytes]], version: bytes) -> bool:

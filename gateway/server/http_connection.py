@@ -4,6 +4,8 @@ the types live in gateway.server.http.
 One task per connection serves its requests one after another (persistent connections and
 pipelining), reads with a timeout per read, streams POST application/ipp bodies to the app,
 and turns every failure into a status code or a quiet close. Only app bugs leave a traceback.
+Every line a client can cause at INFO or above passes `CLIENT_LOG_LIMITER`, one bucket per
+client address, so no client can fill the disk with them.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 
 import trio
 
+from gateway.ratelimit import CLIENT_LOG_LIMITER, client_key
 from gateway.server.http import (
     ALLOWED_METHODS,
     DEFAULT_LIMITS,
@@ -215,7 +218,8 @@ class HttpConnection:
             logger.debug("%s: closed in the middle of a request head", self._client)
             return
         status = exc.status
-        logger.info("%s: bad HTTP request (%s), answering %d", self._client, exc, status)
+        CLIENT_LOG_LIMITER.log(logger, logging.INFO, client_key(self._client),
+                               "%s: bad HTTP request (%s), answering %d", self._client, exc, status)
         message = "Request header fields too large" if status == 431 else f"Bad request: {exc}"
         await self._send(_Reply.text(status, message), close=True)
 
@@ -309,7 +313,8 @@ class HttpConnection:
         except Exception:
             if self._aborted is None:
                 method, target = head.method.decode(), head.target.decode("latin-1")
-                logger.exception("%s: %s %s failed in the app", self._client, method, target)
+                log_client_failure(logger, self._client, "%s: %s %s failed in the app",
+                                   self._client, method, target)
                 return _Reply.text(500, "Internal server error", close=True)
             reply = None
         finally:
@@ -366,7 +371,8 @@ class HttpConnection:
         try:
             data = self._encode_response(reply, close)
         except _InvalidResponse:
-            logger.exception("%s: the app's response is invalid", self._client)
+            log_client_failure(logger, self._client, "%s: the app's response is invalid",
+                               self._client)
             reply, close = _Reply.text(500, "Internal server error"), True
             data = self._encode_response(reply, close)
         self._continue_pending = False
@@ -431,6 +437,13 @@ class HttpConnection:
                 budget -= len(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return
+
+
+def log_client_failure(log: logging.Logger, client: str, message: str, *args: object) -> None:
+    """`log.exception(message, *args)` through `CLIENT_LOG_LIMITER`: a request that trips a
+    bug can be repeated at will, and each traceback is many lines."""
+    CLIENT_LOG_LIMITER.log(log, logging.ERROR, client_key(client), message, *args,
+                           exc_info=True)
 
 
 def _header_line(name: str, value: str) -> bytes:

@@ -7,7 +7,7 @@ import logging
 import trio
 
 from gateway.server.http import DEFAULT_LIMITS, HttpApp, HttpLimits, format_address
-from gateway.server.http_connection import HttpConnection
+from gateway.server.http_connection import HttpConnection, log_client_failure
 
 logger = logging.getLogger("gateway.server.listener")
 
@@ -83,6 +83,31 @@ async def _serve_connection(stream: trio.SocketStream, app: HttpApp, limits: Htt
         )
         await connection.serve()
     except Exception:
-        logger.exception("%s: connection failed", client)
+        log_client_failure(logger, client, "%s: connection failed", client)
     finally:
         await trio.aclose_forcefully(stream)
+
+
+async def serve_listeners(
+    app: HttpApp,
+    listeners: list[trio.SocketListener],
+    *,
+    limits: HttpLimits = DEFAULT_LIMITS,
+    task_status: trio.TaskStatus[list[tuple[str, int]]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve `app` on listeners bound earlier (by gateway.startup, before privileges were
+    dropped) until cancelled; reports their (host, port) pairs through `task_status`."""
+    bound = [_bound_address(listener) for listener in listeners]
+    for address in bound:
+        logger.info("listening on %s", format_address(address))
+
+    async def handler(stream: trio.SocketStream) -> None:
+        await _serve_connection(stream, app, limits)
+
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(trio.serve_listeners, handler, listeners)
+            task_status.started(bound)
+    finally:
+        for listener in listeners:
+            await trio.aclose_forcefully(listener)

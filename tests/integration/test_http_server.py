@@ -1,17 +1,26 @@
-"""serve_http on real loopback sockets, with h11 as the client."""
+"""serve_http on real loopback sockets, with h11 as the client; and a real gateway process
+refusing hostile HTTP (issue 9, item 10) without a 500, a traceback or a job."""
 
 from __future__ import annotations
 
+import re
 import socket
 import struct
-from collections.abc import AsyncIterator
+import zlib
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import h11
 import pytest
 import trio
 
+from gateway.ipp.enums import Operation, Status, ValueTag
+from gateway.ipp.reader import decode_message
+from gateway.ipp.writer import encode_message, request
 from gateway.server.http import HttpRequest, HttpResponse, RequestBody
 from gateway.server.listener import serve_http
+from tests.peers.gateway_proc import GatewayProcess, start_gateway
+from tests.support.ipp_client import post, printer_uri, raw_exchange
 
 GUARD = 20  # seconds
 
@@ -119,3 +128,76 @@ async def test_localhost_port_zero_binds_one_port_for_all_addresses(
             async with await trio.open_tcp_stream(host, port) as stream:
                 assert await Client(stream).exchange("GET", "/") == (200, b"127.0.0.1")
         nursery.cancel_scope.cancel()
+
+
+# -- a real gateway against hostile HTTP -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    process = start_gateway(tmp_path_factory.mktemp("hostile-http"))
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def no_trace(gateway: GatewayProcess) -> Iterator[GatewayProcess]:
+    yield gateway
+    assert gateway.alive(), "the gateway died"
+    assert "Traceback" not in gateway.log.read_text()
+    assert gateway.output_files() == [], "a refused request printed"
+
+
+def print_job_request(port: int, compression: str = "none") -> bytes:
+    attrs = {"document-format": (ValueTag.MIME_MEDIA_TYPE, "application/octet-stream"),
+             "compression": (ValueTag.KEYWORD, compression)}
+    return encode_message(request(Operation.PRINT_JOB, printer_uri=printer_uri(port),
+                                  attrs=attrs))
+
+
+def statuses(reply: bytes) -> list[int]:
+    return [int(code) for code in re.findall(rb"HTTP/1\.1 (\d{3}) ", reply)]
+
+
+def test_non_ascii_host_on_print_job_is_400_and_prints_nothing(no_trace: GatewayProcess) -> None:
+    body = print_job_request(no_trace.port) + b"hello"
+    head = (b"POST /ipp/print HTTP/1.1\r\nHost: pr\xc3\xa9nter:%d\r\n"
+            b"Content-Type: application/ipp\r\nContent-Length: %d\r\n\r\n"
+            % (no_trace.port, len(body)))
+    assert statuses(raw_exchange(no_trace.port, head + body)) == [400]
+
+
+def test_smuggled_request_is_never_served(no_trace: GatewayProcess) -> None:
+    ipp_body = encode_message(request(Operation.GET_PRINTER_ATTRIBUTES,
+                                      printer_uri=printer_uri(no_trace.port)))
+    smuggled = b"GET /icon.png HTTP/1.1\r\nHost: h\r\n\r\n"
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(ipp_body), ipp_body)
+    data = (b"POST /ipp/print HTTP/1.1\r\nHost: h\r\nContent-Type: application/ipp\r\n"
+            b"Content-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n%s%s"
+            % (len(chunked) + len(smuggled), chunked, smuggled))
+    # Chunked framing would answer the IPP request, then serve the smuggled GET: [200, 200].
+    assert statuses(raw_exchange(no_trace.port, data)) == [400]
+
+
+@pytest.mark.parametrize(("data", "status"), [
+    (b"GET / HTTP/1.1\r\nHost: h\r\nX-Big: %s\r\n\r\n" % (b"a" * 60_000), 431),
+    (b"GET http://[::1/ HTTP/1.1\r\nHost: h\r\n\r\n", 400),
+    (b"GET * HTTP/1.1\r\nHost: h\r\n\r\n", 400),
+])
+def test_malformed_heads_get_4xx(no_trace: GatewayProcess, data: bytes, status: int) -> None:
+    assert statuses(raw_exchange(no_trace.port, data)) == [status]
+
+
+def test_gzip_bomb_is_refused_by_its_ratio(no_trace: GatewayProcess) -> None:
+    packer = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    zeros = bytes(1 << 20)
+    bomb = b"".join(packer.compress(zeros) for _ in range(200)) + packer.flush()
+    status, body = post(no_trace.port, print_job_request(no_trace.port, "gzip") + bomb)
+    assert status == 200
+    response, _ = decode_message(body)
+    assert response.code == Status.CLIENT_ERROR_REQUEST_ENTITY_TOO_LARGE
+    message = response.operation_attributes.get("status-message")
+    assert message is not None and "200:1" in str(message.value)
+    assert not list(Path(no_trace.spool).glob("jobs/*.doc"))

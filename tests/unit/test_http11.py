@@ -1,5 +1,6 @@
 """The sans-I/O request parser: its own cases, and the same answers as h11 (which it replaced)
-on a corpus of good and bad requests, fed whole and split at every byte."""
+on a corpus of good and bad requests, fed whole and split at every byte; and the requests h11
+accepts that we refuse on purpose (DIVERGENT: smuggling, head size, Host and target grammar)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ GOOD = [
     b"POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 3, 3\r\n\r\nabc",
     b"POST /p HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
     b"5\r\nhello\r\n1a;ext=1\r\n" + b"z" * 26 + b"\r\n0\r\n\r\n",
-    b"POST /p HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: Chunked\r\nContent-Length: 9\r\n\r\n"
+    b"POST /p HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: Chunked\r\n\r\n"
     b"3  \r\nabc\r\n0\r\nX-Trailer: yes\r\n\r\n",
     b"GET /x HTTP/1.1\nHost: h\nX-A:  spaced  value \n\n",  # bare LF, OWS around the value
     b"GET / HTTP/1.1\r\nHost: h\r\nX-Folded: one\r\n  two\r\n\r\n",
@@ -37,6 +38,8 @@ GOOD = [
     b"POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nok",
     b"GET / HTTP/2.0\r\n\r\n",  # h11 takes any digit.digit version
     b"GET / HTTP/1.1\r\nHost: h\r\nEmpty:\r\n\r\n",
+    b"GET http://gw:631/ipp/print?x=%20 HTTP/1.1\r\nHost: [fe80::1%25eth0]:631\r\n\r\n",
+    b"GET /a|b?[c]{d} HTTP/1.1\r\nHost: 192.0.2.1\r\n\r\n",  # what browsers leave unescaped
 ]
 BAD = [
     b"NOT HTTP AT ALL\r\n\r\n",
@@ -60,6 +63,29 @@ BAD = [
     b"GET /a b HTTP/1.1\r\nHost: h\r\n\r\n",
     b"GET / HTTP/1.12\r\nHost: h\r\n\r\n",
 ]
+
+
+SMUGGLING = [
+    b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"
+    b"0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n",
+    b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+]
+BAD_HOSTS = [b"\xc3\xa9.local", b"gw local", b"gw/x", b"user@gw", b"[::1", b"[::1]x", b"fe80::1",
+             b"[fe80::1%eth0]", b"[v1.x]", b"[1::2::3]", b"gw:99999", b"gw:0", b"gw:1a", b"%zz",
+             b"a" * 256]
+BAD_TARGETS = [b"http://[::1/", b"http://[::1]x/", b"ftp://h/x", b"http://u@h/", b"http://",
+               b"http:/x", b"gw:631", b"/a#b", b"/a%zz", b'/a"b', b"/<x>", b"*", b"a/b"]
+# What h11 accepts and we refuse on purpose, with our status.
+DIVERGENT = (
+    [(data, 400) for data in SMUGGLING]
+    + [(b"GET / HTTP/1.1\r\nHost: %s\r\n\r\n" % host, 400) for host in BAD_HOSTS]
+    + [(b"GET %s HTTP/1.1\r\nHost: h\r\n\r\n" % target, 400) for target in BAD_TARGETS]
+    + [(b"GET / HTTP/1.1\r\nHost: h\r\nX-Big: %s\r\n\r\n" % (b"a" * 60_000), 431),
+       (b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"0\r\nX-Big: %s\r\n\r\n" % (b"a" * 60_000), 431)]
+)
 
 
 def ours(pieces: list[bytes], *, eof: bool) -> Outcome:
@@ -129,6 +155,16 @@ def test_same_answer_as_h11_whole_and_split_everywhere(data: bytes) -> None:
         assert ours([data[:cut]], eof=False) == theirs([data[:cut]], eof=False), cut
 
 
+@pytest.mark.parametrize(("data", "status"), DIVERGENT)
+def test_where_h11_is_lenient_we_refuse(data: bytes, status: int) -> None:
+    assert theirs([data], eof=True)[0] == "request"
+    expected = ours([data], eof=True)
+    assert expected[:2] == ("error", status)
+    step = max(1, len(data) // 50)
+    for cut in range(1, len(data), step):  # however the bytes arrive
+        assert ours([data[:cut], data[cut:]], eof=True) == expected, cut
+
+
 @pytest.mark.parametrize("data", GOOD)
 def test_same_answer_as_h11_one_byte_at_a_time(data: bytes) -> None:
     pieces = [data[i : i + 1] for i in range(len(data))]
@@ -178,17 +214,37 @@ def test_head_and_body_facts() -> None:
     assert (head.expects_continue, head.keep_alive, parser.request_complete) == (False, False, True)
 
 
-def test_incomplete_head_over_the_limit_is_431_but_a_complete_one_passes() -> None:
+def test_head_over_the_limit_is_431_whole_or_incomplete() -> None:
     big = b"GET / HTTP/1.1\r\nHost: h\r\nX-Big: " + b"a" * 200
+    for data in (big, big + b"\r\n\r\n"):  # h11 refused only the incomplete one
+        parser = RequestParser(max_head_bytes=100)
+        parser.receive(data)
+        with pytest.raises(HttpProtocolError) as caught:
+            parser.next_request()
+        assert caught.value.status == 431
+        assert parser.failed
+
+
+def test_head_of_exactly_the_limit_passes_and_one_byte_more_does_not() -> None:
+    head = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"
+    fits = RequestParser(max_head_bytes=len(head))
+    fits.receive(head + b"GET / HTTP/1.1\r\n")  # the pipelined next request does not count
+    assert isinstance(fits.next_request(), RequestHead)
+    over = RequestParser(max_head_bytes=len(head) - 1)
+    over.receive(head)
+    with pytest.raises(HttpProtocolError, match="larger than"):
+        over.next_request()
+
+
+@pytest.mark.parametrize("body", [b"%x;ext=%s\r\n", b"0\r\nX-Big: %s\r\n\r\n"])
+def test_chunk_header_and_trailer_over_the_limit_are_431(body: bytes) -> None:
     parser = RequestParser(max_head_bytes=100)
-    parser.receive(big)
+    parser.receive(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n")
+    parser.receive(body.replace(b"%x", b"5").replace(b"%s", b"e" * 200) + b"hello\r\n")
+    assert isinstance(parser.next_request(), RequestHead)
     with pytest.raises(HttpProtocolError) as caught:
-        parser.next_request()
+        parser.next_body()
     assert caught.value.status == 431
-    assert parser.failed
-    complete = RequestParser(max_head_bytes=100)
-    complete.receive(big + b"\r\n\r\n")
-    assert isinstance(complete.next_request(), RequestHead)  # as h11: only incomplete heads
 
 
 def test_end_of_input_mid_body_is_an_error_and_stays_one() -> None:

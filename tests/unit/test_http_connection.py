@@ -16,6 +16,8 @@ import pytest
 import trio
 import trio.testing
 
+from gateway.ratelimit import LogRateLimiter
+from gateway.server import http_connection
 from gateway.server.http import (
     DEFAULT_LIMITS,
     HttpError,
@@ -31,6 +33,12 @@ from gateway.server.http_connection import HttpConnection
 
 LOCAL = ("192.0.2.7", 8631)
 GUARD = 100  # seconds (virtual under the autojump clock); real tests take milliseconds
+
+
+@pytest.fixture(autouse=True)
+def fresh_log_limiter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts with the whole budget of client log lines (they share "test:1")."""
+    monkeypatch.setattr(http_connection, "CLIENT_LOG_LIMITER", LogRateLimiter())
 
 
 class FakeApp:
@@ -457,7 +465,7 @@ async def test_works_over_a_lockstep_stream() -> None:
         ("gw.local:", ("gw.local", 8631)),
         ("[::1]:8631", ("::1", 8631)),
         ("[fe80::1%25eth0]", ("fe80::1%25eth0", 8631)),
-        ("fe80::2", ("fe80::2", 8631)),
+        (" gw.local:631 ", ("gw.local", 631)),
         (None, ("10.0.0.1", 8631)),
         ("", ("10.0.0.1", 8631)),
     ],
@@ -466,7 +474,8 @@ def test_split_host_header(value: str | None, expected: tuple[str, int]) -> None
     assert split_host_header(value, ("10.0.0.1", 8631)) == expected
 
 
-@pytest.mark.parametrize("value", ["[::1", "[::1]x", ":631", "gw:port", "gw:0", "gw:65536"])
+@pytest.mark.parametrize("value", ["[::1", "[::1]x", ":631", "gw:port", "gw:0", "gw:65536",
+                                   "fe80::2", "[fe80::1%eth0]", "gé", "g w", "u@gw"])
 def test_split_host_header_rejects(value: str) -> None:
     with pytest.raises(ValueError):
         split_host_header(value, ("10.0.0.1", 8631))
@@ -476,6 +485,7 @@ def test_target_path_forms() -> None:
     assert target_path("/a%2Fb?x=%20") == "/a/b"
     assert target_path("http://gw:631/ipp/print?q") == "/ipp/print"
     assert target_path("*") == "*"
+    assert target_path("http://[::1/x?y") == "/x"  # urlsplit would raise; this never does
 
 
 async def test_ipp_reply_bytes_on_the_wire() -> None:
