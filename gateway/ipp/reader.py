@@ -31,7 +31,9 @@ from gateway.ipp.model import (
     Value,
 )
 
-_HEADER = struct.Struct(">BBHI")
+# request-id (and a response's echo of it) is a signed 32-bit integer (RFC 8010 3.1.1): read
+# and written the same way, so that an answer can always echo what a request carried.
+_HEADER = struct.Struct(">BBHi")
 _RESOLUTION = struct.Struct(">iib")
 _RANGE = struct.Struct(">ii")
 _DATE_TIME = struct.Struct(">HBBBBBBcBB")

@@ -26,7 +26,9 @@ from gateway.ipp.model import (
 
 MAX_LENGTH = 0x7FFF  # lengths are signed shorts on the wire
 
-_HEADER = struct.Struct(">BBHI")
+# request-id (and a response's echo of it) is a signed 32-bit integer (RFC 8010 3.1.1): read
+# and written the same way, so that an answer can always echo what a request carried.
+_HEADER = struct.Struct(">BBHi")
 _TAG_AND_LENGTH = struct.Struct(">BH")
 _LENGTH = struct.Struct(">H")
 _INT32 = struct.Struct(">i")

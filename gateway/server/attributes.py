@@ -143,6 +143,8 @@ def static_attributes(printer: Printer, *, formats: Iterable[str],
         a("media-source-supported", T.KEYWORD, *caps.media_sources),
         a("media-supported", T.KEYWORD, *[m.name for m in caps.media]),
         a("media-type-supported", T.KEYWORD, *caps.media_types),
+        # What the drivers do when a job does not say (PWG 5100.19: collated copies).
+        a("multiple-document-handling-default", T.KEYWORD, "separate-documents-collated-copies"),
         a("multiple-document-handling-supported", T.KEYWORD,
           "separate-documents-uncollated-copies", "separate-documents-collated-copies"),
         a("multiple-document-jobs-supported", T.BOOLEAN, False),

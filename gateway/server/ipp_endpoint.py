@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import struct
 from collections.abc import AsyncGenerator, Awaitable, Callable
 
@@ -12,13 +13,17 @@ from gateway.ipp.errors import IppProtocolError
 from gateway.ipp.model import Message
 from gateway.ipp.reader import NEED_DATA, DocumentData, EndOfDocument, IppReader, Limits
 from gateway.ipp.reader import RequestReceived as IppRequestReceived
+from gateway.ratelimit import CLIENT_LOG_LIMITER, client_key
 from gateway.server import ops_jobs, ops_printer  # noqa: F401  (register the handlers)
 from gateway.server.http import HttpError, HttpRequest, HttpResponse, RequestBody
-from gateway.server.operations import Endpoint, Reply, dispatch, encode_reply
+from gateway.server.operations import Endpoint, Reply, dispatch, encode_reply, printable
 from gateway.server.web import web_response
 
 log = logging.getLogger("gateway.ipp")
 HEADER = struct.Struct(">BBHi")
+# What may stand in a URI authority we build from the Host header (IPv6 comes unbracketed,
+# a zone id after "%"): anything else would make every URI in the answer unencodable.
+_HOST = re.compile(r"[A-Za-z0-9._~%:!$&'()*+,;=-]{1,255}")
 
 
 class IppApp:
@@ -27,6 +32,8 @@ class IppApp:
         self.limits = limits or Limits()
 
     async def handle_ipp(self, request: HttpRequest, body: RequestBody) -> bytes:
+        if not _HOST.fullmatch(request.host) or not 0 <= request.port <= 0xFFFF:
+            raise HttpError(400, "Invalid Host header", close=True)
         reader = IppReader(self.limits)
         head = bytearray()
 
@@ -54,7 +61,7 @@ class IppApp:
                 elif isinstance(event, EndOfDocument):
                     return
 
-        endpoint = Endpoint(request.host, request.port, request.scheme)
+        endpoint = Endpoint(request.host, request.port, request.scheme, request.client)
         try:
             return await dispatch(self.system, endpoint, message, document)
         except IppProtocolError as error:  # broken bytes inside the document stream
@@ -77,10 +84,11 @@ async def _read_request(reader: IppReader, pull: Callable[[], Awaitable[None]]) 
 
 def _protocol_error_reply(head: bytes, error: IppProtocolError, request: HttpRequest) -> bytes:
     """Answer broken IPP with an IPP error when its header was readable, else HTTP 400."""
-    log.info("%s: bad IPP request: %s", request.client, error.message)
+    CLIENT_LOG_LIMITER.log(log, logging.INFO, client_key(request.client),
+                           "%s: bad IPP request: %s", request.client, printable(error.message))
     if len(head) < HEADER.size:
         raise HttpError(400, f"Not an IPP request: {error.message}", close=True)
     major, _minor, _, request_id = HEADER.unpack(head)
     version = (2, 0) if major >= 2 else (1, 1)
     status = error.status if major in (1, 2) else Status.SERVER_ERROR_VERSION_NOT_SUPPORTED
-    return encode_reply(Reply(status, error.message), version, max(request_id, 0))
+    return encode_reply(Reply(status, error.message), version, request_id)

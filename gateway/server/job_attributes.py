@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+
 from gateway.core.job import Job
 from gateway.core.system import System
 from gateway.ipp.enums import ValueTag
 from gateway.ipp.model import Attribute
+from gateway.ipp.writer import encode_attribute
+from gateway.ratelimit import LogRateLimiter
 from gateway.server.attributes import ipp_datetime
-from gateway.server.job_template import template_attributes
+from gateway.server.job_template import template_attribute
 
+log = logging.getLogger("gateway.ipp")
 T = ValueTag
+# A listing repeats every few seconds (CUPS polls): name a broken record once an hour.
+_BROKEN_RECORD_LOG = LogRateLimiter(burst=1, interval=3600.0, max_keys=1024)
 
 JOB_DESCRIPTION_NAMES = frozenset({
     "compression-supplied", "date-time-at-completed", "date-time-at-creation",
@@ -50,6 +57,43 @@ def _time(system: System, name: str, wall: float | None) -> list[Attribute]:
 
 
 def job_attributes(system: System, job: Job, printer_uri: str) -> list[Attribute]:
+    """Every attribute of `job`; raises ValueError or TypeError for a record that does not
+    hold what this version would have stored (see `encoded_job_attributes`)."""
+    attrs, broken = _job_attributes(system, job, printer_uri)
+    if broken:
+        raise ValueError(f"job {job.id}: bad stored {', '.join(broken)}")
+    return attrs
+
+
+def encoded_job_attributes(system: System, job: Job, printer_uri: str,
+                           requested: set[str]) -> list[bytes] | None:
+    """The `requested` attributes of `job`, encoded. One that cannot be (a record an older
+    version wrote, say a boolean margin) is left out; a job whose attributes cannot even be
+    built is left out (None). Either way one log line names the job: a broken record must
+    not fail the whole answer, and Get-Jobs lists every job."""
+    try:
+        attrs, broken = _job_attributes(system, job, printer_uri)
+    except (ValueError, TypeError) as error:
+        _report_broken(job, f"its record cannot be listed ({error})")
+        return None
+    encoded = []
+    for attr in select(attrs, requested):
+        try:
+            encoded.append(encode_attribute(attr))
+        except (ValueError, TypeError):
+            broken.append(attr.name)
+    if broken:
+        _report_broken(job, "stored values cannot be encoded, left out: " + ", ".join(broken))
+    return encoded
+
+
+def _report_broken(job: Job, what: str) -> None:
+    _BROKEN_RECORD_LOG.log(log, logging.WARNING, f"{job.printer}/{job.id}/{job.uuid}",
+                           "printer %s: job %d: %s", job.printer, job.id, what)
+
+
+def _job_attributes(system: System, job: Job, printer_uri: str
+                    ) -> tuple[list[Attribute], list[str]]:
     attrs = status_attributes(job, printer_uri)
     if not job.message:
         attrs.append(Attribute.of("job-state-message", T.TEXT, ""))
@@ -78,10 +122,18 @@ def job_attributes(system: System, job: Job, printer_uri: str) -> list[Attribute
     attrs += _time(system, "completed", job.completed_at)
     # job-hold-until as it is now (Hold-Job, Release-Job and a HOLD failure change it), not as
     # the job was created.
-    attrs += [a for a in template_attributes(job.template) if a.name != "job-hold-until"]
+    broken: list[str] = []
+    template = job.template if isinstance(job.template, dict) else {"job-template": None}
+    for name, value in template.items():
+        if name == "job-hold-until":
+            continue
+        try:
+            attrs.append(template_attribute(name, value))
+        except (ValueError, TypeError):
+            broken.append(name)
     if job.hold_until not in ("", "no-hold") or "job-hold-until" in job.template:
         attrs.append(Attribute.of("job-hold-until", T.KEYWORD, job.hold_until or "no-hold"))
-    return attrs
+    return attrs, broken
 
 
 def select(attrs: list[Attribute], requested: set[str]) -> list[Attribute]:

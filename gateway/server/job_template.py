@@ -9,14 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 from drivers.driver import Capabilities
 from gateway.ipp.enums import ValueTag
-from gateway.ipp.model import Attribute, Collection, IntRange, Resolution, Value
+from gateway.ipp.model import Attribute, Collection, IntRange, Resolution
+from gateway.server import values
+from gateway.server.values import INT32_MAX, BadValue
 
 T = ValueTag
 JsonValue = Any
+
+MARGINS = ("media-bottom-margin", "media-left-margin", "media-right-margin", "media-top-margin")
+MEDIA_COL_KEYWORDS = ("media-size-name", "media-source", "media-type")
+SIZE_TOLERANCE = 100  # hundredths of mm, as CUPS matches a media-size to a named size
 
 
 @dataclass
@@ -25,130 +32,89 @@ class TemplateCheck:
     unsupported: list[Attribute]
 
 
-def _single(attr: Attribute, tag: int) -> Value:
-    if len(attr.values) != 1 or attr.tag != tag:
-        raise ValueError
-    return attr.value
-
-
 def _keyword(allowed: Callable[[Capabilities], tuple[str, ...]]
              ) -> Callable[[Attribute, Capabilities], JsonValue]:
     def check(attr: Attribute, caps: Capabilities) -> JsonValue:
-        if len(attr.values) != 1 or attr.tag not in (T.KEYWORD, T.NAME):
-            raise ValueError
-        value = attr.value
-        if value not in allowed(caps):
-            raise ValueError
-        return value
+        return values.single_keyword(attr, allowed(caps), names=True)
 
     return check
 
 
-def _integer_in(low: Callable[[Capabilities], int], high: Callable[[Capabilities], int],
-                tag: int = T.INTEGER) -> Callable[[Attribute, Capabilities], JsonValue]:
+def _integer_in(low: Callable[[Capabilities], int], high: Callable[[Capabilities], int]
+                ) -> Callable[[Attribute, Capabilities], JsonValue]:
     def check(attr: Attribute, caps: Capabilities) -> JsonValue:
-        value = _single(attr, tag)
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ValueError
-        if not low(caps) <= value <= high(caps):
-            raise ValueError
-        return value
+        return values.single_integer(attr, low(caps), high(caps))
 
     return check
 
 
 def _quality(attr: Attribute, caps: Capabilities) -> JsonValue:
-    value = _single(attr, T.ENUM)
-    if value not in caps.print_qualities:
-        raise ValueError
-    return value
+    return values.single_enum(attr, caps.print_qualities)
 
 
 def _media(attr: Attribute, caps: Capabilities) -> JsonValue:
-    if len(attr.values) != 1 or attr.tag not in (T.KEYWORD, T.NAME):
-        raise ValueError
-    size = caps.media_size(str(attr.value))
+    size = caps.media_size(values.single_keyword(attr, names=True))
     if size is None:
-        raise ValueError
+        raise BadValue("no such media")
     return size.name
 
 
 def _media_col(attr: Attribute, caps: Capabilities) -> JsonValue:
-    value = _single(attr, T.BEGIN_COLLECTION)
-    if not isinstance(value, Collection):
-        raise ValueError
     accepted: dict[str, JsonValue] = {}
-    for member in value:
+    for member in values.single_collection(attr):
         if member.name == "media-size":
-            size = member.value
-            if not isinstance(size, Collection):
-                raise ValueError
-            x, y = size.get("x-dimension"), size.get("y-dimension")
-            if x is None or y is None:
-                raise ValueError
-            match = next((m for m in caps.media
-                          if abs(m.width - int(x.value or 0)) <= 100  # type: ignore[arg-type]
-                          and abs(m.height - int(y.value or 0)) <= 100), None)  # type: ignore[arg-type]
-            if match is None:
-                raise ValueError
-            accepted["media-size-name"] = match.name
+            accepted["media-size-name"] = _media_size(values.single_collection(member), caps)
         elif member.name == "media-size-name":
-            size_name = caps.media_size(str(member.value))
-            if size_name is None:
-                raise ValueError
-            accepted["media-size-name"] = size_name.name
+            accepted["media-size-name"] = _media(member, caps)
         elif member.name == "media-source":
-            if member.value not in (*caps.media_sources, "auto"):
-                raise ValueError
-            accepted["media-source"] = member.value
+            accepted["media-source"] = values.single_keyword(
+                member, (*caps.media_sources, "auto"), names=True)
         elif member.name == "media-type":
-            if member.value not in (*caps.media_types, "auto"):
-                raise ValueError
-            accepted["media-type"] = member.value
-        elif member.name.endswith("-margin"):
-            if not isinstance(member.value, int):
-                raise ValueError
-            accepted[member.name] = member.value
+            accepted["media-type"] = values.single_keyword(
+                member, (*caps.media_types, "auto"), names=True)
+        elif member.name in MARGINS:
+            accepted[member.name] = values.single_integer(member, 0, INT32_MAX)
         else:
-            raise ValueError
+            raise BadValue(f"media-col member {member.name!r} is not supported")
     return accepted
 
 
+def _media_size(size: Collection, caps: Capabilities) -> str:
+    x, y = size.get("x-dimension"), size.get("y-dimension")
+    if x is None or y is None or len(size) != 2:
+        raise BadValue("media-size needs x-dimension and y-dimension")
+    width, height = values.single_integer(x, 1), values.single_integer(y, 1)
+    match = next((m for m in caps.media if abs(m.width - width) <= SIZE_TOLERANCE
+                  and abs(m.height - height) <= SIZE_TOLERANCE), None)
+    if match is None:
+        raise BadValue(f"no media of {width}x{height}")
+    return match.name
+
+
 def _resolution(attr: Attribute, caps: Capabilities) -> JsonValue:
-    value = _single(attr, T.RESOLUTION)
-    if not isinstance(value, Resolution) or value.units != 3 or value.x != value.y:
-        raise ValueError
-    if value.x not in caps.resolutions:
-        raise ValueError
+    value = values.single_resolution(attr)
+    if value.units != 3 or value.x != value.y or value.x not in caps.resolutions:
+        raise BadValue(f"resolution {value.x}x{value.y} is not supported")
     return value.x
 
 
 def _page_ranges(attr: Attribute, caps: Capabilities) -> JsonValue:
-    ranges: list[list[int]] = []
-    last = 0
-    for tag, value in attr.values:
-        if tag != T.RANGE_OF_INTEGER or not isinstance(value, IntRange):
-            raise ValueError
-        if value.lower < 1 or value.upper < value.lower or value.lower <= last:
-            raise ValueError
-        ranges.append([value.lower, value.upper])
-        last = value.upper
+    ranges = values.ranges(attr, 1, INT32_MAX)
+    for (_, upper), (lower, _) in pairwise(ranges):
+        if lower <= upper:
+            raise BadValue("page-ranges overlap or are out of order")
     if not caps.page_ranges:
-        raise ValueError
-    return ranges
+        raise BadValue("page-ranges are not supported")
+    return [list(r) for r in ranges]
 
 
 def _finishings(attr: Attribute, caps: Capabilities) -> JsonValue:
-    if any(tag != T.ENUM or value != 3 for tag, value in attr.values):
-        raise ValueError
+    values.enums(attr, (3,))
     return 3
 
 
 def _orientation(attr: Attribute, caps: Capabilities) -> JsonValue:
-    value = _single(attr, T.ENUM)
-    if value not in (3, 4, 5, 6):
-        raise ValueError
-    return value
+    return values.single_enum(attr, (3, 4, 5, 6))
 
 
 CHECKS: dict[str, Callable[[Attribute, Capabilities], JsonValue]] = {
@@ -183,32 +149,50 @@ def check_template(job_group: list[Attribute], caps: Capabilities) -> TemplateCh
         if check is None:
             unsupported.append(Attribute.of(attr.name, T.UNSUPPORTED))
             continue
-        if attr.is_out_of_band:
+        if len(attr.values) == 1 and attr.is_out_of_band:
             continue  # e.g. 'default': use the printer default
         try:
             accepted[attr.name] = check(attr, caps)
-        except (ValueError, TypeError):
+        except BadValue:
             unsupported.append(attr)
     return TemplateCheck(accepted, unsupported)
 
 
 def template_attributes(template: dict[str, JsonValue]) -> list[Attribute]:
-    """Job attributes for the template values a job was created with."""
-    out: list[Attribute] = []
-    for name, value in template.items():
-        if name in ("copies", "job-priority", "number-up"):
-            out.append(Attribute.of(name, T.INTEGER, int(value)))
-        elif name in ("print-quality", "orientation-requested", "finishings"):
-            out.append(Attribute.of(name, T.ENUM, int(value)))
-        elif name == "printer-resolution":
-            out.append(Attribute.of(name, T.RESOLUTION, Resolution(int(value), int(value))))
-        elif name == "page-ranges":
-            out.append(Attribute.of(name, T.RANGE_OF_INTEGER,
-                                    *[IntRange(lo, hi) for lo, hi in value]))
-        elif name == "media-col":
-            members = [Attribute.of(k, T.INTEGER if isinstance(v, int) else T.KEYWORD, v)
-                       for k, v in value.items()]
-            out.append(Attribute.of(name, T.BEGIN_COLLECTION, Collection(members)))
+    """Job attributes for the template values a job was created with. A value this version
+    would not have accepted (a record written by an older one) raises ValueError or
+    TypeError: `template_attribute` one at a time lets a listing leave out just that one."""
+    return [template_attribute(name, value) for name, value in template.items()]
+
+
+def template_attribute(name: str, value: JsonValue) -> Attribute:
+    integer = values.integer
+    if name in ("copies", "job-priority", "number-up"):
+        return Attribute.of(name, T.INTEGER, integer(T.INTEGER, value, 1))
+    if name in ("print-quality", "orientation-requested", "finishings"):
+        return Attribute.of(name, T.ENUM, integer(T.ENUM, value, 1, tags=(T.ENUM,)))
+    if name == "printer-resolution":
+        dpi = integer(T.INTEGER, value, 1)
+        return Attribute.of(name, T.RESOLUTION, Resolution(dpi, dpi))
+    if name == "page-ranges":
+        return Attribute.of(name, T.RANGE_OF_INTEGER, *[
+            IntRange(*values.range_of_integer(T.RANGE_OF_INTEGER, IntRange(lo, hi), 1))
+            for lo, hi in value])
+    if name == "media-col":
+        return Attribute.of(name, T.BEGIN_COLLECTION, _stored_media_col(value))
+    return Attribute.of(name, T.KEYWORD, values.keyword(T.KEYWORD, value))
+
+
+def _stored_media_col(value: JsonValue) -> Collection:
+    if not isinstance(value, dict):
+        raise TypeError(f"media-col is a {type(value).__name__}")
+    members = []
+    for key, member in value.items():
+        if key in MARGINS:
+            members.append(Attribute.of(key, T.INTEGER,
+                                        values.integer(T.INTEGER, member, 0, INT32_MAX)))
+        elif key in MEDIA_COL_KEYWORDS:
+            members.append(Attribute.of(key, T.KEYWORD, values.keyword(T.KEYWORD, member)))
         else:
-            out.append(Attribute.of(name, T.KEYWORD, str(value)))
-    return out
+            raise ValueError(f"media-col member {key!r} is unknown")
+    return Collection(members)

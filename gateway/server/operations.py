@@ -2,17 +2,20 @@
 
 Handlers get a `Call` (the request, its target printer, the requesting user and the document
 stream) and return a `Reply`; refusals are raised as `IppError` and become an IPP status with
-a status-message and, where it applies, the unsupported-attributes group.
+a status-message and, where it applies, the unsupported-attributes group. Every value a handler
+reads comes through `gateway.server.values` (`Call.value`), so a hostile value is a refusal,
+never an exception from deep inside.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import struct
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from urllib.parse import unquote, urlsplit
+from typing import TypeVar
 
 from gateway.core.job import InvalidTransition, Job, JobEvent
 from gateway.core.printer import Printer
@@ -21,20 +24,27 @@ from gateway.errors import BadRequest, IppError, NotFound, NotPossible
 from gateway.ipp.enums import GroupTag, JobState, Operation, Status, ValueTag
 from gateway.ipp.model import Attribute, Group, Message
 from gateway.ipp.writer import encode_attribute
+from gateway.ratelimit import CLIENT_LOG_LIMITER, client_key
+from gateway.server import values
+from gateway.server.values import INT32_MAX, INT32_MIN, BadValue
 
 log = logging.getLogger("gateway.ipp")
 T = ValueTag
+V = TypeVar("V")
+UNSUPPORTED = Status.CLIENT_ERROR_ATTRIBUTES_OR_VALUES_NOT_SUPPORTED
 
 DocumentStream = Callable[[], AsyncGenerator[bytes, None]]
 
 
 @dataclass
 class Endpoint:
-    """How the client reached us: builds the URIs we answer with."""
+    """How the client reached us: builds the URIs we answer with; `client` ("ip:port") keys
+    the rate limit of the log lines its requests cause."""
 
     host: str
     port: int
     scheme: str = "ipp"
+    client: str = ""
 
     def printer_uri(self, system: System, printer: Printer) -> str:
         authority = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
@@ -50,9 +60,22 @@ class Call:
     document: DocumentStream
     printer: Printer | None = None
     user: str = "anonymous"
+    job_id: int | None = None  # from job-uri, when the request named its job that way
 
     def attr(self, name: str) -> Attribute | None:
         return self.operation_group.get(name)
+
+    def value(self, name: str, read: Callable[[Attribute], V],
+              status: Status = UNSUPPORTED) -> V | None:
+        """Operation attribute `name` read by one of `values`' readers, None when absent; a
+        bad value is refused with `status` and the attribute in the unsupported group."""
+        attr = self.attr(name)
+        if attr is None:
+            return None
+        try:
+            return read(attr)
+        except BadValue as error:
+            raise IppError(status, f"{name}: {error}", [attr]) from None
 
     def job_group(self) -> list[Attribute]:
         group = self.request.group(GroupTag.JOB)
@@ -103,26 +126,79 @@ async def dispatch(system: System, endpoint: Endpoint, request: Message,
         reply = await _dispatch(system, endpoint, request, document)
     except IppError as error:
         reply = Reply(error.status, error.message, error.unsupported)
-        log.info("%s from request %d: %s (%s)", _operation_name(request.code),
-                 request.request_id, error.status.name.lower(), error.message)
+        CLIENT_LOG_LIMITER.log(
+            log, logging.INFO, client_key(endpoint.client), "%s: %s from request %d: %s (%s)",
+            endpoint.client or "client", _operation_name(request.code), request.request_id,
+            error.status.name.lower(), printable(error.message))
+    except OSError as error:  # the spool: disk full, read-only, I/O error
+        failure = spool_error(error, f"{_operation_name(request.code)} failed")
+        reply = Reply(failure.status, failure.message)
     return encode_reply(reply, response_version(request), request.request_id, language)
+
+
+def spool_error(error: OSError, what: str) -> IppError:
+    """An OSError of the spool as the IPP status a client can act on, with one log line
+    naming the cause (and the path, which the client is not told)."""
+    transient = error.errno in (errno.ENOSPC, errno.EDQUOT)
+    status = Status.SERVER_ERROR_TEMPORARY_ERROR if transient \
+        else Status.SERVER_ERROR_INTERNAL_ERROR
+    cause = error.strerror or type(error).__name__
+    log.error("%s: the spool failed: %s%s", what, cause,
+              f" ({error.filename})" if error.filename else "")
+    return IppError(status, f"the print spool cannot store the request: {cause}")
 
 
 def encode_reply(reply: Reply, version: tuple[int, int], request_id: int,
                  language: str = "en") -> bytes:
+    if not INT32_MIN <= request_id <= INT32_MAX:  # only a message built in-process
+        request_id = 0
     pieces = [struct.pack(">bbHi", version[0], version[1], int(reply.status), request_id),
               _operation_prefix(language)]
     if reply.message:
-        pieces.append(encode_attribute(Attribute.of("status-message", T.TEXT,
-                                                    reply.message[:255])))
+        pieces.append(encode_attribute(Attribute.of(
+            "status-message", T.TEXT, values.text(T.TEXT, printable(reply.message), 255))))
     groups = list(reply.groups)
     if reply.unsupported:
-        groups.insert(0, (GroupTag.UNSUPPORTED, list(reply.unsupported)))
+        groups.insert(0, (GroupTag.UNSUPPORTED, [_echo(a) for a in reply.unsupported]))
     for tag, items in groups:
         pieces.append(bytes([tag]))
         pieces += [item if isinstance(item, bytes) else encode_attribute(item) for item in items]
     pieces.append(bytes([GroupTag.END]))
     return b"".join(pieces)
+
+
+def prepared(reply: Reply) -> Reply:
+    """The same reply with every attribute encoded now: a handler that commits something
+    (a job) calls this first, so that answering can no longer fail once it has."""
+    groups: list[tuple[GroupTag, list[Attribute | bytes]]] = []
+    if reply.unsupported:
+        groups.append((GroupTag.UNSUPPORTED, [_echo(a) for a in reply.unsupported]))
+    for tag, items in reply.groups:
+        groups.append((tag, [item if isinstance(item, bytes) else encode_attribute(item)
+                             for item in items]))
+    message = reply.message
+    if message:
+        encode_attribute(Attribute.of("status-message", T.TEXT,
+                                      values.text(T.TEXT, printable(message), 255)))
+    return Reply(reply.status, message, [], groups)
+
+
+def _echo(attr: Attribute) -> bytes:
+    """A client's attribute as the unsupported group echoes it. What came off the wire always
+    encodes again; a value built in this process might not, and is then echoed as the
+    out-of-band 'unsupported' rather than failing the answer."""
+    try:
+        return encode_attribute(attr)
+    except (ValueError, TypeError):
+        return encode_attribute(Attribute.of(attr.name, T.UNSUPPORTED))
+
+
+def printable(text: str) -> str:
+    """`text` with control characters escaped: for log lines and status-message, which a
+    client's values can reach."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 @lru_cache(maxsize=32)  # bounded: the language comes from the client
@@ -133,11 +209,13 @@ def _operation_prefix(language: str) -> bytes:
 
 
 def _natural_language(request: Message) -> str:
+    """The language to answer in: the request's, when it is one, else "en"."""
     group = request.operation_attributes
     if group.attributes[1:2] and group.attributes[1].name == "attributes-natural-language":
-        value = group.attributes[1].value
-        if isinstance(value, str) and value:
-            return value
+        try:
+            return values.single_natural_language(group.attributes[1])
+        except BadValue:
+            pass
     return "en"
 
 
@@ -153,8 +231,8 @@ async def _dispatch(system: System, endpoint: Endpoint, request: Message,
     if request.version[0] not in (1, 2):
         raise IppError(Status.SERVER_ERROR_VERSION_NOT_SUPPORTED,
                        f"IPP version {request.version[0]}.{request.version[1]} is not supported")
-    if request.request_id < 1:
-        raise BadRequest("request-id must be 1 or more")
+    if not 1 <= request.request_id <= INT32_MAX:
+        raise BadRequest("request-id must be 1 to 2147483647")
     _check_groups(request)
     group = request.operation_attributes
     _check_charset(group)
@@ -163,7 +241,7 @@ async def _dispatch(system: System, endpoint: Endpoint, request: Message,
         raise IppError(Status.SERVER_ERROR_OPERATION_NOT_SUPPORTED,
                        f"{_operation_name(request.code)} is not supported")
     call = Call(system, endpoint, request, group, document)
-    call.user = _requesting_user(group)
+    call.user = _requesting_user(call)
     _resolve_target(call, request.code)
     return await handler(call)
 
@@ -186,74 +264,66 @@ def _check_charset(group: Group) -> None:
             attrs[1].name != "attributes-natural-language"):
         raise BadRequest("attributes-charset and attributes-natural-language must come first")
     charset, language = attrs[0], attrs[1]
-    if charset.tag != T.CHARSET or len(charset.values) != 1:
-        raise BadRequest("attributes-charset must be one charset value")
-    if language.tag != T.NATURAL_LANGUAGE or len(language.values) != 1:
-        raise BadRequest("attributes-natural-language must be one naturalLanguage value")
-    if str(charset.value).lower() not in ("utf-8", "us-ascii"):
+    try:
+        name = values.single_charset(charset)
+    except BadValue as error:
+        raise BadRequest(f"attributes-charset: {error}") from None
+    try:
+        values.single_natural_language(language)
+    except BadValue as error:
+        raise BadRequest(f"attributes-natural-language: {error}") from None
+    if name not in ("utf-8", "us-ascii"):
         raise IppError(Status.CLIENT_ERROR_CHARSET_NOT_SUPPORTED,
-                       f"charset {charset.value!r} is not supported (use utf-8)", [charset])
+                       f"charset {name!r} is not supported (use utf-8)", [charset])
 
 
-def _requesting_user(group: Group) -> str:
-    attr = group.get("requesting-user-name")
-    if attr is not None and attr.tag in (T.NAME, T.NAME_WITH_LANGUAGE):
-        value = attr.value
-        text = value if isinstance(value, str) else getattr(value, "text", "")
-        if text:
-            return str(text)[:255]
-    return "anonymous"
+def _requesting_user(call: Call) -> str:
+    user = call.value("requesting-user-name", values.single_name,
+                      Status.CLIENT_ERROR_BAD_REQUEST)
+    return user or "anonymous"
 
 
-def _uri_path(attr: Attribute, name: str) -> str:
-    if attr.tag != T.URI or len(attr.values) != 1 or not isinstance(attr.value, str):
-        raise BadRequest(f"{name} must be a single uri")
-    parts = urlsplit(attr.value)
-    if parts.scheme not in ("ipp", "ipps", "http", "https"):
-        raise BadRequest(f"{name} {attr.value!r} is not an ipp:// URI")
-    return unquote(parts.path)
+def _uri(call: Call, name: str) -> values.Uri | None:
+    return call.value(name, values.single_uri, Status.CLIENT_ERROR_BAD_REQUEST)
 
 
 def _resolve_target(call: Call, operation: int) -> None:
-    printer_attr = call.attr("printer-uri")
-    job_attr = call.attr("job-uri")
-    if operation in JOB_OPERATIONS and printer_attr is None and job_attr is not None:
-        path = _uri_path(job_attr, "job-uri")
-        printer_path, _, job_id = path.rstrip("/").rpartition("/")
+    printer_uri = _uri(call, "printer-uri")
+    job_uri = _uri(call, "job-uri") if operation in JOB_OPERATIONS else None
+    if printer_uri is None and job_uri is not None:
+        printer_path, _, job_id = job_uri.path.rstrip("/").rpartition("/")
         call.printer = call.system.printer_for_path(printer_path)
-        if call.printer is None or not job_id.isdigit():
-            raise NotFound(f"no job at {job_attr.value!s}")
-        call.operation_group.add(Attribute.of("job-id", T.INTEGER, int(job_id)))
+        try:
+            call.job_id = values.ascii_number(job_id)
+        except BadValue:
+            call.printer = None
+        if call.printer is None:
+            raise NotFound(f"no job at {job_uri.path}")
         return
-    if printer_attr is None:
+    if printer_uri is None:
         raise BadRequest("missing printer-uri" + (" or job-uri" if operation in JOB_OPERATIONS
                                                   else ""))
-    path = _uri_path(printer_attr, "printer-uri")
-    call.printer = call.system.printer_for_path(path)
+    call.printer = call.system.printer_for_path(printer_uri.path)
     if call.printer is None:
-        raise NotFound(f"no printer at {path}")
+        raise NotFound(f"no printer at {printer_uri.path}")
 
 
 def target_job(call: Call) -> Job:
-    attr = call.attr("job-id")
-    if attr is None:
+    job_id = call.job_id
+    if job_id is None:
+        job_id = call.value("job-id", lambda a: values.single_integer(a, 1),
+                            Status.CLIENT_ERROR_BAD_REQUEST)
+    if job_id is None:
         raise BadRequest("missing job-id (or job-uri)")
-    if attr.tag != T.INTEGER or len(attr.values) != 1 or not isinstance(attr.value, int):
-        raise BadRequest("job-id must be one integer")
-    job = call.system.jobs.get(attr.value)
+    job = call.system.jobs.get(job_id)
     if job is None or job.printer != call.require_printer().name:
-        raise NotFound(f"job {attr.value} does not exist")
+        raise NotFound(f"job {job_id} does not exist")
     return job
 
 
 def requested_attributes(call: Call, default: tuple[str, ...]) -> set[str]:
-    attr = call.attr("requested-attributes")
-    if attr is None:
-        return set(default)
-    if any(tag != T.KEYWORD for tag, _ in attr.values):
-        raise IppError(Status.CLIENT_ERROR_ATTRIBUTES_OR_VALUES_NOT_SUPPORTED,
-                       "requested-attributes must be keywords", [attr])
-    return {str(v) for v in attr.plain}
+    requested = call.value("requested-attributes", values.keywords)
+    return set(default) if requested is None else set(requested)
 
 
 def apply_job_event(job: Job, event: JobEvent, *reasons: str) -> None:

@@ -4,6 +4,9 @@ Cancel-My-Jobs, Get-Job-Attributes, Get-Jobs, Hold-Job, Release-Job."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 from drivers.filters import planner
@@ -11,21 +14,26 @@ from gateway.core.job import Job, JobEvent, options_from_template
 from gateway.core.printer import Printer
 from gateway.errors import BadRequest, IppError, NotPossible
 from gateway.ipp.enums import GroupTag, JobState, Operation, Status, ValueTag
-from gateway.ipp.model import Attribute, StringWithLanguage
+from gateway.ipp.model import Attribute
+from gateway.ipp.writer import encode_attributes
+from gateway.server import values
 from gateway.server.attributes import COMPRESSIONS, WHICH_JOBS
 from gateway.server.document import receive_document
-from gateway.server.job_attributes import job_attributes, select, status_attributes
-from gateway.server.job_template import check_template
+from gateway.server.job_attributes import encoded_job_attributes, status_attributes
+from gateway.server.job_template import check_template, template_attributes
 from gateway.server.operations import (
     Call,
     Reply,
     apply_job_event,
     handles,
     not_terminal,
+    prepared,
     requested_attributes,
+    spool_error,
     target_job,
 )
 from gateway.server.ops_printer import accepted_formats
+from gateway.server.values import INT32_MAX
 
 log = logging.getLogger("gateway.ipp")
 T = ValueTag
@@ -45,49 +53,45 @@ WHICH_STATES: dict[str, tuple[JobState, ...]] = {
 }
 assert set(WHICH_STATES) == set(WHICH_JOBS)
 
+_job_name = partial(values.single_name, texts=True)
+_positive = partial(values.single_integer, low=1, high=INT32_MAX)
+_job_ids = partial(values.integers, low=1, high=INT32_MAX)
 
-def _text(attr: Attribute | None, name: str, default: str) -> str:
-    if attr is None:
-        return default
-    if attr.tag not in (T.NAME, T.NAME_WITH_LANGUAGE, T.TEXT) or len(attr.values) != 1:
-        raise IppError(UNSUPPORTED, f"{name} must be a single name", [attr])
-    value = attr.value
-    return value.text if isinstance(value, StringWithLanguage) else str(value)
+
+def _sent(call: Call, name: str) -> list[Attribute]:
+    attr = call.attr(name)
+    return [] if attr is None else [attr]
+
+
+def _name(call: Call, name: str, default: str) -> str:
+    value = call.value(name, _job_name)
+    return default if value is None else value
 
 
 def _boolean(call: Call, name: str) -> bool | None:
-    attr = call.attr(name)
-    if attr is None:
-        return None
-    if attr.tag != T.BOOLEAN or len(attr.values) != 1:
-        raise IppError(UNSUPPORTED, f"{name} must be a single boolean", [attr])
-    return bool(attr.value)
+    return call.value(name, values.single_boolean)
 
 
 def _document_format(call: Call, printer: Printer) -> str:
-    attr = call.attr("document-format")
-    if attr is None:
+    fmt = call.value("document-format", values.single_mime_type)
+    if fmt is None:
         return "application/octet-stream"
-    if attr.tag != T.MIME_MEDIA_TYPE or len(attr.values) != 1:
-        raise IppError(UNSUPPORTED, "document-format must be one mimeMediaType", [attr])
-    fmt = str(attr.value).lower()
     if fmt not in accepted_formats(printer):
         raise IppError(Status.CLIENT_ERROR_DOCUMENT_FORMAT_NOT_SUPPORTED,
                        f"document-format {fmt!r} is not supported by printer {printer.name}",
-                       [attr])
+                       _sent(call, "document-format"))
     return fmt
 
 
 def _compression(call: Call, takes_data: bool) -> str:
-    attr = call.attr("compression")
-    if attr is None:
+    compression = call.value("compression", partial(values.single_keyword, allowed=COMPRESSIONS),
+                             Status.CLIENT_ERROR_COMPRESSION_NOT_SUPPORTED)
+    if compression is None:
         return "none"
-    if attr.tag != T.KEYWORD or len(attr.values) != 1 or attr.value not in COMPRESSIONS:
-        raise IppError(Status.CLIENT_ERROR_COMPRESSION_NOT_SUPPORTED,
-                       f"compression {attr.plain!r} is not supported", [attr])
-    if not takes_data and attr.value != "none":
-        raise IppError(UNSUPPORTED, "compression is only for operations that carry data", [attr])
-    return str(attr.value)
+    if not takes_data and compression != "none":
+        raise IppError(UNSUPPORTED, "compression is only for operations that carry data",
+                       _sent(call, "compression"))
+    return compression
 
 
 def _check_job_request(call: Call, takes_data: bool) -> tuple[Reply, dict[str, object]]:
@@ -96,7 +100,8 @@ def _check_job_request(call: Call, takes_data: bool) -> tuple[Reply, dict[str, o
     if not printer.accepting:
         raise IppError(Status.SERVER_ERROR_NOT_ACCEPTING_JOBS,
                        f"printer {printer.name} is not accepting jobs")
-    _text(call.attr("job-name"), "job-name", "")
+    _name(call, "job-name", "")
+    _name(call, "document-name", "")
     fmt = _document_format(call, printer)
     _compression(call, takes_data)
     fidelity = _boolean(call, "ipp-attribute-fidelity") or False
@@ -135,18 +140,16 @@ def _check_document_format(call: Call, job: Job, reply: Reply, fmt: str,
                            sent: list[Attribute]) -> Reply:
     """Options accepted before the document's real format was known (sniffed from
     application/octet-stream, or sent later by Send-Document) are checked against it once the
-    document is spooled: what it cannot honour is refused (fidelity) or reported, never
-    ignored. `sent` holds the job's attributes as the client sent them, where the request has
-    them."""
+    document is spooled: what it cannot honour is refused (fidelity, as IppError; the caller
+    disposes of the job) or reported, never ignored. `sent` holds the job's attributes as the
+    client sent them, where the request has them."""
     dropped = _conversion_unsupported(fmt, call.require_printer(), job.template, sent)
     if not dropped:
         return reply
-    call.system.save(job)
     names = ", ".join(a.name for a in dropped)
     if job.fidelity:
-        job.apply(JobEvent.ABORT, "aborted-by-system", message=f"{names}: not possible for {fmt}")
-        call.system.job_finished(job)
         raise IppError(UNSUPPORTED, f"unsupported for {fmt}: {names}", dropped)
+    call.system.save(job)
     unsupported = [*reply.unsupported, *dropped]
     return Reply(Status.OK_IGNORED_OR_SUBSTITUTED,
                  f"ignored: {', '.join(a.name for a in unsupported)}", unsupported)
@@ -159,39 +162,90 @@ def _as_unsupported(names: list[str]) -> list[Attribute]:
 
 def _new_job(call: Call, template: dict[str, object]) -> Job:
     printer = call.require_printer()
-    name = _text(call.attr("job-name"), "job-name", "") or _text(
-        call.attr("document-name"), "document-name", "") or "Untitled"
-    job = call.system.create_job(printer, name=name[:255], user=call.user, template=template,
-                                 document_format=_document_format(call, printer))
+    name = _name(call, "job-name", "") or _name(call, "document-name", "") or "Untitled"
+    # What is stored must be answerable later: a value check_template let through that does
+    # not encode is a bug, and it shows here, before anything is stored.
+    encode_attributes(template_attributes(template))
+    job_id = call.system.next_job_id
+    try:
+        job = call.system.create_job(printer, name=name, user=call.user, template=template,
+                                     document_format=_document_format(call, printer))
+    except OSError as error:
+        leftover = call.system.jobs.get(job_id)
+        if leftover is not None:
+            _discard(call, leftover, "its record could not be written")
+        raise spool_error(error, f"printer {printer.name}: job {job_id}") from None
     job.hold_until = str(template.get("job-hold-until", "no-hold"))
     job.fidelity = bool(_boolean(call, "ipp-attribute-fidelity"))
-    job.document_name = _text(call.attr("document-name"), "document-name", "")[:255]
+    job.document_name = _name(call, "document-name", "")
     return job
 
 
+class _Commit:
+    """Whether a job-creating request got as far as handing its job over."""
+
+    done = False
+
+
+@contextmanager
+def _discarded_unless_committed(call: Call, job: Job) -> Iterator[_Commit]:
+    """A job-creating request that does not succeed leaves no job behind: whatever ends it
+    (a refusal, a spool error, the client going away) discards the job unless the handler
+    marked it committed."""
+    commit = _Commit()
+    why = "the client went away"
+    try:
+        yield commit
+    except IppError as error:
+        why = error.message
+        raise
+    except OSError as error:
+        why = error.strerror or "spool error"
+        raise spool_error(error, f"printer {job.printer}: job {job.id}") from None
+    finally:
+        if not commit.done:
+            _discard(call, job, why)
+
+
+def _discard(call: Call, job: Job, why: str) -> None:
+    call.system.discard_job(job, why)  # a spool that cannot delete is logged there
+
+
 def _job_reply(call: Call, reply: Reply, job: Job) -> Reply:
+    """The reply with the job's status group, encoded now (see `prepared`)."""
     reply.groups.append((GroupTag.JOB, list(status_attributes(job, call.printer_uri()))))
-    return reply
+    return prepared(reply)
+
+
+async def _spool_document(call: Call, job: Job) -> None:
+    job.compression = _compression(call, takes_data=True)
+    try:
+        await receive_document(call.system, job, call.document)
+    except OSError as error:
+        raise spool_error(error, f"printer {job.printer}: job {job.id}") from None
+
+
+def _abort(call: Call, job: Job, reason: str, message: str) -> None:
+    if not job.state.is_terminal:
+        job.apply(JobEvent.ABORT, reason, message=message)
+        call.system.job_finished(job)
 
 
 async def _receive_into(call: Call, job: Job) -> None:
-    """Spool the request's document; on any failure the job is aborted, never left dangling."""
-    job.compression = _compression(call, takes_data=True)
+    """Spool a Send-Document's document; on any failure the job (whose id the client holds
+    since Create-Job) is aborted, never left dangling."""
     done = False
     try:
-        await receive_document(call.system, job, call.document)
+        await _spool_document(call, job)
         done = True
     except IppError as error:
-        job.apply(JobEvent.ABORT, "compression-error" if error.status in (
-            Status.CLIENT_ERROR_COMPRESSION_ERROR,) else "aborted-by-system",
-                  message=error.message)
-        call.system.job_finished(job)
+        _abort(call, job, "compression-error" if error.status in (
+            Status.CLIENT_ERROR_COMPRESSION_ERROR,) else "aborted-by-system", error.message)
         raise
     finally:
         if not done and not job.state.is_terminal:  # the client went away mid-document
-            job.apply(JobEvent.ABORT, "submission-interrupted",
-                      message="The client stopped sending the document.")
-            call.system.job_finished(job)
+            _abort(call, job, "submission-interrupted",
+                   "The client stopped sending the document.")
             log.info("printer %s: job %d: submission interrupted", job.printer, job.id)
 
 
@@ -205,10 +259,17 @@ async def validate_job(call: Call) -> Reply:
 async def print_job(call: Call) -> Reply:
     reply, template = _check_job_request(call, takes_data=True)
     job = _new_job(call, template)
-    await _receive_into(call, job)
-    if job.format_detected:
-        reply = _check_document_format(call, job, reply, job.format_detected, call.job_group())
-    call.system.queue_job(job)
+    with _discarded_unless_committed(call, job) as commit:
+        await _spool_document(call, job)
+        if job.format_detected:
+            reply = _check_document_format(call, job, reply, job.format_detected,
+                                           call.job_group())
+        # Encoded before the job is queued, so that once it is, answering cannot fail (the
+        # final answer differs only in job-state, which always encodes).
+        _job_reply(call, Reply(reply.status, reply.message, list(reply.unsupported),
+                               list(reply.groups)), job)
+        call.system.queue_job(job)
+        commit.done = True
     return _job_reply(call, reply, job)
 
 
@@ -216,7 +277,11 @@ async def print_job(call: Call) -> Reply:
 async def create_job(call: Call) -> Reply:
     reply, template = _check_job_request(call, takes_data=False)
     job = _new_job(call, template)
-    return _job_reply(call, reply, job)
+    with _discarded_unless_committed(call, job) as commit:
+        call.system.save(job)  # with what _new_job set after create_job stored the record
+        reply = _job_reply(call, reply, job)
+        commit.done = True
+    return reply
 
 
 @handles(Operation.SEND_DOCUMENT)
@@ -230,17 +295,22 @@ async def send_document(call: Call) -> Reply:
     if not (job.state is JobState.PENDING_HELD and "job-incoming" in job.reasons):
         raise NotPossible(f"job {job.id} is not waiting for documents")
     fmt = _document_format(call, call.require_printer())
+    document_name = _name(call, "document-name", job.document_name)
     if job.has_document:
         raise IppError(Status.SERVER_ERROR_MULTIPLE_DOCUMENT_JOBS_NOT_SUPPORTED,
                        f"job {job.id} already has its one document")
     job.document_format = fmt
-    job.document_name = _text(call.attr("document-name"), "document-name", job.document_name)
+    job.document_name = document_name
     await _receive_into(call, job)
     reply = Reply()
     if job.document_bytes == 0 and not last:
         job.has_document = False  # an empty non-final Send-Document carries nothing
     elif job.has_document:
-        reply = _check_document_format(call, job, reply, job.format_detected or fmt, [])
+        try:
+            reply = _check_document_format(call, job, reply, job.format_detected or fmt, [])
+        except IppError as error:
+            _abort(call, job, "aborted-by-system", error.message)
+            raise
     if last:
         _close(call, job)
     else:
@@ -250,8 +320,7 @@ async def send_document(call: Call) -> Reply:
 
 def _close(call: Call, job: Job) -> None:
     if not job.has_document:
-        job.apply(JobEvent.ABORT, "aborted-by-system", message="The job has no document.")
-        call.system.job_finished(job)
+        _abort(call, job, "aborted-by-system", "The job has no document.")
         return
     call.system.queue_job(job)
 
@@ -276,8 +345,8 @@ async def cancel_job(call: Call) -> Reply:
 @handles(Operation.CANCEL_MY_JOBS)
 async def cancel_my_jobs(call: Call) -> Reply:
     printer = call.require_printer()
-    ids = call.attr("job-ids")
-    wanted = {int(v) for v in ids.plain if isinstance(v, int)} if ids is not None else None
+    ids = call.value("job-ids", _job_ids)
+    wanted = set(ids) if ids is not None else None
     mine = [j for j in call.system.jobs_of(printer)
             if j.user == call.user and not j.state.is_terminal
             and (wanted is None or j.id in wanted)]
@@ -314,27 +383,16 @@ async def release_job(call: Call) -> Reply:
 async def get_job_attributes(call: Call) -> Reply:
     job = target_job(call)
     requested = requested_attributes(call, ("all",))
-    attrs = select(job_attributes(call.system, job, call.printer_uri()), requested)
-    return Reply(groups=[(GroupTag.JOB, list(attrs))])
+    encoded = encoded_job_attributes(call.system, job, call.printer_uri(), requested)
+    if encoded is None:
+        raise IppError(Status.SERVER_ERROR_INTERNAL_ERROR,
+                       f"the stored record of job {job.id} cannot be read")
+    return Reply(groups=[(GroupTag.JOB, list[Attribute | bytes](encoded))])
 
 
 def _which_jobs(call: Call) -> tuple[JobState, ...]:
-    attr = call.attr("which-jobs")
-    if attr is None:
-        return WHICH_STATES["not-completed"]
-    if attr.tag != T.KEYWORD or len(attr.values) != 1 or attr.value not in WHICH_STATES:
-        raise IppError(UNSUPPORTED, f"which-jobs {attr.plain!r} is not supported", [attr])
-    return WHICH_STATES[str(attr.value)]
-
-
-def _positive(call: Call, name: str) -> int | None:
-    attr = call.attr(name)
-    if attr is None:
-        return None
-    if attr.tag != T.INTEGER or len(attr.values) != 1 or not (
-            isinstance(attr.value, int) and attr.value > 0):
-        raise IppError(UNSUPPORTED, f"{name} must be one integer above 0", [attr])
-    return attr.value
+    which = call.value("which-jobs", partial(values.single_keyword, allowed=WHICH_STATES))
+    return WHICH_STATES[which or "not-completed"]
 
 
 @handles(Operation.GET_JOBS)
@@ -342,9 +400,9 @@ async def get_jobs(call: Call) -> Reply:
     printer = call.require_printer()
     states = _which_jobs(call)
     my_jobs = _boolean(call, "my-jobs") or False
-    limit, first = _positive(call, "limit"), _positive(call, "first-index") or 1
-    ids_attr = call.attr("job-ids")
-    ids = {v for v in ids_attr.plain if isinstance(v, int)} if ids_attr is not None else None
+    limit, first = call.value("limit", _positive), call.value("first-index", _positive) or 1
+    ids_sent = call.value("job-ids", _job_ids)
+    ids = set(ids_sent) if ids_sent is not None else None
     requested = requested_attributes(call, ("job-id", "job-uri"))
     jobs = [j for j in call.system.jobs_of(printer) if j.state in states
             and (not my_jobs or j.user == call.user) and (ids is None or j.id in ids)]
@@ -354,7 +412,9 @@ async def get_jobs(call: Call) -> Reply:
     if limit is not None:
         jobs = jobs[:limit]
     uri = call.printer_uri()
-    groups: list[tuple[GroupTag, list[Attribute | bytes]]] = [
-        (GroupTag.JOB, list(select(job_attributes(call.system, j, uri), requested)))
-        for j in jobs]
+    groups: list[tuple[GroupTag, list[Attribute | bytes]]] = []
+    for job in jobs:
+        encoded = encoded_job_attributes(call.system, job, uri, requested)
+        if encoded is not None:  # a record that cannot be listed was logged, not answered
+            groups.append((GroupTag.JOB, list[Attribute | bytes](encoded)))
     return Reply(groups=groups)

@@ -6,13 +6,15 @@ import logging
 import time
 from collections.abc import Set
 from dataclasses import dataclass
+from functools import partial
 
 from drivers.filters import planner
 from gateway.core.printer import Printer
-from gateway.errors import IppError
-from gateway.ipp.enums import GroupTag, Operation, Status, ValueTag
+from gateway.ipp.enums import GroupTag, Operation, ValueTag
 from gateway.ipp.model import Attribute
 from gateway.ipp.writer import encode_attribute
+from gateway.ratelimit import CLIENT_LOG_LIMITER, client_key
+from gateway.server import values
 from gateway.server.attributes import (
     IDENTIFY_ACTIONS,
     addressed_attributes,
@@ -21,7 +23,7 @@ from gateway.server.attributes import (
     media_col_database,
     static_attributes,
 )
-from gateway.server.operations import Call, Reply, handles, requested_attributes
+from gateway.server.operations import Call, Reply, handles, printable, requested_attributes
 
 log = logging.getLogger("gateway.ipp")
 T = ValueTag
@@ -104,10 +106,7 @@ def _wanted(requested: Set[str]) -> tuple[bool, bool, bool]:
 async def get_printer_attributes(call: Call) -> Reply:
     printer = call.require_printer()
     requested = requested_attributes(call, ("all",))
-    fmt = call.attr("document-format")
-    if fmt is not None and (fmt.tag != T.MIME_MEDIA_TYPE or len(fmt.values) != 1):
-        raise IppError(Status.CLIENT_ERROR_ATTRIBUTES_OR_VALUES_NOT_SUPPORTED,
-                       "document-format must be one mimeMediaType", [fmt])
+    call.value("document-format", values.single_mime_type)
     cache = cache_for(printer)
     description = _wanted(requested)[0]
     items: list[Attribute | bytes] = [cache.selection(
@@ -132,13 +131,10 @@ async def resume_printer(call: Call) -> Reply:
 @handles(Operation.IDENTIFY_PRINTER)
 async def identify_printer(call: Call) -> Reply:
     printer = call.require_printer()
-    actions = call.attr("identify-actions")
-    if actions is not None and (actions.tag != T.KEYWORD or any(
-            v not in IDENTIFY_ACTIONS for v in actions.plain)):
-        raise IppError(Status.CLIENT_ERROR_ATTRIBUTES_OR_VALUES_NOT_SUPPORTED,
-                       "identify-actions supports only " + ", ".join(IDENTIFY_ACTIONS), [actions])
-    message = call.attr("message")
-    chosen = actions.plain if actions is not None else ["sound"]
-    log.info("printer %s: identify requested by %s (%s)%s", printer.name, call.user,
-             ", ".join(map(str, chosen)), f": {message.value!s}" if message is not None else "")
+    actions = call.value("identify-actions", partial(values.keywords, allowed=IDENTIFY_ACTIONS))
+    message = call.value("message", partial(values.single_text, max_octets=127))
+    CLIENT_LOG_LIMITER.log(
+        log, logging.INFO, client_key(call.endpoint.client),
+        "printer %s: identify requested by %s (%s)%s", printer.name, printable(call.user),
+        ", ".join(actions or ["sound"]), f": {printable(message)}" if message else "")
     return Reply()

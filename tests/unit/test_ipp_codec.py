@@ -341,6 +341,17 @@ def test_repeated_groups_and_response_status_code() -> None:
     assert encode_message(message) == wire
 
 
+@pytest.mark.parametrize(("wire_id", "request_id"), [
+    ("7fffffff", 2**31 - 1), ("80000000", -(2**31)), ("ffffffff", -1)])
+def test_request_id_is_signed_both_ways(wire_id: str, request_id: int) -> None:
+    # RFC 8010 3.1.1: a signed integer. Read as it is written, so that an answer can echo
+    # any request-id a request carried (issue 9: 2^31 was read unsigned, written signed).
+    wire = bytes.fromhex(f"0200 000b {wire_id}") + b"\x01" + entry(0x47, "c", b"x") + b"\x03"
+    message, _ = decode_message(wire)
+    assert message.request_id == request_id
+    assert encode_message(message) == wire
+
+
 def test_semantic_oddities_are_left_to_the_dispatcher() -> None:
     # version 9.9, request-id 0, job group before operation group: well formed, so accepted
     wire = bytes.fromhex("0909 0002 00000000") + b"\x02\x01" + entry(0x47, "c", b"x") + b"\x03"
@@ -383,4 +394,4 @@ def test_writer_rejects_bad_structure() -> None:
     with pytest.raises(ValueError):
         encode_message(Message((2, 0), 0x0B, 1, [Group(GroupTag.END)]))
     with pytest.raises(ValueError):
-        encode_message(Message((2, 0), 0x0B, -1))
+        encode_message(Message((2, 0), 0x0B, 2**31))

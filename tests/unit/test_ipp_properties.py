@@ -90,7 +90,7 @@ MESSAGES = st.builds(
     Message,
     st.tuples(st.integers(0, 255), st.integers(0, 255)),
     st.integers(0, 0xFFFF),
-    st.integers(0, 0xFFFFFFFF),
+    INT32,  # request-id is signed on the wire
     st.lists(GROUPS, max_size=3),
 )
 DOCUMENTS = st.binary(max_size=64)
