@@ -4,15 +4,21 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-runtime
 ARGS ?=
 
 .PHONY: all run test check lint typecheck pytest peers runtime-deps bench clean
 
 all: test
 
-$(STAMP): pyproject.toml setup.py drivers/filters/_rastercodec.c
+# `make run` installs the gateway and what it needs to run; `make test` adds the test tools.
+$(RUN_STAMP): pyproject.toml setup.py drivers/filters/_rastercodec.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
@@ -20,7 +26,7 @@ $(STAMP): pyproject.toml setup.py drivers/filters/_rastercodec.c
 runtime-deps:
 	@bash scripts/install-runtime.sh
 
-run: $(STAMP) runtime-deps
+run: $(RUN_STAMP) runtime-deps
 	$(BIN)/ipp-gateway run $(ARGS)
 
 # The real peers the tests talk to: ipptool, cupsd, BSD lpd, p910nd, Ghostscript, wrk.

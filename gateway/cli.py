@@ -1,25 +1,26 @@
-"""The command line: `ipp-gateway run | check-config | devices | probe`."""
+"""The command line: `ipp-gateway run | check-config | devices | probe` and the everyday
+actions on a running gateway (`jobs`, `cancel`, `hold`, `release`, `pause`, `resume`,
+`status`: gateway.ctl)."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import logging
 import signal
-import socket
 import sys
 from pathlib import Path
 
 import trio
 
-from gateway import logs
+from gateway import ctl, logs
 from gateway.config import (
     Config,
     ConfigError,
     load_config,
     parse_listen,
     parse_printer_arg,
+    parse_user,
 )
 
 log = logging.getLogger("gateway")
@@ -34,14 +35,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--listen", action="append", default=[], metavar="HOST:PORT",
                      help="address to listen on (repeatable; default *:8631)")
     run.add_argument("--spool", type=Path, help="spool directory")
-    run.add_argument("--printer", action="append", default=[], metavar="NAME=DEVICE_URI",
-                     help="a printer (repeatable; replaces the config's printers)")
+    run.add_argument("--printer", action="append", default=[],
+                     metavar="NAME=DEVICE_URI[,driver=D]",
+                     help="a printer (repeatable; replaces the config's printers); the driver "
+                          "defaults to raw, which passes application/octet-stream only")
+    run.add_argument("--user", help="when started as root, the account to run as after "
+                                    "binding the ports (default lp; root keeps root)")
     run.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file", type=Path)
     commands.add_parser("devices", help="list attached USB printers and serial ports")
     probe = commands.add_parser("probe", help="connect to a device and report its status")
     probe.add_argument("uri")
+    ctl.add_commands(commands)
     return parser
 
 
@@ -58,41 +64,35 @@ def config_from_args(args: argparse.Namespace) -> Config:
         if len(set(names)) != len(names):
             raise ConfigError("--printer: printer names must be unique")
         changes["printers"] = printers
+    if args.user is not None:
+        changes["user"] = parse_user(args.user, "--user")
     if args.log_level:
         changes["log_level"] = args.log_level
     return dataclasses.replace(config, **changes)  # type: ignore[arg-type]
 
 
-async def serve(config: Config) -> None:
-    from drivers.filters import accel
-    from gateway.core.system import System
-    from gateway.server.http import HttpLimits
-    from gateway.server.ipp_endpoint import IppApp
-    from gateway.server.listener import serve_http
+async def serve(config: Config, args: argparse.Namespace) -> None:
+    from gateway import preload, startup
+    from gateway.privileges import PrivilegeError, drop_privileges
+    from gateway.service import Gateway
 
-    system = System(config)
-    app = IppApp(system)
-    limits = HttpLimits(read_timeout=config.read_timeout)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(system.run)
-        bound = await nursery.start(
-            functools.partial(serve_http, limits=limits), app,
-            [(a.host, a.port) for a in config.listen])
-        host = socket.gethostname()
-        port = bound[0][1]
-        for printer in system.printers.values():
-            log.info("printer %s: ipp://%s:%d%s -> %s (driver %s)", printer.name, host, port,
-                     system.printer_path(printer), printer.device_uri.redacted(),
-                     printer.driver.name)
-        log.info("default printer: ipp://%s:%d/ipp/print (spool %s)", host, port, config.spool)
-        log.info("raster codec: %s", "C (drivers.filters._rastercodec)" if accel.ACCELERATED
-                 else "pure Python (the C extension is not built, or IPP_GATEWAY_PURE_PYTHON)")
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            async for signum in signals:
-                log.info("received %s: stopping; pending jobs stay in the spool",
-                         signal.Signals(signum).name)
-                nursery.cancel_scope.cancel()
-                break
+    account = startup.target_account(config)
+    startup.prepare_log_file(config.log_file, account)
+    lock = startup.prepare_spool(config, account)
+    try:
+        listeners = await startup.open_listeners(config.listen)
+        if account is not None:
+            preload.import_everything()
+            try:
+                drop_privileges(account)
+            except PrivilegeError as exc:
+                raise startup.StartupError(str(exc)) from None
+            log.info("ports bound; running as user %s (uid %d)", account.name, account.uid)
+            if (warning := preload.unreadable_installation()) is not None:
+                log.warning("%s", warning)
+        await Gateway(config, lambda: config_from_args(args), lock, listeners).run()
+    finally:
+        lock.release()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,17 +109,33 @@ def main(argv: list[str] | None = None) -> int:
         from drivers.__main__ import main as drivers_main
 
         return drivers_main([args.command] + ([args.uri] if args.command == "probe" else []))
+    if args.command in ctl.COMMANDS:
+        return ctl.run(args)
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    # Until the signal receiver is up, a SIGHUP (a reload sent too early) must not kill us.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         config = config_from_args(args)
     except ConfigError as exc:
         print(f"ipp-gateway: {exc}", file=sys.stderr)
         return 2
-    logs.configure(config.log_level)
-    failed = False
     try:
-        trio.run(serve, config)
-    except* OSError as group:  # e.g. the port is taken: say so in one line, no traceback
-        for error in group.exceptions:
-            log.error("cannot start: %s", error)
-        failed = True
-    return 1 if failed else 0
+        logs.configure(config.log_level, config.log_file)
+    except OSError as exc:
+        print(f"ipp-gateway: server.log_file {config.log_file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    from gateway.startup import StartupError
+
+    failures: list[BaseException] = []
+    try:
+        trio.run(serve, config, args)
+    except* StartupError as group:
+        failures.extend(group.exceptions)
+    for error in failures:
+        log.error("cannot start: %s", error)
+        if config.log_file is not None:
+            print(f"ipp-gateway: cannot start: {error}", file=sys.stderr)
+    return 1 if failures else 0

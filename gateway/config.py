@@ -13,11 +13,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from drivers.driver import MEDIA_SIZES, driver_names, get_driver, pjl_drivers
+from drivers.driver import (
+    MEDIA_SIZES,
+    RAW_PASSTHROUGH_FORMATS,
+    driver_names,
+    get_driver,
+    pjl_drivers,
+)
 from drivers.errors import UriError
+from drivers.transport import check_device_uri
 from drivers.uri import DeviceUri
 
 DEFAULT_PORT = 8631
+DEFAULT_USER = "lp"  # Debian's printing account: owns /dev/usb/lp* (group lp), no login
+# The driver of the built-in default printer: a converting one, so that what lands in the
+# output directory is what a legacy printer would get (PostScript, viewable anywhere).
+DEFAULT_PRINTER_DRIVER = "postscript"
+USER_PATTERN = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}\$?$")
+# What `--printer NAME=URI,KEY=VALUE...` may set after the URI.
+PRINTER_ARG_KEYS = ("driver", "formats")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,126}$")
 
 
@@ -50,6 +64,8 @@ class PrinterConfig:
     duplex: bool | None = None
     pjl: bool | None = None  # wrap PCL 5 / PostScript jobs in PJL; None = the driver's default
     status_interval: float = 30.0  # seconds between device status queries while idle; 0 = off
+    # raw only: the formats passed through as they are (document-format-supported)
+    formats: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -62,6 +78,10 @@ class Config:
     max_job_bytes: int = 1 << 30
     read_timeout: float = 30.0
     multiple_operation_timeout: int = 120
+    # The account the gateway runs as once its ports are bound, when started as root; ""
+    # means DEFAULT_USER. "root" keeps root (warned about at start).
+    user: str = ""
+    log_file: Path | None = None  # rotated at LOG_FILE_BYTES; None = standard error
     source: str = "built-in default"
 
 
@@ -73,7 +93,8 @@ def default_spool() -> Path:
 
 
 def default_printer(spool: Path) -> PrinterConfig:
-    return PrinterConfig(name="default", device_uri=f"file://{spool / 'output' / 'default'}/")
+    return PrinterConfig(name="default", device_uri=f"file://{spool / 'output' / 'default'}/",
+                         driver=DEFAULT_PRINTER_DRIVER)
 
 
 def parse_listen(text: str, key: str) -> ListenAddress:
@@ -88,10 +109,33 @@ def parse_listen(text: str, key: str) -> ListenAddress:
 
 
 def parse_printer_arg(text: str, key: str = "--printer") -> PrinterConfig:
-    name, sep, uri = text.partition("=")
+    """`NAME=DEVICE_URI[,driver=D][,formats=TYPE[,TYPE...]]`.
+
+    The settings start at the first `,driver=` or `,formats=`: a device URI may itself hold
+    commas (`lpd://h/q?order=data,control`), never those. A `formats` list goes on over the
+    following commas up to the next `KEY=`."""
+    name, sep, rest = text.partition("=")
     if not sep:
-        raise ConfigError(f"{key}: {text!r} is not NAME=DEVICE_URI")
-    return _printer({"name": name, "device": uri}, key)
+        raise ConfigError(f"{key}: {text!r} is not NAME=DEVICE_URI[,driver=D]")
+    found = re.search(",({})=".format("|".join(PRINTER_ARG_KEYS)), rest)
+    uri, settings = rest, ""
+    if found is not None:
+        uri, settings = rest[: found.start()], rest[found.start() + 1 :]
+    table: dict[str, Any] = {"name": name, "device": uri}
+    current = ""
+    for part in settings.split(",") if settings else []:
+        setting, has_value, value = part.partition("=")
+        if has_value and setting in PRINTER_ARG_KEYS:
+            current = setting
+            if setting in table:
+                raise ConfigError(f"{key}: {setting}= is given twice")
+            table[setting] = [value] if setting == "formats" else value
+        elif current == "formats" and not has_value:
+            table["formats"].append(part)
+        else:
+            raise ConfigError(f"{key}: {part!r} is not one of "
+                              f"{', '.join(k + '=...' for k in PRINTER_ARG_KEYS)}")
+    return _printer(table, key)
 
 
 def load_config(path: Path) -> Config:
@@ -111,7 +155,7 @@ def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> Config:
     _only_keys(
         server,
         {"listen", "spool", "log_level", "job_history", "max_job_mb", "read_timeout",
-         "multiple_operation_timeout"},
+         "multiple_operation_timeout", "user", "log_file"},
         "server.",
     )
     listen_list = server.get("listen", [f"*:{DEFAULT_PORT}"])
@@ -130,6 +174,8 @@ def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> Config:
     timeout = _number(server.get("read_timeout", 30), "server.read_timeout", 1, 3600)
     mot = _int(server.get("multiple_operation_timeout", 120),
                "server.multiple_operation_timeout", 10, 86400)
+    user = parse_user(_str(server.get("user", ""), "server.user"), "server.user")
+    log_file = _optional_path(server.get("log_file"), "server.log_file")
     raw_printers = data.get("printer", [])
     _expect(raw_printers, list, "printer", "an array of tables ([[printer]])")
     printers = tuple(_printer(p, f"printer[{i}]") for i, p in enumerate(raw_printers))
@@ -139,14 +185,14 @@ def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> Config:
             raise ConfigError(f"printer: the name {name!r} is used twice; names must be unique")
     return Config(listen=listen, spool=spool, printers=printers, log_level=log_level,
                   job_history=history, max_job_bytes=max_mb << 20, read_timeout=timeout,
-                  multiple_operation_timeout=mot, source=source)
+                  multiple_operation_timeout=mot, user=user, log_file=log_file, source=source)
 
 
 def _printer(raw: Any, key: str) -> PrinterConfig:
     _expect(raw, dict, key, "a table")
     _only_keys(raw, {"name", "device", "driver", "info", "location", "make_and_model", "media",
                      "media_default", "resolutions", "color", "duplex", "pjl",
-                     "status_interval"},
+                     "status_interval", "formats"},
                 key + ".")
     if "name" not in raw or "device" not in raw:
         raise ConfigError(f"{key}: needs both 'name' and 'device'")
@@ -156,15 +202,11 @@ def _printer(raw: Any, key: str) -> PrinterConfig:
                           "(starting with a letter or digit)")
     device = _str(raw["device"], f"{key}.device")
     try:
-        uri = DeviceUri.parse(device)
+        check_device_uri(DeviceUri.parse(device))
     except UriError as exc:
         raise ConfigError(f"{key}.device: {exc}") from None
-    from drivers.transport import known_schemes
-
-    if uri.scheme not in known_schemes():
-        raise ConfigError(f"{key}.device: scheme {uri.scheme!r} is not one of "
-                          f"{', '.join(known_schemes())}")
     driver = _choice(raw.get("driver", "raw"), f"{key}.driver", tuple(driver_names()))
+    formats = _formats(raw.get("formats"), driver, f"{key}.formats")
     media = tuple(_choice(_str(m, f"{key}.media"), f"{key}.media", tuple(MEDIA_SIZES))
                   for m in _list(raw.get("media", []), f"{key}.media"))
     media_default = _str(raw.get("media_default", media[0] if media else ""),
@@ -185,7 +227,44 @@ def _printer(raw: Any, key: str) -> PrinterConfig:
         pjl=_pjl(raw.get("pjl"), driver, f"{key}.pjl"),
         status_interval=_number(raw.get("status_interval", 30), f"{key}.status_interval",
                                 0, 86400),
+        formats=formats,
     )
+
+
+def _formats(value: Any, driver: str, key: str) -> tuple[str, ...]:
+    """`formats`: what a raw queue passes through untouched; other drivers convert, and their
+    formats follow from what they can convert."""
+    if value is None:
+        return ()
+    if driver != "raw":
+        raise ConfigError(f"{key}: only a raw printer lists its formats; the {driver!r} driver "
+                          "accepts what it can convert")
+    listed = [_str(v, key).strip().lower() for v in _list(value, key)]
+    allowed = {fmt.lower(): fmt for fmt in RAW_PASSTHROUGH_FORMATS}
+    for fmt in listed:
+        if fmt not in allowed:
+            raise ConfigError(f"{key}: {fmt!r} is not one of {', '.join(RAW_PASSTHROUGH_FORMATS)}")
+    if not listed:
+        raise ConfigError(f"{key}: list at least one format (e.g. application/octet-stream)")
+    return tuple(dict.fromkeys(allowed[fmt] for fmt in listed))
+
+
+def parse_user(name: str, key: str) -> str:
+    if name and not USER_PATTERN.match(name):
+        raise ConfigError(f"{key}: {name!r} is not a user name")
+    return name
+
+
+def _optional_path(value: Any, key: str) -> Path | None:
+    if value is None:
+        return None
+    text = _str(value, key)
+    if not text:
+        return None
+    path = Path(text)
+    if not path.is_absolute():
+        raise ConfigError(f"{key}: {text!r} must be an absolute path")
+    return path
 
 
 def _pjl(value: Any, driver: str, key: str) -> bool | None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from drivers.driver import Capabilities, Driver, get_driver
+from drivers.driver import Capabilities, Driver, get_driver, raw_command_set
 from drivers.errors import ConversionError, DriverError, Outcome
 from drivers.filters.planner import family
 from drivers.filters.stage import Progress
@@ -57,6 +57,9 @@ def capabilities_for(driver: Driver, config: PrinterConfig) -> Capabilities:
         changes["duplex"] = config.duplex
     if config.pjl is not None:
         changes["command_set"] = caps.with_pjl(config.pjl).command_set
+    if config.formats:  # a raw queue passes exactly these through
+        changes["document_formats"] = config.formats
+        changes["command_set"] = raw_command_set(config.formats)
     return caps.with_changes(**changes) if changes else caps
 
 
@@ -180,10 +183,13 @@ class Printer:
         reasons = frozenset(r if r.endswith(("-report", "-warning", "-error")) else r + "-report"
                             for r in status.reasons if r != "none")
         if reasons != self.status_reasons or status.message != self.device_message:
+            # A new reason is news; a message that only counts on ("no data taken for 12 s")
+            # would otherwise write a line a second for as long as a job stalls.
+            level = logging.INFO if reasons != self.status_reasons else logging.DEBUG
             job = f"job {self.current_job.id}: " if self.current_job is not None else ""
-            log.info("printer %s: %sdevice status: %s%s", self.name, job,
-                     ", ".join(sorted(reasons)) or "none",
-                     f" ({status.message})" if status.message else "")
+            log.log(level, "printer %s: %sdevice status: %s%s", self.name, job,
+                    ", ".join(sorted(reasons)) or "none",
+                    f" ({status.message})" if status.message else "")
             self.state_changed_at = time.time()
         self.status_reasons, self.device_message = reasons, status.message
         self._status_from_job = job_transport is not None
@@ -253,9 +259,14 @@ class Printer:
                 self._job_done(job)
         except DriverError as failure:
             retry = self._apply_failure(job, failure)
-        except Exception:  # a bug: log at the job boundary and keep the server up
-            log.exception("printer %s: job %d: internal error while printing", self.name, job.id)
-            job.apply(JobEvent.ABORT, "aborted-by-system", message="Internal error.")
+        except Exception as exc:  # a bug: log at the job boundary and keep the server up
+            if job.state.is_terminal:  # canceled meanwhile: its document may be gone already
+                log.info("printer %s: job %d: %s while printing (%s)", self.name, job.id,
+                         job.state.name.lower(), type(exc).__name__)
+            else:
+                log.exception("printer %s: job %d: internal error while printing", self.name,
+                              job.id)
+                job.apply(JobEvent.ABORT, "aborted-by-system", message="Internal error.")
         finally:
             self._job_scope = None
             self.current_job = None
@@ -274,8 +285,11 @@ class Printer:
         fmt = job.format_detected or job.document_format
         options = print_options(job)
         raw = family(self.driver) == "raw"
+        # Only a raw document leaves the copies to the device (LPD print lines); converted
+        # data already carries them (&l#X, /NumCopies, or the document sent n times).
         info = JobInfo(job_id=job.id, job_name=job.name, user=job.user, document_format=fmt,
-                       copies=options.copies, host=socket.gethostname()[:31] or "ipp-gateway",
+                       copies=options.copies if raw else 1,
+                       host=socket.gethostname()[:31] or "ipp-gateway",
                        data_length=job.document_bytes if raw else None)
         job.impressions_completed = job.sheets_completed = job.bytes_sent = 0
         sides = 2 if options.duplex else 1

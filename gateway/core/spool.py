@@ -3,7 +3,10 @@
 Layout under the spool directory:
   jobs/00042.json   the job record (write to .tmp, fsync, rename, fsync the directory)
   jobs/00042.doc    the document as received (decompressed)
-  system.json       the system UUID (printer UUIDs derive from it, stable across restarts)
+  system.json       the system UUID (printer UUIDs derive from it, stable across restarts) and
+                    the job-id mark: ids below it may have been handed out, so a restart never
+                    hands them out again, even after every record was trimmed
+  gateway.lock      held (flock) by the one gateway using this spool (core.spool_lock)
   printers.json     what an operator set on a printer that must outlive a restart (paused)
 """
 
@@ -46,13 +49,34 @@ class Spool:
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
 
     def system_uuid(self) -> uuid.UUID:
-        path = self.root / "system.json"
+        record = self._system_record()
         try:
-            return uuid.UUID(json.loads(path.read_text())["uuid"])
-        except (OSError, ValueError, KeyError, TypeError):
+            return uuid.UUID(record["uuid"])
+        except (ValueError, KeyError, TypeError, AttributeError):
             value = uuid.uuid4()
-            write_atomically(path, json.dumps({"uuid": str(value)}).encode())
+            self._write_system_record({**record, "uuid": str(value)})
             return value
+
+    def job_id_mark(self) -> int:
+        """The first job-id never handed out by an earlier run (1 on a new spool)."""
+        mark = self._system_record().get("job_id_mark", 1)
+        return mark if isinstance(mark, int) and not isinstance(mark, bool) and mark > 0 else 1
+
+    def save_job_id_mark(self, mark: int) -> None:
+        self._write_system_record({**self._system_record(), "job_id_mark": mark})
+
+    def _system_record(self) -> dict[str, Any]:
+        try:
+            record = json.loads((self.root / "system.json").read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            log.error("spool: ignoring unreadable system.json (%s)", exc)
+            return {}
+        return record if isinstance(record, dict) else {}
+
+    def _write_system_record(self, record: dict[str, Any]) -> None:
+        write_atomically(self.root / "system.json", json.dumps(record).encode())
 
     def paused_printers(self) -> set[str]:
         try:

@@ -19,6 +19,7 @@ log = logging.getLogger("gateway.system")
 
 PRINT_PATH = "/ipp/print"
 WATCHDOG_PERIOD = 5.0
+JOB_ID_BLOCK = 100  # job-ids reserved on disk at a time (one system.json write per block)
 
 
 class System:
@@ -35,8 +36,11 @@ class System:
             printer_uuid = str(uuid.uuid5(self.uuid, "printer:" + printer_config.name))
             self.printers[printer_config.name] = Printer(self, printer_config, printer_uuid)
         self.jobs: dict[int, Job] = {}
+        # Jobs of printers that are not configured (renamed, removed, or a --printer run):
+        # kept on disk untouched, never printed or trimmed, back when their printer is.
+        self.orphans: dict[int, Job] = {}
         self.jobs_revision = 0  # bumped on every job change: lets readers cache what they derive
-        self.next_job_id = 1
+        self.next_job_id = self._job_id_mark = self.spool.job_id_mark()
         self._load_jobs()
 
     # -- lookup --------------------------------------------------------------------------
@@ -68,22 +72,36 @@ class System:
 
     def _load_jobs(self) -> None:
         for job in self.spool.load_all():
+            self.next_job_id = max(self.next_job_id, job.id + 1)
             if job.printer not in self.printers:
-                log.warning("spool: job %d belongs to unknown printer %r; dropped", job.id,
-                            job.printer)
-                self.spool.delete(job.id)
+                self.orphans[job.id] = job
                 continue
             if job.state in (JobState.PROCESSING, JobState.PROCESSING_STOPPED):
                 job.apply(JobEvent.REQUEUE, "job-queued", message="Resumed after a restart.")
                 self.spool.save(job)
                 log.info("printer %s: job %d: resumed after restart", job.printer, job.id)
             self.jobs[job.id] = job
-            self.next_job_id = max(self.next_job_id, job.id + 1)
+        self._report_orphans()
         self._trim_history()
+
+    def _report_orphans(self) -> None:
+        by_printer: dict[str, list[Job]] = {}
+        for job in self.orphans.values():
+            by_printer.setdefault(job.printer, []).append(job)
+        for printer, jobs in sorted(by_printer.items()):
+            waiting = sum(1 for j in jobs if not j.state.is_terminal)
+            log.warning("spool: printer %r is not configured; its %d job(s) (%d not finished: "
+                        "%s) are kept and print when it is configured again; "
+                        "'ipp-gateway jobs --purge-orphans' deletes them", printer, len(jobs),
+                        waiting, ", ".join(str(j.id) for j in jobs[:20])
+                        + (", ..." if len(jobs) > 20 else ""))
 
     def create_job(self, printer: Printer, *, name: str, user: str, template: dict[str, object],
                    document_format: str) -> Job:
         job_id = self.next_job_id
+        if job_id >= self._job_id_mark:  # on disk before the id is handed out
+            self._job_id_mark = job_id + JOB_ID_BLOCK
+            self.spool.save_job_id_mark(self._job_id_mark)
         self.next_job_id += 1
         job = Job(id=job_id, printer=printer.name, uuid=f"urn:uuid:{uuid.uuid4()}", name=name,
                   user=user, template=dict(template), document_format=document_format)
@@ -129,16 +147,27 @@ class System:
             self.spool.delete_document(job.id)
             self._trim_history()
 
+    def close(self) -> None:
+        """A clean stop: the next run goes on at the next job-id, not at the reserved mark
+        (after a crash it starts at the mark, skipping ids that may have been handed out)."""
+        if self.next_job_id != self._job_id_mark:
+            self._job_id_mark = self.next_job_id
+            self.spool.save_job_id_mark(self.next_job_id)
+
     def discard_job(self, job: Job, why: str) -> None:
         """Forget a job whose creating request failed: the client was told so and holds no
         job-id, so nothing of it may stay queued or listed."""
         if self.printers.get(job.printer) is not None:
             self.printers[job.printer].cancel_current(job)
         self.jobs.pop(job.id, None)
-        self.spool.delete(job.id)
         self.jobs_revision += 1
         log.info("printer %s: job %d: discarded, its request failed (%s)", job.printer, job.id,
                  why)
+        try:
+            self.spool.delete(job.id)
+        except OSError as exc:  # the spool failing is often why the request failed
+            log.error("printer %s: job %d: spool: cannot delete its files (%s)", job.printer,
+                      job.id, exc.strerror)
 
     def _trim_history(self) -> None:
         done = [j for j in self.jobs.values() if j.state.is_terminal]

@@ -32,6 +32,13 @@ from tests.peers.procs import LOOPBACK, free_port, spawn_logged, stop_process, w
 START_TIMEOUT = 15.0
 CONFIG_NAME = "gateway.toml"
 LOG_NAME = "gateway.log"
+# What the tests' raw queues pass through: every format the pipeline tests send. (A raw queue
+# passes only application/octet-stream unless its config lists more.)
+RAW_TEST_FORMATS = ("application/pdf", "application/postscript", "image/jpeg", "image/png",
+                    "image/pwg-raster", "image/urf", "text/plain", "application/octet-stream")
+# As root the gateway hands itself to `lp` after binding; the tests' work directories are
+# root's (0700 under /tmp/pytest-of-root), so they keep root unless a test asks otherwise.
+TEST_USER = "root" if os.geteuid() == 0 else None
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,7 @@ class PrinterTable:
             "name": self.name, "device": device, "driver": self.driver,
             "status_interval": self.status_interval, "resolutions": self.resolutions,
             "color": self.color, "duplex": self.duplex, "media": self.media, "pjl": self.pjl,
+            "formats": RAW_TEST_FORMATS if self.driver == "raw" else None,
             **self.extra}
         return {key: value for key, value in keys.items() if value is not None and value != ()}
 
@@ -78,12 +86,15 @@ def _toml_value(value: object) -> str:
 
 
 def write_config(workdir: Path, port: int, printers: Sequence[PrinterTable], *,
-                 log_level: str = "debug") -> Path:
+                 log_level: str = "debug", user: str | None = TEST_USER) -> Path:
     """`workdir/gateway.toml`: listen on `port`, spool and output under `workdir`."""
     spool = workdir / "spool"
     spool.mkdir(parents=True, exist_ok=True)
     lines = ["[server]", f"listen = {_toml_value((f'{LOOPBACK}:{port}',))}",
-             f"spool = {_toml_value(str(spool))}", f"log_level = {_toml_value(log_level)}", ""]
+             f"spool = {_toml_value(str(spool))}", f"log_level = {_toml_value(log_level)}"]
+    if user is not None:
+        lines.append(f"user = {_toml_value(user)}")
+    lines.append("")
     for printer in printers:
         lines.append("[[printer]]")
         lines += [f"{key} = {_toml_value(value)}"
@@ -195,12 +206,15 @@ def gateway_argv(
 ) -> list[str]:
     # A --config names its own printers; --printer would replace them all.
     printer = [] if "--config" in extra_args and "[[printer]]" in _config_text(extra_args) else [
-        "--printer", f"{printer_name}={output_dir.as_uri()}/"]
+        "--printer",
+        f"{printer_name}={output_dir.as_uri()}/,driver=raw,formats={','.join(RAW_TEST_FORMATS)}"]
+    user = ["--user", TEST_USER] if TEST_USER is not None and "--user" not in extra_args else []
     return [
         sys.executable, "-m", "gateway", "run",
         "--listen", f"{LOOPBACK}:{port}",
         "--spool", str(spool),
         *printer,
+        *user,
         *extra_args,
     ]
 
@@ -256,3 +270,17 @@ def _launch(argv: list[str], port: int, workdir: Path, printer_name: str,
         if not answered:
             stop_process(proc)
     return GatewayProcess(proc, port, workdir, printer_name, printers)
+
+
+def start_command_line(workdir: Path, args: Sequence[str], *, printer_name: str = "default",
+                       as_test_user: bool = True,
+                       timeout: float = START_TIMEOUT) -> GatewayProcess:
+    """`python -m gateway run --listen 127.0.0.1:PORT --spool workdir/spool ARGS` exactly as a
+    person would type it (no raw formats added), and wait until it answers. As root it runs
+    as root (`--user root`) unless `as_test_user` is False: then it hands itself to lp."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    user = ["--user", TEST_USER] if as_test_user and TEST_USER is not None else []
+    argv = [sys.executable, "-m", "gateway", "run", "--listen", f"{LOOPBACK}:{port}",
+            "--spool", str(workdir / "spool"), *user, *args]
+    return _launch(argv, port, workdir, printer_name, (), timeout)

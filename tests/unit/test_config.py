@@ -50,7 +50,7 @@ def test_good_config(tmp_path: Path) -> None:
     ({"printer": [{"name": "a"}]}, "printer[0]: needs both 'name' and 'device'"),
     ({"printer": [{"name": "a b", "device": "file:///x"}]}, "printer[0].name: 'a b'"),
     ({"printer": [{"name": "a", "device": "gopher://x"}]},
-     "printer[0].device: scheme 'gopher' is not one of"),
+     "printer[0].device: device URI 'gopher://x': no transport for scheme 'gopher' (known: "),
     ({"printer": [{"name": "a", "device": "file:///x", "driver": "zz"}]},
      "printer[0].driver: 'zz' is not one of"),
     ({"printer": [{"name": "a", "device": "file:///x", "media": ["b7"]}]},

@@ -1,0 +1,163 @@
+"""The running gateway: one System behind the HTTP listeners, its signals, and reloads.
+
+SIGTERM and SIGINT stop it (pending jobs stay in the spool). SIGHUP re-reads the configuration
+and restarts the System in-process on the same listeners: requests in flight finish first, a
+job being printed is stopped and requeued (as after a restart), and nothing in the spool is
+lost. Settings that need the ports or the spool again (listen, spool, user) are kept until a
+real restart, with a warning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import os
+import signal
+import socket
+from collections.abc import Callable
+
+import trio
+
+from drivers.filters import accel
+from gateway import logs
+from gateway.config import Config, ConfigError
+from gateway.core.spool_lock import LockInfo, SpoolLock
+from gateway.core.system import System
+from gateway.server.http import HttpLimits
+from gateway.server.ipp_endpoint import IppApp
+from gateway.server.listener import serve_listeners
+from gateway.server.switch import SwitchableApp
+
+log = logging.getLogger("gateway")
+
+RELOAD_DRAIN_TIMEOUT = 60.0  # seconds a reload waits for requests in flight
+RESTART_ONLY = ("listen", "spool", "user")
+
+
+def public_host_name() -> str:
+    """This host as phones and laptops resolve it: `name.local` over mDNS unless it already
+    has a domain."""
+    name = socket.gethostname() or "localhost"
+    return name if "." in name else f"{name}.local"
+
+
+def local_url(host: str, port: int) -> str:
+    """A URL for the command line on this host to reach a bound address."""
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"ipp://[{host}]:{port}" if ":" in host else f"ipp://{host}:{port}"
+
+
+class Gateway:
+    def __init__(self, config: Config, reread: Callable[[], Config], lock: SpoolLock,
+                 listeners: list[trio.SocketListener]) -> None:
+        self.config = config
+        self._reread = reread
+        self._lock = lock
+        self._listeners = listeners
+        self._bound: list[tuple[str, int]] = []
+        self._system_scope = trio.CancelScope()
+        self._system_done = trio.Event()
+        self.system = System(config)
+        self.app = SwitchableApp(IppApp(self.system))
+
+    async def run(self) -> None:
+        async with trio.open_nursery() as nursery:
+            await self._start_system(nursery, self.system)
+            limits = HttpLimits(read_timeout=self.config.read_timeout)
+            self._bound = await nursery.start(
+                functools.partial(serve_listeners, limits=limits), self.app, self._listeners)
+            self._announce()
+            log.info("raster codec: %s", "C (drivers.filters._rastercodec)" if accel.ACCELERATED
+                     else "pure Python (the C extension is not built, or IPP_GATEWAY_PURE_PYTHON)")
+            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT,
+                                           signal.SIGHUP) as signals:
+                async for signum in signals:
+                    if signum == signal.SIGHUP:
+                        await self.reload(nursery)
+                        continue
+                    log.info("received %s: stopping; pending jobs stay in the spool",
+                             signal.Signals(signum).name)
+                    nursery.cancel_scope.cancel()
+                    break
+
+    async def _start_system(self, nursery: trio.Nursery, system: System) -> None:
+        scope, done = trio.CancelScope(), trio.Event()
+
+        async def run(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                      ) -> None:
+            try:
+                with scope:
+                    await system.run(task_status=task_status)
+            finally:
+                try:
+                    system.close()
+                except OSError as exc:
+                    log.error("spool: cannot record the next job-id (%s)", exc.strerror)
+                done.set()
+
+        await nursery.start(run)
+        self.system, self._system_scope, self._system_done = system, scope, done
+
+    async def _stop_system(self) -> None:
+        self._system_scope.cancel()
+        await self._system_done.wait()
+
+    async def reload(self, nursery: trio.Nursery) -> None:
+        log.info("received SIGHUP: reloading the configuration (%s)", self.config.source)
+        try:
+            new = self._reread()
+        except ConfigError as exc:
+            log.error("reload refused: %s; the running configuration stays", exc)
+            return
+        new = self._keep_restart_only_settings(new)
+        async with self.app.closed(RELOAD_DRAIN_TIMEOUT) as drained:
+            if not drained:
+                log.warning("reload postponed: %d request(s) still in flight after %g s; "
+                            "send SIGHUP again", self.app.in_flight, RELOAD_DRAIN_TIMEOUT)
+                return
+            await self._stop_system()
+            try:
+                system = System(new)
+            except OSError as exc:
+                log.error("reload failed: %s; restarting the previous configuration", exc)
+                new, system = self.config, System(self.config)
+            self.app.current = IppApp(system)
+            await self._start_system(nursery, system)
+        if (new.log_level, new.log_file) != (self.config.log_level, self.config.log_file):
+            try:
+                logs.configure(new.log_level, new.log_file)
+            except OSError as exc:
+                log.error("reload: log file %s: %s; logging stays as it was", new.log_file,
+                          exc.strerror)
+        self.config = new
+        self._announce()
+        log.info("reloaded: %d printer(s), %d job(s) in the spool", len(system.printers),
+                 len(system.jobs))
+
+    def _keep_restart_only_settings(self, new: Config) -> Config:
+        kept: dict[str, object] = {}
+        for name in RESTART_ONLY:
+            if getattr(new, name) != getattr(self.config, name):
+                log.warning("reload: server.%s changed; that takes a restart (the running "
+                            "value stays until then)", name)
+                kept[name] = getattr(self.config, name)
+        return dataclasses.replace(new, **kept) if kept else new  # type: ignore[arg-type]
+
+    def _announce(self) -> None:
+        system = self.system
+        host = public_host_name()
+        port = self._bound[0][1]
+        for printer in system.printers.values():
+            log.info("printer %s: ipp://%s:%d%s -> %s (driver %s)", printer.name, host, port,
+                     system.printer_path(printer), printer.device_uri.redacted(),
+                     printer.driver.name)
+        log.info("default printer: ipp://%s:%d/ipp/print (spool %s)", host, port,
+                 self.config.spool)
+        self._lock.update(LockInfo(
+            pid=os.getpid(),
+            urls=tuple(dict.fromkeys(local_url(h, p) for h, p in self._bound)),
+            printers=tuple(system.printers)))
