@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import errno
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 import serial
@@ -59,7 +59,7 @@ class ModemLines:
         for line in self.high:
             monkeypatch.setattr(serial.Serial, line, property(self._reader(line)))
 
-    def _reader(self, line: str) -> object:
+    def _reader(self, line: str) -> Callable[[object], bool]:
         def read(port: object) -> bool:
             self.reads[line] += 1
             if self.error is not None:
