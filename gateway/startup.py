@@ -30,6 +30,7 @@ from gateway.privileges import (
     running_as_root,
     writable_by,
 )
+from gateway.server.listener import close_listeners
 
 log = logging.getLogger("gateway")
 
@@ -153,15 +154,12 @@ async def open_listeners(listen: tuple[ListenAddress, ...]) -> list[trio.SocketL
     """Bind every listen address (while still privileged); StartupError names the one that
     failed and what to do."""
     listeners: list[trio.SocketListener] = []
-    opened = False
     try:
         for address in listen:
             listeners.extend(await _open(address))
-        opened = True
-    finally:
-        if not opened:
-            for listener in listeners:
-                await trio.aclose_forcefully(listener)
+    except StartupError:
+        await close_listeners(listeners)
+        raise
     return listeners
 
 
@@ -196,15 +194,12 @@ def _numeric_hosts(address: ListenAddress) -> list[str | None]:
 
 async def _open_on(hosts: list[str | None], port: int) -> list[trio.SocketListener]:
     listeners: list[trio.SocketListener] = []
-    opened = False
     try:
         for host in hosts:
             listeners.extend(await trio.open_tcp_listeners(port, host=host))
-        opened = True
-    finally:
-        if not opened:
-            for listener in listeners:
-                await trio.aclose_forcefully(listener)
+    except OSError:
+        await close_listeners(listeners)
+        raise
     return listeners
 
 

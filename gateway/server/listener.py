@@ -32,19 +32,15 @@ async def serve_http(
     try:
         for host, port in listen:
             listeners.extend(await _open_listeners(host, port))
-        bound = [_bound_address(listener) for listener in listeners]
-        for host, port in bound:
-            logger.info("listening on %s", format_address((host, port)))
+    except OSError:
+        await close_listeners(listeners)
+        raise
+    await serve_listeners(app, listeners, limits=limits, task_status=task_status)
 
-        async def handler(stream: trio.SocketStream) -> None:
-            await _serve_connection(stream, app, limits)
 
-        async with trio.open_nursery() as nursery:
-            await nursery.start(trio.serve_listeners, handler, listeners)
-            task_status.started(bound)
-    finally:
-        for listener in listeners:
-            await trio.aclose_forcefully(listener)
+async def close_listeners(listeners: list[trio.SocketListener]) -> None:
+    for listener in listeners:
+        await trio.aclose_forcefully(listener)
 
 
 async def _open_listeners(host: str, port: int) -> list[trio.SocketListener]:
@@ -109,5 +105,4 @@ async def serve_listeners(
             await nursery.start(trio.serve_listeners, handler, listeners)
             task_status.started(bound)
     finally:
-        for listener in listeners:
-            await trio.aclose_forcefully(listener)
+        await close_listeners(listeners)
