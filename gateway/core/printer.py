@@ -282,9 +282,11 @@ class Printer:
         return retry
 
     async def _send_document(self, job: Job, transport: Transport) -> None:
-        fmt = job.format_detected or job.document_format
-        options = print_options(job)
         raw = family(self.driver) == "raw"
+        # A raw queue passes application/octet-stream as it came, whatever it looks like;
+        # a converting one prints what the document was found to be.
+        fmt = job.document_format if raw else (job.format_detected or job.document_format)
+        options = print_options(job)
         # Only a raw document leaves the copies to the device (LPD print lines); converted
         # data already carries them (&l#X, /NumCopies, or the document sent n times).
         info = JobInfo(job_id=job.id, job_name=job.name, user=job.user, document_format=fmt,

@@ -184,9 +184,11 @@ ALL_SPECS = (*PRINTERS, *PJL_PRINTERS)
 
 
 def printer_config(spec: PrinterTable) -> PrinterConfig:
+    table = spec.table(Path("/unused"))
+    formats = tuple(table.get("formats", ()))  # type: ignore[arg-type]
     return PrinterConfig(spec.name, "file:///unused/", spec.driver, media=spec.media,
                          resolutions=spec.resolutions, color=spec.color, duplex=spec.duplex,
-                         pjl=spec.pjl)
+                         pjl=spec.pjl, formats=formats)
 
 
 @pytest.mark.parametrize("spec", ALL_SPECS, ids=lambda spec: spec.name)
