@@ -21,6 +21,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -265,11 +266,33 @@ def _launch(argv: list[str], port: int, workdir: Path, printer_name: str,
     answered = False
     try:
         wait_for_port(proc, port, log, timeout)
+        wait_until_serving(port, timeout)
         answered = True
     finally:
         if not answered:
             stop_process(proc)
     return GatewayProcess(proc, port, workdir, printer_name, printers)
+
+
+def wait_until_serving(port: int, timeout: float) -> None:
+    """Until the gateway answers HTTP. The kernel accepts connections from the moment the
+    port is bound, before the gateway has read its spool and hands itself to its user: a test
+    that changes the spool then would race with the gateway's start."""
+    import http.client
+
+    deadline = time.monotonic() + timeout
+    while True:
+        connection = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
+        try:
+            connection.request("GET", "/")
+            connection.getresponse().read()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+        finally:
+            connection.close()
 
 
 def start_command_line(workdir: Path, args: Sequence[str], *, printer_name: str = "default",
