@@ -4,12 +4,15 @@ port the gateway cannot use, SIGHUP. Real gateway processes; each test names its
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,9 +27,10 @@ from tests.peers.gateway_proc import (
     start_command_line,
     start_configured_gateway,
     start_gateway,
+    wait_until_serving,
     write_config,
 )
-from tests.peers.procs import LOOPBACK, free_port, stop_process
+from tests.peers.procs import LOOPBACK, free_port, stop_process, wait_for_port
 from tests.peers_transport.running import running_p910nd
 from tests.support.ipp_client import submit, wait_job, wait_printer
 from tests.support.ipp_jobs import IppPrinter
@@ -161,20 +165,48 @@ def test_quick_path_raw_printer_takes_only_octet_stream(tmp_path: Path) -> None:
 
 
 def test_readme_quick_start_prints_pdf_to_pcl5_on_p910nd_as_pcl(tmp_path: Path) -> None:
+    """The README's own command, `make run ARGS="--printer laser=socket://PRINTER:9100,
+    driver=pcl5"`, with a port and spool of the test's (and, as root, the hand-over to lp
+    that `make run` does)."""
     readme = (REPO_ROOT / "README.md").read_text()
-    assert "--printer laser=socket://PRINTER:9100,driver=pcl5" in readme
-    with running_p910nd() as peer:
-        with start_command_line(tmp_path, ["--printer", f"laser={peer.uri},driver=pcl5"],
-                                printer_name="laser") as gateway:
-            job_id = IppPrinter(gateway.port, "laser").print_job(
-                PDF.read_bytes(), "application/pdf").job_id
-            wait_completed(gateway, job_id, "laser")
-        record = peer.wait_record(1)
-        assert record.data is not None
-        data = record.data.read_bytes()
+    command = 'make run ARGS="--printer laser=socket://PRINTER:9100,driver=pcl5"'
+    assert command in readme
+    if shutil.which("make") is None:
+        pytest.skip("needs make")
+    work = Path(tempfile.mkdtemp(prefix="ipp-gw-quick-"))  # reachable by lp, unlike tmp_path
+    work.chmod(0o755)
+    port = free_port()
+    log = work / "make-run.log"
+    try:
+        with running_p910nd() as peer:
+            args = (f"--listen {LOOPBACK}:{port} --spool {work / 'spool'} "
+                    f"--printer laser={peer.uri},driver=pcl5")
+            with log.open("wb") as sink:
+                make = subprocess.Popen(["make", "--no-print-directory", "run", f"ARGS={args}"],
+                                        cwd=REPO_ROOT, stdout=sink, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, start_new_session=True)
+            try:
+                wait_for_port(make, port, log, 120)
+                wait_until_serving(port, 30)
+                job_id = IppPrinter(port, "laser").print_job(PDF.read_bytes(),
+                                                             "application/pdf").job_id
+                wait_job(port, job_id, "laser", lambda s: s.state == JobState.COMPLETED,
+                         timeout=60, what=f"job {job_id} completed")
+            finally:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(make.pid, signal.SIGTERM)
+                make.wait(timeout=30)
+            record = peer.wait_record(1)
+            assert record.data is not None
+            data = record.data.read_bytes()
         assert data.startswith(b"\x1bE"), data[:40]
         assert b"%PDF" not in data
         assert b"\x1b*r" in data and b"\x1b*b" in data  # PCL raster graphics
+        if os.geteuid() == 0:
+            assert "ports bound; running as user lp" in log.read_text()
+        assert "Traceback" not in log.read_text()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 # -- 5. device URIs are checked when the configuration is -----------------------------------
