@@ -20,7 +20,7 @@ from collections.abc import Callable
 import trio
 
 from drivers.filters import accel
-from gateway import logs
+from gateway import logs, sd_notify
 from gateway.config import Config, ConfigError
 from gateway.core.spool_lock import LockInfo, SpoolLock
 from gateway.core.system import System
@@ -71,16 +71,20 @@ class Gateway:
             self._bound = await nursery.start(
                 functools.partial(serve_listeners, limits=limits), self.app, self._listeners)
             self._announce()
+            sd_notify.notify("READY=1")
             log.info("raster codec: %s", "C (drivers.filters._rastercodec)" if accel.ACCELERATED
                      else "pure Python (the C extension is not built, or IPP_GATEWAY_PURE_PYTHON)")
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT,
                                            signal.SIGHUP) as signals:
                 async for signum in signals:
                     if signum == signal.SIGHUP:
+                        sd_notify.notify("RELOADING=1")
                         await self.reload(nursery)
+                        sd_notify.notify("READY=1")
                         continue
                     log.info("received %s: stopping; pending jobs stay in the spool",
                              signal.Signals(signum).name)
+                    sd_notify.notify("STOPPING=1")
                     nursery.cancel_scope.cancel()
                     break
 
