@@ -1,4 +1,7 @@
-# Two commands for a fresh machine: `make run` and `make test` (see README.md).
+# Two commands for a fresh machine: `make run` and `make test` (see README.md). `make` alone is
+# `make check`: lint, typecheck and pytest, installing nothing but the Python venv (tests that
+# need the real peers skip when they are missing); `make test`, the CI entry, installs the
+# peers (system packages, as root) first.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,7 +12,7 @@ ARGS ?=
 
 .PHONY: all run test check lint typecheck pytest peers runtime-deps bench clean
 
-all: test
+all: check
 
 # `make run` installs the gateway and what it needs to run; `make test` adds the test tools.
 $(RUN_STAMP): pyproject.toml setup.py drivers/filters/_rastercodec.c

@@ -87,8 +87,8 @@ class SpoolWatch:
 
 async def send_ours(uri: str, path: Path, job_id: int, mode: str) -> None:
     transport = open_transport(uri)
-    job = JobInfo(job_id=job_id, job_name=path.name, user="bench",
-                  data_length=path.stat().st_size)
+    size = (await trio.Path(path).stat()).st_size
+    job = JobInfo(job_id=job_id, job_name=path.name, user="bench", data_length=size)
     await transport.start_job(job)
     if mode == "(pipeline)":
         raw = get_driver("raw")
@@ -97,7 +97,7 @@ async def send_ours(uri: str, path: Path, job_id: int, mode: str) -> None:
     else:
         async with await trio.open_file(path, "rb") as source:
             block = await source.read(1024 * 1024)
-        for _ in range(path.stat().st_size // len(block)):
+        for _ in range(size // len(block)):
             await transport.send_all(block)
     await transport.end_job()
 

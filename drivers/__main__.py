@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
 
 async def send_file(args: argparse.Namespace, transport: Transport) -> int:
     path: Path = args.file
-    size = path.stat().st_size
+    size = (await trio.Path(path).stat()).st_size
     driver = get_driver(args.driver)
     raw = family(driver) == "raw"
     name, user = args.job_name or path.name, args.user or getpass.getuser()

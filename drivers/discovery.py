@@ -124,7 +124,9 @@ async def devices() -> list[FoundDevice]:
     return listed
 
 
-async def probe(uri: str, *, timeout: float = 15.0) -> ProbeResult:
+# The timeout becomes the result's "no answer within" error, which a caller's cancel scope
+# would not give.
+async def probe(uri: str, *, timeout: float = 15.0) -> ProbeResult:  # noqa: ASYNC109
     """Connect to the device at `uri` and report its status and device id; prints nothing.
 
     The URI is checked first by the rules the gateway uses (`check_device_uri`): UriError.

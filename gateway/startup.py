@@ -95,20 +95,24 @@ def prepare_spool(config: Config, account: Account | None) -> SpoolLock:
     try:
         if account is not None:
             lock.chown(account.uid, account.gid)
-        for directory in (spool, spool / "jobs"):
-            if directory.exists():
-                problem = (writable_by(directory, account, "spool") if account is not None
-                           else _writable_here(directory))
-                if problem is not None:
-                    owner = f"chown -R {account.name}: {spool}" if account is not None else (
-                        f"make it writable by {current_user()}")
-                    raise StartupError(f"{problem}; {owner}, or use --spool DIR")
+        _check_writable(spool, account)
         _check_free_space(config)
         checked = True
     finally:
         if not checked:
             lock.release()
     return lock
+
+
+def _check_writable(spool: Path, account: Account | None) -> None:
+    for directory in (spool, spool / "jobs"):
+        if directory.exists():
+            problem = (writable_by(directory, account, "spool") if account is not None
+                       else _writable_here(directory))
+            if problem is not None:
+                owner = f"chown -R {account.name}: {spool}" if account is not None else (
+                    f"make it writable by {current_user()}")
+                raise StartupError(f"{problem}; {owner}, or use --spool DIR")
 
 
 def _writable_here(directory: Path) -> str | None:

@@ -30,8 +30,8 @@ class GhostscriptTextStage(Stage):
             async with outbox:
                 async with nothing_in:
                     await stage.run(inbox, nothing_out, progress)
-                for page in sorted(Path(directory).glob("page-*.txt")):
-                    text = await trio.Path(page).read_text("utf-8", "replace")
+                for page in sorted(await trio.Path(directory).glob("page-*.txt")):
+                    text = await page.read_text("utf-8", "replace")
                     lines = [line.rstrip() for line in to_ascii(text).splitlines()]
                     await outbox.send(("\r\n".join(lines) + "\r\n\f").encode("ascii"))
                     progress.page_done()

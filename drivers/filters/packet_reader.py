@@ -106,10 +106,7 @@ class PacketRasterReader(ABC):
                 self.parse_stream_header(self._take(self.stream_header_size))
                 self._state = _State.PAGE_HEADER
             elif self._state is _State.PAGE_HEADER:
-                if self._eof and self._pos == len(self._data):
-                    self._finish()
-                    return
-                if not self._have(self.page_header_size, "page header"):
+                if not self._page_header_ready():
                     return
                 yield self._start_page()
             elif self._state is _State.LINES:
@@ -124,6 +121,14 @@ class PacketRasterReader(ABC):
                     return
             else:
                 return
+
+    def _page_header_ready(self) -> bool:
+        """Whether a whole page header is buffered; False at the end of the document (which
+        is then finished) or while more input is needed."""
+        if self._eof and self._pos == len(self._data):
+            self._finish()
+            return False
+        return self._have(self.page_header_size, "page header")
 
     def _finish(self) -> None:
         self._state = _State.DONE

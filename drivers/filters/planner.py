@@ -316,11 +316,7 @@ def unsupported_options(fmt: str, driver: Driver, caps: Capabilities,
                                 or (fmt == TEXT and kind == "text")):
         unsupported.append("page-ranges")
     if kind == "raw":
-        for name, attribute in (("orientation", "orientation-requested"),
-                                ("print_scaling", "print-scaling"),
-                                ("color_mode", "print-color-mode")):
-            if getattr(options, name) != getattr(default, name):
-                unsupported.append(attribute)
+        unsupported += _layout_changes(options, default)
     rotation = page_rotation(options)
     if rotation and kind != "raw" and (kind == "text" or fmt in RASTER_FORMATS):
         # A line printer cannot turn text; PWG/URF pages come composed and turned by the client.
@@ -337,6 +333,14 @@ def unsupported_options(fmt: str, driver: Driver, caps: Capabilities,
     if options.media and caps.media_size(options.media) is None:
         unsupported.append("media")
     return unsupported
+
+
+def _layout_changes(options: PrintOptions, default: PrintOptions) -> list[str]:
+    """The page-layout attributes asked away from their defaults (a raw queue honours none)."""
+    return [attribute for name, attribute in (("orientation", "orientation-requested"),
+                                              ("print_scaling", "print-scaling"),
+                                              ("color_mode", "print-color-mode"))
+            if getattr(options, name) != getattr(default, name)]
 
 
 @dataclass(frozen=True)

@@ -188,7 +188,8 @@ class SerialTransport(Transport):
         return written
 
     async def _wait_for_line(self, port: Any, line: str) -> None:
-        while not self._line_up(port, line):
+        # Modem lines give no event that Trio can wait on (TIOCMIWAIT blocks a thread): polled.
+        while not self._line_up(port, line):  # noqa: ASYNC110
             await trio.sleep(_POLL)
 
     def _line_up(self, port: Any, line: str) -> bool:
@@ -247,7 +248,7 @@ class SerialTransport(Transport):
 
     async def query_status(self) -> DeviceStatus | None:
         """Whether the port exists, and while a job runs, whether the printer takes data."""
-        if not os.path.exists(self.settings.device):
+        if not await trio.Path(self.settings.device).exists():
             message = f"{self._label}: port not present"
             return DeviceStatus(frozenset({"offline-report"}), message, online=False)
         port = self._port

@@ -39,8 +39,10 @@ class PrivilegeError(TransportError):
     """A reserved source port needs root or CAP_NET_BIND_SERVICE."""
 
 
+# The timeout becomes a TransportError naming the peer, which a caller's cancel scope would not
+# give.
 async def connect(
-    host: str, port: int, *, timeout: float, source_ports: Sequence[int] = (), what: str = ""
+    host: str, port: int, *, timeout: float, source_ports: Sequence[int] = (), what: str = ""  # noqa: ASYNC109
 ) -> trio.SocketStream:
     """A connected stream, or TransportError(RETRY, connecting-to-device) that says, in words,
     where it tried and why it failed: "lpd: cannot connect to [::1]:515: connection refused"."""
@@ -204,8 +206,9 @@ def outstanding(stream: trio.SocketStream, sent: SentCount) -> int:
     return by_count if by_count is not None else max(0, unacknowledged(stream) - 1)
 
 
+# The timeout becomes a TransportError (RETRY, timed-out), as in `connect`.
 async def wait_acknowledged(
-    stream: trio.SocketStream, sent: SentCount, *, timeout: float, what: str
+    stream: trio.SocketStream, sent: SentCount, *, timeout: float, what: str  # noqa: ASYNC109
 ) -> None:
     """Return once the peer's host acknowledged every data byte counted in `sent`.
 

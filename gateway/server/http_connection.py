@@ -223,7 +223,7 @@ class HttpConnection:
         message = "Request header fields too large" if status == 431 else f"Bad request: {exc}"
         await self._send(_Reply.text(status, message), close=True)
 
-    async def _receive(self, timeout: float) -> bool:
+    async def _receive(self, timeout: float) -> bool:  # noqa: ASYNC109 - a timeout is False
         """Feed one read into the parser; False when nothing arrived within `timeout` seconds."""
         with trio.move_on_after(timeout):
             try:

@@ -51,15 +51,8 @@ class IppApp:
         except IppProtocolError as error:
             return _protocol_error_reply(bytes(head), error, request)
 
-        async def document() -> AsyncGenerator[bytes, None]:
-            while True:
-                event = reader.next_event()
-                if event is NEED_DATA:
-                    await pull()
-                elif isinstance(event, DocumentData):
-                    yield event.data
-                elif isinstance(event, EndOfDocument):
-                    return
+        def document() -> AsyncGenerator[bytes, None]:
+            return _read_document(reader, pull)
 
         endpoint = Endpoint(request.host, request.port, request.scheme, request.client)
         try:
@@ -80,6 +73,18 @@ async def _read_request(reader: IppReader, pull: Callable[[], Awaitable[None]]) 
             return event.message
         else:  # pragma: no cover - the reader yields the request before anything else
             raise IppProtocolError("document data before the request")
+
+
+async def _read_document(reader: IppReader, pull: Callable[[], Awaitable[None]]
+                         ) -> AsyncGenerator[bytes, None]:
+    while True:
+        event = reader.next_event()
+        if event is NEED_DATA:
+            await pull()
+        elif isinstance(event, DocumentData):
+            yield event.data
+        elif isinstance(event, EndOfDocument):
+            return
 
 
 def _protocol_error_reply(head: bytes, error: IppProtocolError, request: HttpRequest) -> bytes:

@@ -70,7 +70,7 @@ async def test_stop_printer_outcome_stops_the_printer_until_resume(tmp_path: Pat
     async with gateway_for(tmp_path / "gateway", out.as_uri() + "/") as gateway:
         job_id = await submit_to(gateway, data)
         with trio.fail_after(10):
-            while (printer := await printer_now(gateway)).state != PrinterState.STOPPED:
+            while (printer := await printer_now(gateway)).state != PrinterState.STOPPED:  # noqa: ASYNC110 - the gateway process, over IPP
                 await trio.sleep(0.05)
         assert "other-error" in printer.reasons, printer
         assert "Not a directory" in printer.message and "job-00001.prn" in printer.message
@@ -105,7 +105,7 @@ async def test_stop_printer_keeps_every_waiting_job(tmp_path: Path) -> None:
     async with gateway_for(tmp_path / "gateway", out.as_uri() + "/") as gateway:
         ids = [await submit_to(gateway, document) for document in documents]
         with trio.fail_after(10):
-            while (await printer_now(gateway)).state != PrinterState.STOPPED:
+            while (await printer_now(gateway)).state != PrinterState.STOPPED:  # noqa: ASYNC110 - the gateway process, over IPP
                 await trio.sleep(0.05)
         await trio.sleep(0.5)
         for job_id in ids:

@@ -62,9 +62,9 @@ async def job_now(gateway: GatewayProcess, job_id: int) -> StateSnapshot:
 
 
 async def until_job(gateway: GatewayProcess, job_id: int, state: JobState,
-                    timeout: float) -> StateSnapshot:
+                    timeout: float) -> StateSnapshot:  # noqa: ASYNC109 - every caller sets one
     with trio.fail_after(timeout):
-        while (snapshot := await job_now(gateway, job_id)).state != state:
+        while (snapshot := await job_now(gateway, job_id)).state != state:  # noqa: ASYNC110 - the gateway process
             await trio.sleep(0.05)
     return snapshot
 
@@ -216,7 +216,7 @@ async def test_cancel_while_waiting_to_retry_settles_the_printer(
         await trio.to_thread.run_sync(cancel, gateway.port, job_id, PRINTER)
         answered = time.monotonic()
         with trio.fail_after(3):  # well inside the 5 s backoff now running
-            while (await printer_now(gateway)).reasons != ("none",):
+            while (await printer_now(gateway)).reasons != ("none",):  # noqa: ASYNC110 - the gateway, over IPP
                 await trio.sleep(0.02)
         print(f"printer settled {(time.monotonic() - answered) * 1000:.0f} ms after Cancel-Job")
         assert (await printer_now(gateway)).state == PrinterState.IDLE
@@ -277,7 +277,7 @@ async def cancel_and_time(gateway: GatewayProcess, job_id: int,
     await until_job(gateway, job_id, JobState.CANCELED, timeout=5)
     canceled = time.monotonic() - answered
     with trio.fail_after(5):
-        while holds_device():
+        while holds_device():  # noqa: ASYNC110 - its /proc/PID/fd
             await trio.sleep(0.002)
     return CancelTimes(canceled, time.monotonic() - answered)
 
@@ -297,7 +297,7 @@ async def test_cancel_job_stops_a_stalled_socket_transfer(tmp_path: Path) -> Non
             job_id = await trio.to_thread.run_sync(partial(submit, gateway.port, data,
                                                            printer=PRINTER))
             with trio.fail_after(10):
-                while not peer.connections or peer.connections[0].received < peer.stall_after:
+                while not peer.connections or peer.connections[0].received < peer.stall_after:  # noqa: ASYNC110 - bytes from the gateway
                     await trio.sleep(0.01)
             await trio.sleep(0.2)  # the sender now waits on a full window
             stalled = peer.connections[0]
@@ -327,7 +327,7 @@ async def test_cancel_job_stops_a_stalled_lpd_data_file(
         job_id = await trio.to_thread.run_sync(partial(submit, gateway.port, data,
                                                        printer=PRINTER))
         with trio.fail_after(10):
-            while not fake_lpd.jobs or len(fake_lpd.jobs[0].data) < 1024 * 1024:
+            while not fake_lpd.jobs or len(fake_lpd.jobs[0].data) < 1024 * 1024:  # noqa: ASYNC110 - bytes from the gateway
                 await trio.sleep(0.01)
         await trio.sleep(0.2)
         times = await cancel_stalled_job(gateway, job_id, fake_lpd.jobs[0].source_port,

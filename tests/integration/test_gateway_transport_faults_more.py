@@ -189,7 +189,7 @@ async def test_cancel_job_stops_a_serial_transfer_held_by_xoff(
         job_id = await submit_job(gateway, data)
         await until_job(gateway, job_id, JobState.PROCESSING, timeout=10)
         with trio.fail_after(5):
-            while not holds_device(gateway.pid, pty_printer.device):
+            while not holds_device(gateway.pid, pty_printer.device):  # noqa: ASYNC110 - /proc of the gateway
                 await trio.sleep(0.01)
         await trio.sleep(0.5)  # the transfer waits on XOFF now
         assert pty_printer.total < len(data)

@@ -67,7 +67,7 @@ def printer_value(reply: Message, name: str) -> list[object]:
 async def until(check: Callable[[], Awaitable[bool]], what: str, seconds: float = 15.0
                 ) -> None:
     with trio.move_on_after(seconds):
-        while not await check():
+        while not await check():  # noqa: ASYNC110 - asks the gateway process
             await trio.sleep(0.02)
         return
     raise AssertionError(f"timed out waiting for {what}")

@@ -91,7 +91,7 @@ async def print_to_file(
         await transport.abort_job()
         raise
     await transport.end_job()
-    return out.read_bytes(), progress
+    return await trio.Path(out).read_bytes(), progress
 
 
 def pwg_pages(path: Path) -> list[list[bytes]]:

@@ -251,7 +251,7 @@ async def test_cancel_between_subcommands_sends_abort(fake: FakeLpd) -> None:
     await transport.abort_job()
     assert trio.current_time() - started < 1.0
     with trio.fail_after(5):
-        while not fake.jobs or not (fake.jobs[0].aborted or fake.jobs[0].files):
+        while not fake.jobs or not (fake.jobs[0].aborted or fake.jobs[0].files):  # noqa: ASYNC110 - the fake's records
             await trio.sleep(0.02)
     assert fake.jobs[0].aborted and not fake.completed
 
@@ -347,7 +347,7 @@ async def test_file_longer_than_announced_is_held_before_a_byte_goes(
     assert caught.value.outcome is Outcome.HOLD and "announced 10000" in caught.value.message
     assert sent == [] and not fake.completed
     with trio.fail_after(5):
-        while not fake.jobs or fake.jobs[0].announced[-1:] != [10_000]:
+        while not fake.jobs or fake.jobs[0].announced[-1:] != [10_000]:  # noqa: ASYNC110 - the fake's records
             await trio.sleep(0.02)
     assert bytes(fake.jobs[0].data) == b""  # the data file was announced, then nothing came
 

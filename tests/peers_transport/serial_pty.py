@@ -58,7 +58,7 @@ class PtyPrinter:
         self.reading = True
         self._resume.set()
 
-    async def take(self, quiet: float = 0.05, timeout: float = 10.0) -> bytes:
+    async def take(self, quiet: float = 0.05, timeout: float = 10.0) -> bytes:  # noqa: ASYNC109 - a test's bound
         """Bytes received since the last call, once nothing new came for `quiet` seconds."""
         with trio.fail_after(timeout):
             seen = -1

@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import trio
 
 from drivers.errors import Outcome, TransportError, UriError
 from drivers.transport import JobInfo, open_transport
@@ -46,7 +47,8 @@ async def test_file_transport_writes_a_fifo_in_place(tmp_path: Path) -> None:
     await transport.end_job()
     thread.join(timeout=10)
     assert received == [b"hello device"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["lp0"]  # no .part, no rename
+    names = sorted(p.name for p in await trio.Path(tmp_path).iterdir())
+    assert names == ["lp0"]  # no .part, no rename
 
 
 async def test_file_transport_writes_a_character_device_in_place() -> None:
@@ -59,7 +61,7 @@ async def test_file_transport_writes_a_character_device_in_place() -> None:
     await transport.end_job()
     after = os.stat("/dev/null")
     assert stat.S_ISCHR(after.st_mode) and after.st_rdev == before.st_rdev
-    assert after.st_ino == before.st_ino and not Path("/dev/null.part").exists()
+    assert after.st_ino == before.st_ino and not await trio.Path("/dev/null.part").exists()
 
 
 async def test_a_device_that_refuses_data_stops_the_printer() -> None:
@@ -84,9 +86,10 @@ async def test_a_device_that_refuses_data_stops_the_printer() -> None:
 async def test_a_missing_device_node_waits_and_is_never_created() -> None:
     """`file:///dev/usb/lp0` with the printer off: udev has removed the node. The job waits
     (RETRY, offline); no regular file takes the node's place."""
-    missing = Path("/dev/ipp-gateway-test-lp9")
-    assert not missing.exists()
+    missing = trio.Path("/dev/ipp-gateway-test-lp9")
+    assert not await missing.exists()
     with pytest.raises(TransportError) as caught:
         await open_transport(f"file://{missing}").start_job(JobInfo(job_id=10))
     assert caught.value.outcome is Outcome.RETRY and caught.value.reason == "offline"
-    assert not missing.exists() and not missing.with_name(missing.name + ".part").exists()
+    assert not await missing.exists()
+    assert not await missing.with_name(missing.name + ".part").exists()

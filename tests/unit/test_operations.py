@@ -12,6 +12,7 @@ import trio
 
 from drivers.driver import RAW_PASSTHROUGH_FORMATS
 from gateway.config import Config, PrinterConfig
+from gateway.core.job import Job
 from gateway.core.system import System
 from gateway.ipp.enums import GroupTag, JobState, Operation, Status, ValueTag
 from gateway.ipp.model import Attribute, Collection, IntRange, Message, Resolution
@@ -306,13 +307,22 @@ async def test_get_jobs_filters(system: System) -> None:
     assert bad.code == Status.CLIENT_ERROR_ATTRIBUTES_OR_VALUES_NOT_SUPPORTED
 
 
-async def test_jobs_print_through_the_worker(system: System, tmp_path: Path) -> None:
+async def test_jobs_print_through_the_worker(system: System, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    finished = trio.Event()
+    persist = system.job_finished
+
+    def job_finished(job: Job) -> None:
+        persist(job)
+        if job.state.is_terminal:
+            finished.set()
+
+    monkeypatch.setattr(system, "job_finished", job_finished)
     async with trio.open_nursery() as nursery:
         await nursery.start(system.run)
         job_id = job_attr(await print_job(system, b"%PDF-1.4 worker"), "job-id")
         with trio.fail_after(10):
-            while not system.jobs[job_id].state.is_terminal:  # type: ignore[index]
-                await trio.sleep(0.01)
+            await finished.wait()
         nursery.cancel_scope.cancel()
     job = system.jobs[job_id]  # type: ignore[index]
     assert job.state is JobState.COMPLETED

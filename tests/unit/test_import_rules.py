@@ -1,0 +1,372 @@
+"""Layering rules, checked on the source: `drivers` never imports `gateway`, the sans-I/O cores
+never reach an I/O library, and `drivers/` and `gateway/core/` have no import cycles.
+
+Static: every module of ours is parsed with `ast` (never imported), and its imports are
+resolved to our modules and followed transitively. Counted are absolute and relative imports,
+imports inside functions (they run sooner or later), the package `__init__` that importing a
+submodule runs, and `importlib.import_module` / `__import__` of a literal name or of a string
+constant of the module. Not counted: imports under `if TYPE_CHECKING:`, which never run.
+A dynamic import whose name is computed cannot be followed: those are listed below, so a new
+one has to be looked at.
+
+Rules that do not hold yet have their exceptions listed explicitly; a listed exception that
+has become unnecessary fails the test, so the lists can only shrink.
+"""
+
+from __future__ import annotations
+
+import ast
+import textwrap
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PACKAGES = ("gateway", "drivers")
+
+# What a sans-I/O module must never reach. trio_websocket is listed itself because the walk
+# does not follow third-party packages (it would reach trio).
+IO_MODULES = frozenset({"trio", "trio_websocket", "socket", "ssl", "selectors", "asyncio"})
+
+# The sans-I/O cores: pure functions and classes over bytes and values. A name ending in `.*`
+# is every module of that package. Each entry must exist (a rename must not drop a rule).
+SANS_IO = (
+    "gateway.ipp.*",  # the IPP codec
+    "gateway.server.http11",  # the HTTP/1.1 parser
+    "gateway.server.values",  # IPP value checks
+    "drivers.transports.lpd_protocol",  # the LPD dialogue
+    "drivers.pjl",  # the PJL dialogue
+    "drivers.ieee1284",  # IEEE 1284 device ids
+    "drivers.uri",  # device URIs
+    "drivers.errors",
+    "drivers.driver",  # capabilities
+    # The raster codecs and the format vocabulary.
+    "drivers.filters.accel",
+    "drivers.filters.packbits",
+    "drivers.filters.raster",
+    "drivers.filters.packet_reader",
+    "drivers.filters.pwg_raster",
+    "drivers.filters.urf",
+    "drivers.filters.pnm",
+    "drivers.filters.convert",
+    "drivers.filters.sniff",
+    "drivers.filters.formats",
+)
+
+# Sans-I/O modules that reach trio today, all through one path: drivers.driver imports
+# drivers.languages at import time to register the languages, and a language imports
+# drivers.filters.stage (trio); drivers.filters.raster imports drivers.driver (in
+# media_name_for) for MEDIA_SIZES. To be removed by the driver refactor of issue 10 item 3
+# (the raster model moves to a bottom layer, languages are registered explicitly).
+KNOWN_IO_REACHERS = frozenset({
+    "drivers.driver",
+    "drivers.filters.raster",
+    "drivers.filters.packet_reader",
+    "drivers.filters.pwg_raster",
+    "drivers.filters.urf",
+    "drivers.filters.pnm",
+    "drivers.filters.convert",
+})
+
+# Import cycles among the modules of one area, one strongly connected component each. To be
+# removed by the driver refactor of issue 10 item 3 (drivers.driver <-> drivers.languages.*,
+# filters <-> languages) and by the store of item 1 (Printer <-> System).
+CYCLE_AREAS = ("drivers", "gateway.core")
+KNOWN_CYCLES = frozenset({
+    frozenset({
+        "drivers.driver",  # imports drivers.languages to register them
+        "drivers.languages",
+        "drivers.languages.pcl",
+        "drivers.languages.pclxl",
+        "drivers.languages.postscript",
+        "drivers.languages.text",
+        "drivers.filters.raster",  # imports drivers.driver for MEDIA_SIZES
+    }),
+})
+
+# Imports whose module name is computed, which the walk cannot follow: plugin discovery by
+# walking a package (drivers.transport loads every drivers.transports.* module this way, so
+# the walk does not see those edges) and the preloader that imports everything.
+KNOWN_DYNAMIC_IMPORTS = frozenset({"drivers.transport", "gateway.preload"})
+
+
+@dataclass
+class Module:
+    name: str
+    path: Path
+    is_package: bool
+    # Our modules this one imports: (name, line); `implicit` are packages run only because a
+    # submodule of theirs is imported (not a dependency on the package's own code).
+    imports: list[tuple[str, int]] = field(default_factory=list)
+    implicit: set[str] = field(default_factory=set)
+    # Top-level names of the other modules it imports: (name, line).
+    external: list[tuple[str, int]] = field(default_factory=list)
+    dynamic: list[int] = field(default_factory=list)  # lines of unresolvable dynamic imports
+
+
+def discover(root: Path, packages: Iterable[str]) -> dict[str, Module]:
+    modules: dict[str, Module] = {}
+    for package in packages:
+        for path in sorted((root / package).rglob("*.py")):
+            parts = path.relative_to(root).with_suffix("").parts
+            is_package = parts[-1] == "__init__"
+            name = ".".join(parts[:-1] if is_package else parts)
+            modules[name] = Module(name, path, is_package)
+    for module in modules.values():
+        _ImportCollector(module, modules).visit(ast.parse(module.path.read_bytes(), module.path))
+        if "." in module.name:  # running a module runs its package first
+            module.implicit.add(module.name.rpartition(".")[0])
+    return modules
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+class _ImportCollector(ast.NodeVisitor):
+    def __init__(self, module: Module, modules: dict[str, Module]) -> None:
+        self.module = module
+        self.modules = modules
+        self.constants: dict[str, str] = {}
+
+    def visit_Module(self, node: ast.Module) -> None:
+        for stmt in node.body:  # module-level string constants, for import_module(NAME)
+            if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+                    and isinstance(stmt.targets[0], ast.Name)
+                    and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str)):
+                self.constants[stmt.targets[0].id] = stmt.value.value
+        self.generic_visit(node)
+
+    def visit_If(self, node: ast.If) -> None:
+        if _is_type_checking(node.test):
+            for stmt in node.orelse:
+                self.visit(stmt)
+        else:
+            self.generic_visit(node)
+
+    def visit_Import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            self._add(alias.name, node.lineno)
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        if node.level:
+            package = self.module.name if self.module.is_package else (
+                self.module.name.rpartition(".")[0])
+            for _ in range(node.level - 1):
+                package = package.rpartition(".")[0]
+            base = f"{package}.{node.module}" if node.module else package
+        else:
+            base = node.module or ""
+        if base == "__future__":
+            return
+        submodules = [f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in self.modules]
+        names_only_submodules = len(submodules) == len(node.names)
+        self._add(base, node.lineno, package_is_namespace=names_only_submodules)
+        for name in submodules:
+            self._add(name, node.lineno)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        func = node.func
+        if (isinstance(func, ast.Attribute) and func.attr == "import_module") or (
+            isinstance(func, ast.Name) and func.id in ("import_module", "__import__")
+        ):
+            arg = node.args[0] if node.args else None
+            if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                self._add(arg.value, node.lineno)
+            elif isinstance(arg, ast.Name) and arg.id in self.constants:
+                self._add(self.constants[arg.id], node.lineno)
+            else:
+                self.module.dynamic.append(node.lineno)
+        self.generic_visit(node)
+
+    def _add(self, name: str, line: int, *, package_is_namespace: bool = False) -> None:
+        if name.partition(".")[0] not in self.modules:
+            self.module.external.append((name.partition(".")[0], line))
+            return
+        # `import a.b.c` runs a, then a.b, then a.b.c.
+        parts = name.split(".")
+        for i in range(1, len(parts)):
+            parent = ".".join(parts[:i])
+            if parent in self.modules and parent != self.module.name:
+                self.module.implicit.add(parent)
+        if name not in self.modules or name == self.module.name:
+            return  # a compiled extension, or a package importing its own submodules
+        if package_is_namespace and self.modules[name].is_package:
+            self.module.implicit.add(name)
+        else:
+            self.module.imports.append((name, line))
+
+
+def _edges(module: Module) -> Iterator[tuple[str, int]]:
+    yield from module.imports
+    yield from ((name, 0) for name in sorted(module.implicit))
+
+
+def reach(modules: dict[str, Module], start: str) -> dict[str, tuple[str, int] | None]:
+    """Every module of ours that importing `start` runs, each with the module and line that
+    first imports it on a shortest chain (None for `start`)."""
+    seen: dict[str, tuple[str, int] | None] = {start: None}
+    queue = deque([start])
+    while queue:
+        current = queue.popleft()
+        for target, line in _edges(modules[current]):
+            if target not in seen:
+                seen[target] = (current, line)
+                queue.append(target)
+    return seen
+
+
+def chain(seen: dict[str, tuple[str, int] | None], end: str) -> str:
+    """The imports from the start of `seen` to `end`, one `module:line -> module` a line."""
+    links = []
+    while (step := seen[end]) is not None:
+        source, line = step
+        links.append(f"{source}:{line} -> {end}" if line else f"{source} -> {end} (its package)")
+        end = source
+    return "\n      ".join(reversed(links))
+
+
+def io_reached(modules: dict[str, Module], start: str) -> list[str]:
+    """How `start` reaches an I/O module: one line per import of one, with the chain to it."""
+    seen = reach(modules, start)
+    found = []
+    for name in seen:
+        for external, line in modules[name].external:
+            if external in IO_MODULES:
+                via = chain(seen, name)
+                found.append(f"{name}:{line} imports {external}" + (via and f"\n      via {via}"))
+    return found
+
+
+def in_area(name: str, area: str) -> bool:
+    return name == area or name.startswith(f"{area}.")
+
+
+def cycles(modules: dict[str, Module], area: str) -> set[frozenset[str]]:
+    """The import cycles among the modules of `area` (a package and everything under it), as
+    strongly connected components; implicit package edges do not count."""
+    inside = {n for n in modules if in_area(n, area)}
+    graph = {n: {t for t, _ in modules[n].imports if t in inside} for n in inside}
+    after = {n: _beyond(graph, n) for n in inside}  # small graphs: a walk from each node
+    return {frozenset(m for m in after[n] if n in after[m]) for n in inside if n in after[n]}
+
+
+def _beyond(graph: dict[str, set[str]], start: str) -> set[str]:
+    """The nodes one or more edges away from `start` (`start` too if it is on a cycle)."""
+    found: set[str] = set()
+    todo = list(graph[start])
+    while todo:
+        node = todo.pop()
+        if node not in found:
+            found.add(node)
+            todo.extend(graph[node])
+    return found
+
+
+def expand(modules: dict[str, Module], patterns: Iterable[str]) -> list[str]:
+    names = []
+    for pattern in patterns:
+        if pattern.endswith(".*"):
+            matched = sorted(n for n in modules if in_area(n, pattern[:-2]))
+        else:
+            matched = [pattern] if pattern in modules else []
+        assert matched, f"{pattern} names no module: update SANS_IO"
+        names.extend(matched)
+    return names
+
+
+MODULES = discover(REPO, PACKAGES)
+
+
+def test_drivers_never_import_gateway() -> None:
+    """Walked from every drivers module; reported by the imports that cross over, each with
+    the drivers modules that reach it."""
+    crossings: dict[str, list[str]] = {}
+    for name in sorted(n for n in MODULES if in_area(n, "drivers")):
+        seen = reach(MODULES, name)
+        for target, step in seen.items():
+            # (A package edge into gateway comes only with an import of a gateway module.)
+            if in_area(target, "gateway") and step and in_area(step[0], "drivers") and step[1]:
+                crossing = f"{step[0]}:{step[1]} imports {target}"
+                crossings.setdefault(crossing, []).append(name)
+    assert not crossings, "drivers must not import gateway:\n  " + "\n  ".join(
+        f"{crossing}\n      reached from {', '.join(names)}"
+        for crossing, names in sorted(crossings.items()))
+
+
+@pytest.mark.parametrize("name", expand(MODULES, SANS_IO))
+def test_sans_io_module_never_reaches_io(name: str) -> None:
+    found = io_reached(MODULES, name)
+    if name in KNOWN_IO_REACHERS:
+        assert found, (f"{name} no longer reaches {sorted(IO_MODULES)}: "
+                       "remove it from KNOWN_IO_REACHERS")
+    else:
+        assert not found, f"sans-I/O module {name} reaches I/O:\n  " + "\n  ".join(found)
+
+
+def test_known_io_reachers_are_sans_io_modules() -> None:
+    assert not KNOWN_IO_REACHERS - set(expand(MODULES, SANS_IO)), "not in SANS_IO"
+
+
+@pytest.mark.parametrize("area", CYCLE_AREAS)
+def test_no_import_cycles(area: str) -> None:
+    found = cycles(MODULES, area)
+    known = {c for c in KNOWN_CYCLES if all(in_area(n, area) for n in c)}
+    new = [c for c in found if not any(c <= k for k in known)]
+    gone = [k for k in known if k not in found]
+    assert not new, f"import cycles in {area}, one per paragraph, by their imports:\n  " + (
+        "\n\n  ".join("\n  ".join(f"{n}:{line} -> {t}" for n in sorted(c)
+                                   for t, line in MODULES[n].imports if t in c) for c in new))
+    assert not gone, (f"known cycles in {area} changed or were broken; KNOWN_CYCLES should now "
+                      f"be exactly {sorted(sorted(c) for c in found)}")
+
+
+def test_dynamic_imports_are_known() -> None:
+    found = {n for n, m in MODULES.items() if m.dynamic}
+    assert found == KNOWN_DYNAMIC_IMPORTS, (
+        "imports of computed module names (not followed by these rules) changed: "
+        f"new {sorted(found - KNOWN_DYNAMIC_IMPORTS)}, gone {sorted(KNOWN_DYNAMIC_IMPORTS - found)}"
+    )
+
+
+# The walk itself, on a made-up tree: each kind of import it must see, and the one it must not.
+
+
+def _tree(root: Path, files: dict[str, str]) -> dict[str, Module]:
+    for relative, text in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    return discover(root, ["pkg"])
+
+
+def test_walk_sees_relative_function_level_and_literal_dynamic_imports(tmp_path: Path) -> None:
+    modules = _tree(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/a.py": "from . import b\n",
+        "pkg/b.py": "def f():\n    from .sub.c import x\n",
+        "pkg/sub/__init__.py": "",
+        "pkg/sub/c.py": "import importlib\nNAME = 'pkg.d'\nimportlib.import_module(NAME)\n",
+        "pkg/d.py": "__import__('pkg.e')\n",
+        "pkg/e.py": "import trio.lowlevel\n",
+    })
+    assert [line.split("\n")[0] for line in io_reached(modules, "pkg.a")] == [
+        "pkg.e:1 imports trio"]
+    assert "pkg.sub" in reach(modules, "pkg.b")  # the package a submodule import runs
+
+
+def test_walk_ignores_type_checking_imports_and_finds_cycles(tmp_path: Path) -> None:
+    modules = _tree(tmp_path, {
+        "pkg/__init__.py": "from pkg import a\n",  # a package importing its own submodule
+        "pkg/a.py": "import typing\nif typing.TYPE_CHECKING:\n    import pkg.b\nimport pkg.c\n",
+        "pkg/b.py": "import trio\nimport pkg.a\n",
+        "pkg/c.py": "from pkg import d\n",
+        "pkg/d.py": "from .c import x\n",
+    })
+    assert io_reached(modules, "pkg.a") == []
+    assert cycles(modules, "pkg") == {frozenset({"pkg.c", "pkg.d"})}
