@@ -1,1 +1,144 @@
-"""The paper side: transports, printer languages and format filters (never imports gateway)."""
+"""The paper side: transports, printer languages and format filters (never imports gateway).
+
+This package is the facade the network side (`gateway`) uses: it imports these names from
+`drivers` and never from a submodule. Each name is loaded on first use (`__getattr__` below),
+so `import drivers`, and importing a sans-I/O submodule such as `drivers.uri` (which runs this
+file first), stays cheap and never reaches trio. `_LAZY_EXPORTS` says where each name lives;
+the `TYPE_CHECKING` imports say the same to type checkers, and
+tests/unit/test_import_rules.py checks that the two agree and follows the table as imports.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from drivers.discovery import (
+        FoundDevice,
+        ProbeResult,
+        devices,
+        devices_command,
+        probe,
+        probe_command,
+    )
+    from drivers.driver import (
+        MEDIA_SIZES,
+        RAW_PASSTHROUGH_FORMATS,
+        Capabilities,
+        Driver,
+        MediaSize,
+        PrintOptions,
+        driver_names,
+        get_driver,
+        pjl_drivers,
+        raw_command_set,
+    )
+    from drivers.errors import ConversionError, DriverError, Outcome, TransportError, UriError
+    from drivers.filters.accel import ACCELERATED
+    from drivers.filters.planner import accepted_formats, family, unsupported_options
+    from drivers.filters.sniff import SNIFF_BYTES, sniff_format
+    from drivers.filters.stage import Progress
+    from drivers.pipeline import print_document
+    from drivers.transport import (
+        DeviceStatus,
+        JobInfo,
+        Transport,
+        check_device_uri,
+        open_transport,
+    )
+    from drivers.uri import DeviceUri
+
+# Exported name -> the module that defines it.
+_LAZY_EXPORTS: dict[str, str] = {
+    # Printing a document, and what a printer accepts.
+    "print_document": "drivers.pipeline",
+    "accepted_formats": "drivers.filters.planner",
+    "unsupported_options": "drivers.filters.planner",
+    "family": "drivers.filters.planner",
+    "sniff_format": "drivers.filters.sniff",
+    "SNIFF_BYTES": "drivers.filters.sniff",
+    "Progress": "drivers.filters.stage",
+    "ACCELERATED": "drivers.filters.accel",  # whether the raster codec is the C extension
+    # Capabilities and the languages.
+    "Capabilities": "drivers.driver",
+    "MediaSize": "drivers.driver",
+    "MEDIA_SIZES": "drivers.driver",
+    "PrintOptions": "drivers.driver",
+    "Driver": "drivers.driver",
+    "get_driver": "drivers.driver",
+    "driver_names": "drivers.driver",
+    "pjl_drivers": "drivers.driver",
+    "RAW_PASSTHROUGH_FORMATS": "drivers.driver",
+    "raw_command_set": "drivers.driver",
+    # Devices.
+    "DeviceUri": "drivers.uri",
+    "check_device_uri": "drivers.transport",
+    "open_transport": "drivers.transport",
+    "Transport": "drivers.transport",
+    "DeviceStatus": "drivers.transport",
+    "JobInfo": "drivers.transport",
+    # Errors.
+    "DriverError": "drivers.errors",
+    "ConversionError": "drivers.errors",
+    "TransportError": "drivers.errors",
+    "UriError": "drivers.errors",
+    "Outcome": "drivers.errors",
+    # What is attached (`ipp-gateway devices` / `probe`).
+    "devices": "drivers.discovery",
+    "probe": "drivers.discovery",
+    "FoundDevice": "drivers.discovery",
+    "ProbeResult": "drivers.discovery",
+    "devices_command": "drivers.discovery",
+    "probe_command": "drivers.discovery",
+}
+
+__all__ = [
+    "ACCELERATED",
+    "MEDIA_SIZES",
+    "RAW_PASSTHROUGH_FORMATS",
+    "SNIFF_BYTES",
+    "Capabilities",
+    "ConversionError",
+    "DeviceStatus",
+    "DeviceUri",
+    "Driver",
+    "DriverError",
+    "FoundDevice",
+    "JobInfo",
+    "MediaSize",
+    "Outcome",
+    "PrintOptions",
+    "ProbeResult",
+    "Progress",
+    "Transport",
+    "TransportError",
+    "UriError",
+    "accepted_formats",
+    "check_device_uri",
+    "devices",
+    "devices_command",
+    "driver_names",
+    "family",
+    "get_driver",
+    "open_transport",
+    "pjl_drivers",
+    "print_document",
+    "probe",
+    "probe_command",
+    "raw_command_set",
+    "sniff_format",
+    "unsupported_options",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY_EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY_EXPORTS[name]), name)
+    globals()[name] = value  # later look-ups do not come here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -13,18 +13,18 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import logging
 import os
 import sys
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import trio
 
 from drivers import discovery
 from drivers.driver import PrintOptions, driver_names, get_driver
-from drivers.errors import DriverError, UriError, os_reason
+from drivers.errors import DriverError, UriError
 from drivers.filters.planner import family
 from drivers.filters.sniff import OCTET_STREAM
 from drivers.pipeline import print_document
@@ -87,40 +87,20 @@ async def send_file(args: argparse.Namespace, transport: Transport) -> int:
     return 0
 
 
-async def run(args: argparse.Namespace, transport: Transport | None) -> int:
-    if transport is not None:
-        return await send_file(args, transport)
-    if args.command == "probe":
-        result = await discovery.probe(args.uri)
-        print("\n".join(discovery.describe_probe(result)))
-        return 0 if result.ok else 1
-    print("\n".join(discovery.describe_devices(await discovery.devices())))
-    return 0
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    transport = None
+    if args.command == "probe":
+        return discovery.probe_command(args.uri, verbose=args.verbose)
+    if args.command == "devices":
+        return discovery.devices_command(verbose=args.verbose)
+    discovery.configure_logging(args.verbose)
     try:
-        if args.command in ("send", "probe"):
-            check_device_uri(args.uri)  # the gateway's own check: exit 2, not a device failure
-        if args.command == "send":
-            transport = open_transport(args.uri)
+        check_device_uri(args.uri)  # the gateway's own check: exit 2, not a device failure
+        transport = open_transport(args.uri)
     except (UriError, DriverError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    try:
-        return trio.run(run, args, transport)
-    except DriverError as exc:
-        why = f"{exc.outcome.value}" + (f", {exc.reason}" if exc.reason else "")
-        print(f"error: {exc.message} ({why})", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        where = f"{exc.filename}: " if exc.filename else ""
-        print(f"error: {where}{os_reason(exc)}", file=sys.stderr)
-        return 1
+    return discovery.run_command(partial(send_file, args, transport))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """What is attached and how it is: USB printers (with their 1284 ids), usblp character devices,
 serial ports, and `probe(uri)` connecting to one device to report its status and id.
 
-Behind `ipp-gateway devices` / `probe` and `python -m drivers devices` / `probe`.
+Behind `ipp-gateway devices` / `probe` and `python -m drivers devices` / `probe`: both command
+lines call `devices_command` / `probe_command`, so their output and exit status are the same.
 """
 
 from __future__ import annotations
@@ -9,13 +10,15 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import trio
 
-from drivers.errors import DriverError, os_reason
+from drivers.errors import DriverError, UriError, os_reason
 from drivers.ieee1284 import decode_device_id_reply, parse_device_id
 from drivers.transport import DeviceStatus, check_device_uri, open_transport
 from drivers.transports import usbprinter
@@ -179,3 +182,57 @@ def describe_devices(found: list[FoundDevice]) -> list[str]:
         lines.append(f"        {device.name}" + (f"  [{device.device_id}]" if device.device_id
                                                  else ""))
     return lines
+
+
+# The command lines: a report on standard output, a failure in one line on standard error.
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """The commands' log lines on standard error: warnings, or each transport step."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+def run_command(command: Callable[[], Awaitable[int]]) -> int:
+    """Run `command` under trio; a device or file failure is one line on standard error
+    and exit status 1, with what the gateway would do next."""
+    try:
+        return trio.run(command)
+    except DriverError as exc:
+        why = f"{exc.outcome.value}" + (f", {exc.reason}" if exc.reason else "")
+        print(f"error: {exc.message} ({why})", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{os_reason(exc)}", file=sys.stderr)
+        return 1
+
+
+def probe_command(uri: str, *, verbose: bool = False) -> int:
+    """`probe DEVICE_URI`: print the device's status and id. Exit status 0 when a job could
+    print, 1 when not (unreachable, or the device reports an error), 2 for a bad URI (refused
+    before connecting, by the gateway's own check)."""
+    configure_logging(verbose)
+    try:
+        check_device_uri(uri)
+    except (UriError, DriverError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    async def report() -> int:
+        result = await probe(uri)
+        print("\n".join(describe_probe(result)))
+        return 0 if result.ok else 1
+
+    return run_command(report)
+
+
+def devices_command(*, verbose: bool = False) -> int:
+    """`devices`: list the attached USB printers, usblp devices and serial ports; exit 0."""
+    configure_logging(verbose)
+
+    async def report() -> int:
+        print("\n".join(describe_devices(await devices())))
+        return 0
+
+    return run_command(report)

@@ -106,9 +106,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.file}: OK ({len(config.printers)} printer(s))")
         return 0
     if args.command in ("devices", "probe"):
-        from drivers.__main__ import main as drivers_main
+        from drivers import devices_command, probe_command
 
-        return drivers_main([args.command] + ([args.uri] if args.command == "probe" else []))
+        return probe_command(args.uri) if args.command == "probe" else devices_command()
     if args.command in ctl.COMMANDS:
         return ctl.run(args)
     return run(args)

@@ -13,16 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from drivers.driver import (
+from drivers import (
     MEDIA_SIZES,
     RAW_PASSTHROUGH_FORMATS,
+    DeviceUri,
+    UriError,
+    check_device_uri,
     driver_names,
     get_driver,
     pjl_drivers,
 )
-from drivers.errors import UriError
-from drivers.transport import check_device_uri
-from drivers.uri import DeviceUri
 
 DEFAULT_PORT = 8631
 DEFAULT_USER = "lp"  # Debian's printing account: owns /dev/usb/lp* (group lp), no login

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import trio
 
-from drivers.filters import accel
+from drivers import ACCELERATED
 from gateway import logs, sd_notify
 from gateway.config import Config, ConfigError
 from gateway.core.spool_lock import LockInfo, SpoolLock
@@ -72,7 +72,7 @@ class Gateway:
                 functools.partial(serve_listeners, limits=limits), self.app, self._listeners)
             self._announce()
             sd_notify.notify("READY=1")
-            log.info("raster codec: %s", "C (drivers.filters._rastercodec)" if accel.ACCELERATED
+            log.info("raster codec: %s", "C (drivers.filters._rastercodec)" if ACCELERATED
                      else "pure Python (the C extension is not built, or IPP_GATEWAY_PURE_PYTHON)")
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT,
                                            signal.SIGHUP) as signals:

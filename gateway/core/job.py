@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
-from drivers.driver import PrintOptions
+from drivers import PrintOptions
 from gateway.ipp.enums import JobState
 
 

@@ -15,13 +15,24 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from drivers.driver import Capabilities, Driver, get_driver, raw_command_set
-from drivers.errors import ConversionError, DriverError, Outcome
-from drivers.filters.planner import family
-from drivers.filters.stage import Progress
-from drivers.pipeline import print_document
-from drivers.transport import DeviceStatus, JobInfo, Transport, open_transport
-from drivers.uri import DeviceUri
+from drivers import (
+    MEDIA_SIZES,
+    Capabilities,
+    ConversionError,
+    DeviceStatus,
+    DeviceUri,
+    Driver,
+    DriverError,
+    JobInfo,
+    Outcome,
+    Progress,
+    Transport,
+    family,
+    get_driver,
+    open_transport,
+    print_document,
+    raw_command_set,
+)
 from gateway.config import PrinterConfig
 from gateway.core.job import Job, JobEvent, print_options
 from gateway.ipp.enums import JobState, PrinterState
@@ -44,8 +55,6 @@ def capabilities_for(driver: Driver, config: PrinterConfig) -> Capabilities:
     if config.make_and_model:
         changes["make_and_model"] = config.make_and_model
     if config.media:
-        from drivers.driver import MEDIA_SIZES
-
         changes["media"] = tuple(MEDIA_SIZES[m] for m in config.media)
         changes["media_default"] = config.media_default or config.media[0]
     if config.resolutions:

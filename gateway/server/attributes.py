@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from drivers.driver import Capabilities, MediaSize
+from drivers import Capabilities, MediaSize
 from gateway.core.printer import Printer
 from gateway.ipp.enums import Operation, ValueTag
 from gateway.ipp.model import Attribute, Collection, IntRange, Resolution, Value

@@ -9,7 +9,7 @@ from typing import BinaryIO
 
 import trio
 
-from drivers.filters.sniff import SNIFF_BYTES, sniff_format
+from drivers import SNIFF_BYTES, sniff_format
 from gateway.core.job import Job
 from gateway.core.system import System
 from gateway.errors import IppError

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
-from drivers.driver import Capabilities
+from drivers import Capabilities
 from gateway.ipp.enums import ValueTag
 from gateway.ipp.model import Attribute, Collection, IntRange, Resolution
 from gateway.server import values

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
-from drivers.filters import planner
+from drivers import unsupported_options
 from gateway.core.job import Job, JobEvent, options_from_template
 from gateway.core.printer import Printer
 from gateway.errors import BadRequest, IppError, NotPossible
@@ -126,7 +126,7 @@ def _conversion_unsupported(fmt: str, printer: Printer, accepted: dict[str, Any]
     those values leave `accepted`; the attributes come back as the client sent them (or as
     out-of-band `unsupported` when this request did not carry them)."""
     dropped: list[Attribute] = []
-    for name in planner.unsupported_options(fmt, printer.driver, printer.capabilities,
+    for name in unsupported_options(fmt, printer.driver, printer.capabilities,
                                             options_from_template(accepted)):
         keys = ("media", "media-col") if name == "media" else (name,)
         for key in keys:

@@ -8,7 +8,7 @@ from collections.abc import Set
 from dataclasses import dataclass
 from functools import partial
 
-from drivers.filters import planner
+from drivers import accepted_formats as planned_formats
 from gateway.core.printer import Printer
 from gateway.ipp.enums import GroupTag, Operation, ValueTag
 from gateway.ipp.model import Attribute
@@ -85,7 +85,7 @@ _caches: dict[int, PrinterAttributeCache] = {}
 
 def accepted_formats(printer: Printer) -> tuple[str, ...]:
     """document-format-supported: what the conversion planner can print on this printer."""
-    return planner.accepted_formats(printer.driver, printer.capabilities)
+    return planned_formats(printer.driver, printer.capabilities)
 
 
 def cache_for(printer: Printer) -> PrinterAttributeCache:

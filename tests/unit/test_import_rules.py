@@ -6,6 +6,10 @@ resolved to our modules and followed transitively. Counted are absolute and rela
 imports inside functions (they run sooner or later), the package `__init__` that importing a
 submodule runs, and `importlib.import_module` / `__import__` of a literal name or of a string
 constant of the module. Not counted: imports under `if TYPE_CHECKING:`, which never run.
+A package's lazy exports (a `_LAZY_EXPORTS` table of name -> module, which its module
+`__getattr__` imports from on first use) are imports of whoever takes that name from the
+package (`from drivers import print_document`; `import drivers` may use any of them), never of
+the package itself: importing one of its submodules does not load them.
 A dynamic import whose name is computed cannot be followed: those are listed below, so a new
 one has to be looked at.
 
@@ -16,6 +20,7 @@ has become unnecessary fails the test, so the lists can only shrink.
 from __future__ import annotations
 
 import ast
+import importlib
 import textwrap
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -26,6 +31,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("gateway", "drivers")
+LAZY_TABLE = "_LAZY_EXPORTS"
 
 # What a sans-I/O module must never reach. trio_websocket is listed itself because the walk
 # does not follow third-party packages (it would reach trio).
@@ -105,6 +111,9 @@ class Module:
     # Top-level names of the other modules it imports: (name, line).
     external: list[tuple[str, int]] = field(default_factory=list)
     dynamic: list[int] = field(default_factory=list)  # lines of unresolvable dynamic imports
+    # The modules of ours its import statements name, as written (not what they bring in).
+    written: list[tuple[str, int]] = field(default_factory=list)
+    lazy: dict[str, str] = field(default_factory=dict)  # its `_LAZY_EXPORTS`, name -> module
 
 
 def discover(root: Path, packages: Iterable[str]) -> dict[str, Module]:
@@ -115,11 +124,31 @@ def discover(root: Path, packages: Iterable[str]) -> dict[str, Module]:
             is_package = parts[-1] == "__init__"
             name = ".".join(parts[:-1] if is_package else parts)
             modules[name] = Module(name, path, is_package)
-    for module in modules.values():
-        _ImportCollector(module, modules).visit(ast.parse(module.path.read_bytes(), module.path))
+    trees = {name: ast.parse(m.path.read_bytes(), m.path) for name, m in modules.items()}
+    for name, tree in trees.items():  # every table first: an importer may come before it
+        modules[name].lazy = lazy_exports(tree)
+    for name, tree in trees.items():
+        module = modules[name]
+        _ImportCollector(module, modules).visit(tree)
         if "." in module.name:  # running a module runs its package first
             module.implicit.add(module.name.rpartition(".")[0])
     return modules
+
+
+def lazy_exports(tree: ast.Module) -> dict[str, str]:
+    for stmt in tree.body:
+        target = stmt.target if isinstance(stmt, ast.AnnAssign) else (
+            stmt.targets[0] if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 else None)
+        if isinstance(target, ast.Name) and target.id == LAZY_TABLE:
+            value = stmt.value if isinstance(stmt, (ast.Assign, ast.AnnAssign)) else None
+            assert isinstance(value, ast.Dict), f"{LAZY_TABLE} must be a dict display"
+            table = {}
+            for key, item in zip(value.keys, value.values, strict=True):
+                assert isinstance(key, ast.Constant) and isinstance(item, ast.Constant), (
+                    f"{LAZY_TABLE} must map literal names to literal module names")
+                table[str(key.value)] = str(item.value)
+            return table
+    return {}
 
 
 def _is_type_checking(test: ast.expr) -> bool:
@@ -152,6 +181,12 @@ class _ImportCollector(ast.NodeVisitor):
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
             self._add(alias.name, node.lineno)
+            # `import drivers`, or `import drivers.uri` (which binds `drivers` too), can reach
+            # every lazy export; `import drivers.uri as uri` binds only the submodule.
+            bound = alias.name if alias.asname else alias.name.partition(".")[0]
+            package = self.modules.get(bound)
+            for target in sorted(set(package.lazy.values()) if package else ()):
+                self._add(target, node.lineno, written=False)
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         if node.level:
@@ -169,6 +204,10 @@ class _ImportCollector(ast.NodeVisitor):
         self._add(base, node.lineno, package_is_namespace=names_only_submodules)
         for name in submodules:
             self._add(name, node.lineno)
+        lazy = self.modules[base].lazy if base in self.modules else {}
+        for alias in node.names:
+            if alias.name in lazy:
+                self._add(lazy[alias.name], node.lineno, written=False)
 
     def visit_Call(self, node: ast.Call) -> None:
         func = node.func
@@ -180,14 +219,20 @@ class _ImportCollector(ast.NodeVisitor):
                 self._add(arg.value, node.lineno)
             elif isinstance(arg, ast.Name) and arg.id in self.constants:
                 self._add(self.constants[arg.id], node.lineno)
+            elif (self.module.lazy and isinstance(arg, ast.Subscript)
+                  and isinstance(arg.value, ast.Name) and arg.value.id == LAZY_TABLE):
+                pass  # the package's own lazy exports: followed from their importers
             else:
                 self.module.dynamic.append(node.lineno)
         self.generic_visit(node)
 
-    def _add(self, name: str, line: int, *, package_is_namespace: bool = False) -> None:
+    def _add(self, name: str, line: int, *, package_is_namespace: bool = False,
+             written: bool = True) -> None:
         if name.partition(".")[0] not in self.modules:
             self.module.external.append((name.partition(".")[0], line))
             return
+        if written:
+            self.module.written.append((name, line))
         # `import a.b.c` runs a, then a.b, then a.b.c.
         parts = name.split(".")
         for i in range(1, len(parts)):
@@ -299,6 +344,35 @@ def test_drivers_never_import_gateway() -> None:
         for crossing, names in sorted(crossings.items()))
 
 
+def test_gateway_imports_drivers_only_through_its_facade() -> None:
+    """`gateway` takes what it uses from the `drivers` package (its `__init__` exports it),
+    never from a submodule, so the paper side can be rearranged behind it. Imports under
+    `if TYPE_CHECKING:` do not count; gateway.preload imports every module on purpose, by
+    computed names."""
+    found = [f"{name}:{line} imports {target}"
+             for name in sorted(n for n in MODULES if in_area(n, "gateway"))
+             for target, line in MODULES[name].written
+             if in_area(target, "drivers") and target != "drivers"]
+    assert not found, ("gateway must import drivers only as `from drivers import NAME`:\n  "
+                       + "\n  ".join(found))
+
+
+def test_the_drivers_facade_says_the_same_to_type_checkers_and_at_run_time() -> None:
+    """Its `TYPE_CHECKING` imports (what mypy sees), `_LAZY_EXPORTS` (what runs and what the
+    walk follows) and `__all__` name the same things, each from the same module."""
+    tree = ast.parse(MODULES["drivers"].path.read_bytes())
+    typed = {alias.asname or alias.name: stmt.module
+             for block in tree.body if isinstance(block, ast.If) and _is_type_checking(block.test)
+             for stmt in block.body if isinstance(stmt, ast.ImportFrom)
+             for alias in stmt.names}
+    assert typed == MODULES["drivers"].lazy
+    import drivers
+
+    assert sorted(drivers.__all__) == sorted(typed)
+    for name, module in typed.items():
+        assert getattr(drivers, name) is getattr(importlib.import_module(str(module)), name)
+
+
 @pytest.mark.parametrize("name", expand(MODULES, SANS_IO))
 def test_sans_io_module_never_reaches_io(name: str) -> None:
     found = io_reached(MODULES, name)
@@ -370,3 +444,28 @@ def test_walk_ignores_type_checking_imports_and_finds_cycles(tmp_path: Path) -> 
     })
     assert io_reached(modules, "pkg.a") == []
     assert cycles(modules, "pkg") == {frozenset({"pkg.c", "pkg.d"})}
+
+
+def test_walk_follows_lazy_exports_from_their_importers_only(tmp_path: Path) -> None:
+    modules = _tree(tmp_path, {
+        "pkg/__init__.py": """
+            import importlib
+            _LAZY_EXPORTS: dict[str, str] = {"run": "pkg.loop", "Value": "pkg.pure"}
+            def __getattr__(name):
+                return getattr(importlib.import_module(_LAZY_EXPORTS[name]), name)
+            """,
+        "pkg/loop.py": "import trio\n",
+        "pkg/pure.py": "Value = int\n",
+        "pkg/user_pure.py": "from pkg import Value\n",
+        "pkg/user_loop.py": "from pkg import Value, run\n",
+        "pkg/whole.py": "import pkg\n",
+        "pkg/aliased.py": "import pkg.pure as pure\n",
+    })
+    assert not modules["pkg"].dynamic  # the table's import is not an unknown one
+    assert io_reached(modules, "pkg.pure") == []  # its package does not load the exports
+    assert io_reached(modules, "pkg.user_pure") == []
+    assert [line.split("\n")[0] for line in io_reached(modules, "pkg.user_loop")] == [
+        "pkg.loop:1 imports trio"]
+    assert io_reached(modules, "pkg.whole") != []
+    assert io_reached(modules, "pkg.aliased") == []
+    assert [name for name, _ in modules["pkg.user_loop"].written] == ["pkg"]
