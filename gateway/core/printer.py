@@ -100,7 +100,10 @@ class Printer:
         self._job_scope: trio.CancelScope | None = None
         self._job_transport: Transport | None = None  # the transport carrying the current job
         self._status_from_job = False  # status_reasons came from the job's transport
-        self._wakeup = trio.Event()
+        self._wakeup = trio.Event()  # work may be waiting: a job queued, the printer resumed
+        # Ends a retry backoff early: only news about the waiting job (it was canceled), not a
+        # new job, which would make a dead device be retried at every submission.
+        self._retry_wakeup = trio.Event()
         self.on_progress: Callable[[Job], None] = lambda job: None
 
     # -- state seen over IPP -------------------------------------------------------------
@@ -148,7 +151,7 @@ class Printer:
         if self.current_job is job and self._job_scope is not None:
             self._job_scope.cancel()
         elif self.waiting_to_retry:
-            self.wake()  # the job waiting out its backoff may be this one: settle now
+            self._retry_wakeup.set()  # the job waiting out its backoff may be this one: settle now
 
     # -- the worker ----------------------------------------------------------------------
 
@@ -231,11 +234,11 @@ class Printer:
             immediate = retry is Outcome.RETRY_CURRENT and delay_index == 0
             delay = 0.0 if immediate else RETRY_DELAYS[min(delay_index, len(RETRY_DELAYS) - 1)]
             delay_index += 1
-            self._wakeup = trio.Event()
+            self._retry_wakeup = trio.Event()
             self.waiting_to_retry = True
             try:
                 with trio.move_on_after(delay):
-                    await self._wakeup.wait()
+                    await self._retry_wakeup.wait()
             finally:
                 self.waiting_to_retry = False
 
