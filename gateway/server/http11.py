@@ -28,6 +28,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from enum import Enum, auto
+from functools import lru_cache
 
 CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
@@ -389,6 +390,7 @@ def _check_target(method: bytes, target: bytes) -> None:
         raise HttpProtocolError(f"illegal request target {target!r}: {exc}") from None
 
 
+@lru_cache(maxsize=256)  # every request's Host, checked twice: the same few values
 def split_authority(value: bytes) -> tuple[str, int | None]:
     """(host, port or None) of an RFC 3986 authority without userinfo, as in Host or an
     absolute URI; IPv6 comes without its brackets. Raises ValueError when malformed.

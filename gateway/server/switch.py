@@ -26,24 +26,33 @@ class SwitchableApp:
         self._open.set()
 
     async def handle_ipp(self, request: HttpRequest, body: RequestBody) -> bytes:
-        async with self._serving() as app:
+        app = await self._enter()
+        try:
             return await app.handle_ipp(request, body)
+        finally:
+            self._leave()
 
     async def handle_get(self, request: HttpRequest) -> HttpResponse:
-        async with self._serving() as app:
-            return await app.handle_get(request)
-
-    @asynccontextmanager
-    async def _serving(self) -> AsyncIterator[HttpApp]:
-        await self._open.wait()
-        self._in_flight += 1
-        self._idle = trio.Event() if self._in_flight == 1 else self._idle
+        app = await self._enter()
         try:
-            yield self.current
+            return await app.handle_get(request)
         finally:
-            self._in_flight -= 1
-            if not self._in_flight:
-                self._idle.set()
+            self._leave()
+
+    # Plain calls, not a context manager, and no wait while open: this runs on every request
+    # (a checkpoint and a generator-based context manager cost ~45 us each time).
+    async def _enter(self) -> HttpApp:
+        while not self._open.is_set():
+            await self._open.wait()
+        self._in_flight += 1
+        if self._in_flight == 1:
+            self._idle = trio.Event()
+        return self.current
+
+    def _leave(self) -> None:
+        self._in_flight -= 1
+        if not self._in_flight:
+            self._idle.set()
 
     @asynccontextmanager
     async def closed(self, drain_timeout: float = math.inf) -> AsyncIterator[bool]:
