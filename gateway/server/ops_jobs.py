@@ -173,7 +173,7 @@ def _new_job(call: Call, template: dict[str, object]) -> Job:
     except OSError as error:
         leftover = call.system.jobs.get(job_id)
         if leftover is not None:
-            _discard(call, leftover, "its record could not be written")
+            call.system.discard_job(leftover, "its record could not be written")
         raise spool_error(error, f"printer {printer.name}: job {job_id}") from None
     job.hold_until = str(template.get("job-hold-until", "no-hold"))
     job.fidelity = bool(_boolean(call, "ipp-attribute-fidelity"))
@@ -204,11 +204,7 @@ def _discarded_unless_committed(call: Call, job: Job) -> Iterator[_Commit]:
         raise spool_error(error, f"printer {job.printer}: job {job.id}") from None
     finally:
         if not commit.done:
-            _discard(call, job, why)
-
-
-def _discard(call: Call, job: Job, why: str) -> None:
-    call.system.discard_job(job, why)  # a spool that cannot delete is logged there
+            call.system.discard_job(job, why)  # a spool that cannot delete logs it there
 
 
 def _job_reply(call: Call, reply: Reply, job: Job) -> Reply:
