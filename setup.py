@@ -1,7 +1,7 @@
 """The optional C raster codec; all other metadata is in pyproject.toml.
 
 `optional=True`: without a working compiler the install still succeeds and
-drivers.filters.accel falls back to the pure-Python codec.
+drivers.model.accel falls back to the pure-Python codec.
 """
 
 from setuptools import Extension, setup

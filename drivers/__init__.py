@@ -22,24 +22,15 @@ if TYPE_CHECKING:
         probe,
         probe_command,
     )
-    from drivers.driver import (
-        MEDIA_SIZES,
-        RAW_PASSTHROUGH_FORMATS,
-        Capabilities,
-        Driver,
-        MediaSize,
-        PrintOptions,
-        driver_names,
-        get_driver,
-        pjl_drivers,
-        raw_command_set,
-    )
+    from drivers.driver import Driver, accepted_formats, family, unsupported_options
     from drivers.errors import ConversionError, DriverError, Outcome, TransportError, UriError
-    from drivers.filters.accel import ACCELERATED
-    from drivers.filters.planner import accepted_formats, family, unsupported_options
     from drivers.filters.sniff import SNIFF_BYTES, sniff_format
     from drivers.filters.stage import Progress
+    from drivers.languages.raw import RAW_PASSTHROUGH_FORMATS, raw_command_set
+    from drivers.model.accel import ACCELERATED
+    from drivers.model.capabilities import MEDIA_SIZES, Capabilities, MediaSize, PrintOptions
     from drivers.pipeline import print_document
+    from drivers.registry import driver_names, get_driver, pjl_drivers
     from drivers.transport import (
         DeviceStatus,
         JobInfo,
@@ -53,24 +44,24 @@ if TYPE_CHECKING:
 _LAZY_EXPORTS: dict[str, str] = {
     # Printing a document, and what a printer accepts.
     "print_document": "drivers.pipeline",
-    "accepted_formats": "drivers.filters.planner",
-    "unsupported_options": "drivers.filters.planner",
-    "family": "drivers.filters.planner",
+    "accepted_formats": "drivers.driver",
+    "unsupported_options": "drivers.driver",
+    "family": "drivers.driver",
     "sniff_format": "drivers.filters.sniff",
     "SNIFF_BYTES": "drivers.filters.sniff",
     "Progress": "drivers.filters.stage",
-    "ACCELERATED": "drivers.filters.accel",  # whether the raster codec is the C extension
+    "ACCELERATED": "drivers.model.accel",  # whether the raster codec is the C extension
     # Capabilities and the languages.
-    "Capabilities": "drivers.driver",
-    "MediaSize": "drivers.driver",
-    "MEDIA_SIZES": "drivers.driver",
-    "PrintOptions": "drivers.driver",
+    "Capabilities": "drivers.model.capabilities",
+    "MediaSize": "drivers.model.capabilities",
+    "MEDIA_SIZES": "drivers.model.capabilities",
+    "PrintOptions": "drivers.model.capabilities",
     "Driver": "drivers.driver",
-    "get_driver": "drivers.driver",
-    "driver_names": "drivers.driver",
-    "pjl_drivers": "drivers.driver",
-    "RAW_PASSTHROUGH_FORMATS": "drivers.driver",
-    "raw_command_set": "drivers.driver",
+    "get_driver": "drivers.registry",
+    "driver_names": "drivers.registry",
+    "pjl_drivers": "drivers.registry",
+    "RAW_PASSTHROUGH_FORMATS": "drivers.languages.raw",
+    "raw_command_set": "drivers.languages.raw",
     # Devices.
     "DeviceUri": "drivers.uri",
     "check_device_uri": "drivers.transport",

@@ -23,11 +23,11 @@ from pathlib import Path
 import trio
 
 from drivers import discovery
-from drivers.driver import PrintOptions, driver_names, get_driver
 from drivers.errors import DriverError, UriError
-from drivers.filters.planner import family
-from drivers.filters.sniff import OCTET_STREAM
+from drivers.model.capabilities import PrintOptions
+from drivers.model.formats import OCTET_STREAM
 from drivers.pipeline import print_document
+from drivers.registry import driver_names, get_driver
 from drivers.transport import JobInfo, Transport, check_device_uri, open_transport
 
 
@@ -59,7 +59,7 @@ async def send_file(args: argparse.Namespace, transport: Transport) -> int:
     path: Path = args.file
     size = (await trio.Path(path).stat()).st_size
     driver = get_driver(args.driver)
-    raw = family(driver) == "raw"
+    raw = driver.passes_through
     name, user = args.job_name or path.name, args.user or getpass.getuser()
     # As the gateway's printer worker: a raw document goes as it is, its length known (LPD
     # announces it) and its copies asked of the device; a converted one carries its copies in

@@ -1,5 +1,5 @@
-"""Print one document: plan the stages for (format, driver), stream the document through them
-into a Transport, and report progress.
+"""Print one document: the driver plans the stages for the format, the document streams
+through them into a Transport, and progress is reported.
 
 The caller owns the transport's job: it calls `start_job` before and `end_job` (or
 `abort_job`) after `print_document`, which only sends. Failures surface as one DriverError:
@@ -16,25 +16,19 @@ from pathlib import Path
 import trio
 
 from drivers import localfile
-from drivers.driver import Capabilities, Driver, PrintOptions
+from drivers.driver import Driver
 from drivers.errors import ConversionError, DriverError
-from drivers.filters.planner import Context, Plan, accepted_formats, copy_plan, plan
-from drivers.filters.sniff import OCTET_STREAM, SNIFF_BYTES, TEXT, sniff_format
+from drivers.filters.planner import Context, Plan
+from drivers.filters.sniff import SNIFF_BYTES, sniff_format
 from drivers.filters.stage import CHUNK, Inbox, Outbox, Progress, Stage, open_channel
+from drivers.model.capabilities import Capabilities, PrintOptions
+from drivers.model.formats import OCTET_STREAM, TEXT, canonical_format
 from drivers.transport import Transport
 
 log = logging.getLogger(__name__)
 PASSTHROUGH_READ = 1 << 20
 
 Source = Path | AsyncIterable[bytes]
-_KNOWN_CASE = {fmt.lower(): fmt for fmt in (
-    "application/vnd.hp-PCL", "application/vnd.hp-PCLXL")}
-
-
-def canonical_format(fmt: str) -> str:
-    """A MIME type without parameters, spelt as our tables spell it."""
-    bare = fmt.split(";", 1)[0].strip().lower()
-    return _KNOWN_CASE.get(bare, bare)
 
 
 async def print_document(
@@ -52,7 +46,7 @@ async def print_document(
     if not head:
         raise ConversionError("the document is empty")
     concrete, chosen = _choose_plan(canonical_format(fmt), head, driver, caps)
-    copies = copy_plan(chosen, concrete, driver, caps, options)
+    copies = driver.copy_plan(chosen, concrete, caps, options)
     log.info("printing %s on %s: %s%s", fmt, driver.name, chosen.steps,
              f" (sent {copies.passes} times for collated copies)" if copies.passes > 1 else "")
     path = source if isinstance(source, Path) else None
@@ -69,7 +63,7 @@ def _choose_plan(fmt: str, head: bytes, driver: Driver, caps: Capabilities) -> t
     """The format the document is printed as (octet-stream sniffed), and its plan."""
     sniffed = sniff_format(head[:SNIFF_BYTES])
     if fmt == OCTET_STREAM:
-        direct = plan(fmt, driver, caps)  # a raw queue takes anything as it is
+        direct = driver.plan(fmt, caps)  # a raw queue takes anything as it is
         if direct is not None:
             return fmt, direct
         if sniffed is None:
@@ -77,9 +71,9 @@ def _choose_plan(fmt: str, head: bytes, driver: Driver, caps: Capabilities) -> t
         fmt = sniffed
     elif sniffed not in (None, TEXT, fmt):
         raise ConversionError(f"the document is {sniffed}, not the {fmt} it was sent as")
-    chosen = plan(fmt, driver, caps)
+    chosen = driver.plan(fmt, caps)
     if chosen is None:
-        supported = ", ".join(accepted_formats(driver, caps))
+        supported = ", ".join(driver.accepted_formats(caps))
         raise ConversionError(f"{driver.name} printers cannot print {fmt} (only {supported})")
     return fmt, chosen
 

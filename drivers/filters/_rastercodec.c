@@ -1,7 +1,7 @@
 /* The raster hot loops in C: PWG/URF line decoding, PackBits and PCL delta-row encoding.
  *
- * Each function is the exact equivalent of its pure-Python reference (drivers/filters/raster.py
- * decode_line, drivers/filters/packbits.py packbits and packbits_bilevel, drivers/languages/pcl.py
+ * Each function is the exact equivalent of its pure-Python reference (drivers/filters/linecodec.py
+ * decode_line, drivers/model/packbits.py packbits and packbits_bilevel, drivers/languages/pcl.py
  * _delta_row), which stays the specification: same output bytes, same exceptions. The input
  * comes from the network, so every read is checked against the buffer and every write against
  * the output allocated for it.
@@ -1051,7 +1051,7 @@ static PyMethodDef codec_methods[] = {
 static struct PyModuleDef codec_module = {
     PyModuleDef_HEAD_INIT,
     "drivers.filters._rastercodec",
-    "C versions of the raster hot loops; drivers.filters.accel chooses between them and the\n"
+    "C versions of the raster hot loops; drivers.model.accel chooses between them and the\n"
     "pure-Python references.",
     -1,
     codec_methods,

@@ -10,9 +10,9 @@ from collections.abc import Callable, Sequence
 
 from PIL import Image, ImageChops
 
-from drivers.filters import accel
 from drivers.filters.packet_reader import INVERT
-from drivers.filters.raster import PixelFormat, Row
+from drivers.model import accel
+from drivers.model.raster import PixelFormat, Row
 
 _MODES = {PixelFormat.SGRAY_8: "L", PixelFormat.SRGB_8: "RGB", PixelFormat.CMYK_8: "CMYK"}
 

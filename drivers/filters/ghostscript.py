@@ -24,9 +24,9 @@ from pathlib import Path
 
 import trio
 
-from drivers.driver import MediaSize
 from drivers.errors import ConversionError, Outcome
 from drivers.filters.stage import Inbox, Outbox, Progress, Stage
+from drivers.model.capabilities import MediaSize
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ class GhostscriptJob:
     device: str
     media: MediaSize | None = None  # None = the document's own page size
     dpi: int | None = None
+    dpi_y: int | None = None  # a vertical resolution other than `dpi` (dot-matrix printers)
     fit_to_page: bool = True
     page_list: str = ""  # e.g. "1-3,5"; "" = every page
     rotation: int = 0  # orientation-requested: degrees anti-clockwise, 0/90/180/270
@@ -67,7 +68,7 @@ class GhostscriptJob:
                 f"-sDEVICE={self.device}", "-sstdout=%stderr", f"-sOutputFile={self.output}",
                 *_BANDING]
         if self.dpi:
-            args.append(f"-r{self.dpi}")
+            args.append(f"-r{self.dpi}x{self.dpi_y}" if self.dpi_y else f"-r{self.dpi}")
         if self.media is not None:
             width = math.floor(self.media.width_points)
             height = math.floor(self.media.height_points)

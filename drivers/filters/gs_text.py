@@ -11,7 +11,7 @@ import trio
 
 from drivers.filters.ghostscript import GhostscriptJob, GhostscriptStage
 from drivers.filters.stage import Inbox, Outbox, Progress, Stage, open_channel
-from drivers.languages.text import to_ascii
+from drivers.filters.text import to_ascii
 
 
 class GhostscriptTextStage(Stage):

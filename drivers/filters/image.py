@@ -17,7 +17,10 @@ from typing import IO
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from drivers.driver import (
+from drivers.errors import ConversionError
+from drivers.filters.raster_convert import RasterRenderer
+from drivers.filters.stage import PageCallback
+from drivers.model.capabilities import (
     LANDSCAPE,
     PORTRAIT,
     REVERSE_LANDSCAPE,
@@ -25,10 +28,15 @@ from drivers.driver import (
     Capabilities,
     PrintOptions,
 )
-from drivers.errors import ConversionError
-from drivers.filters.raster import Band, PageEnd, PageStart, PixelFormat, RasterEvent, RasterPage
-from drivers.filters.raster_convert import RasterRenderer, RasterSink
-from drivers.filters.stage import PageCallback
+from drivers.model.raster import (
+    Band,
+    PageEnd,
+    PageStart,
+    PixelFormat,
+    RasterEvent,
+    RasterPage,
+    RasterSink,
+)
 
 MAX_DOCUMENT_BYTES = 256 << 20
 MAX_DECODED_PIXELS = 16_000_000  # after JPEG draft reduction: 48 MB of RGB at most
@@ -168,10 +176,10 @@ class ImageSpool:
 def raster_events(image: Image.Image, placement: Placement, page: RasterPage) -> Iterator[
         RasterEvent]:
     """The page as raster bands: white around the image, the image resampled per band."""
-    dpi = page.dpi_x
-    left, width = round(placement.x * dpi / 72), round(placement.w * dpi / 72)
-    top = round((page.size_points[1] - placement.y - placement.h) * dpi / 72)
-    height = round(placement.h * dpi / 72)
+    dpi_x, dpi_y = page.dpi_x, page.dpi_y
+    left, width = round(placement.x * dpi_x / 72), round(placement.w * dpi_x / 72)
+    top = round((page.size_points[1] - placement.y - placement.h) * dpi_y / 72)
+    height = round(placement.h * dpi_y / 72)
     pixel_bytes = 1 if image.mode == "L" else 3
     white = page.white_line
     yield PageStart(page)
@@ -221,14 +229,16 @@ class SpooledImageConverter:
 
 
 class ImageToRaster(SpooledImageConverter):
-    """Converter: a JPEG/PNG document to a raster printer language through `sink`."""
+    """Converter: a JPEG/PNG document to a raster printer language through `sink`, at
+    `resolution` (x, y dpi; default the job's square `PrintOptions.dpi`)."""
 
     def __init__(
         self, sink: RasterSink, options: PrintOptions, caps: Capabilities, on_page: PageCallback,
-        input_path: Path | None = None,
+        input_path: Path | None = None, resolution: tuple[int, int] | None = None,
     ) -> None:
         super().__init__(input_path)
         self.options, self.caps = options, caps
+        self.resolution = resolution or (options.dpi(caps),) * 2
         self._renderer = RasterRenderer(sink, on_page)
         self._gray = PixelFormat.SRGB_8 not in sink.accepts or not options.in_color(caps)
 
@@ -237,7 +247,8 @@ class ImageToRaster(SpooledImageConverter):
         page_pt = (media.width_points, media.height_points)
         placement = place(image.size, image_dpi(image), page_pt, margins_points(self.caps),
                           self.options)
-        dpi = self.options.dpi(self.caps)
+        dpi_x, dpi_y = self.resolution
+        dpi = max(dpi_x, dpi_y)  # decoded at least this fine whichever way it is turned
         target = (round(placement.w * dpi / 72), round(placement.h * dpi / 72))
         if placement.rotation in (90, 270):
             target = target[::-1]
@@ -245,9 +256,9 @@ class ImageToRaster(SpooledImageConverter):
         if placement.rotation:
             decoded = decoded.transpose(_TRANSPOSE[placement.rotation])
         page = RasterPage(
-            width=round(page_pt[0] * dpi / 72), height=round(page_pt[1] * dpi / 72),
+            width=round(page_pt[0] * dpi_x / 72), height=round(page_pt[1] * dpi_y / 72),
             pixels=PixelFormat.SGRAY_8 if self._gray else PixelFormat.SRGB_8,
-            dpi_x=dpi, dpi_y=dpi, page_width_pt=page_pt[0], page_height_pt=page_pt[1],
+            dpi_x=dpi_x, dpi_y=dpi_y, page_width_pt=page_pt[0], page_height_pt=page_pt[1],
             media_name=media.name,
         )
         yield from self._renderer.render(raster_events(decoded, placement, page))

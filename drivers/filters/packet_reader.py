@@ -13,19 +13,17 @@ from collections.abc import Callable, Iterator
 from enum import Enum, auto
 
 from drivers.errors import ConversionError
-from drivers.filters import accel
-from drivers.filters.raster import (
+from drivers.filters.linecodec import LineOverflow, decode_line, max_encoded_line
+from drivers.model import accel
+from drivers.model.raster import (
     DEFAULT_LIMITS,
     Band,
-    LineOverflow,
     PageEnd,
     PageStart,
     RasterEvent,
     RasterLimits,
     RasterPage,
     Row,
-    decode_line,
-    max_encoded_line,
 )
 
 Normaliser = Callable[[bytes], bytes]

@@ -10,7 +10,8 @@ import re
 from collections.abc import Iterator
 
 from drivers.errors import ConversionError
-from drivers.filters.raster import (
+from drivers.model.capabilities import media_name_for
+from drivers.model.raster import (
     DEFAULT_LIMITS,
     Band,
     PageEnd,
@@ -20,7 +21,6 @@ from drivers.filters.raster import (
     RasterLimits,
     RasterPage,
     Row,
-    media_name_for,
 )
 
 _GAP = rb"(?:\s+|#[^\n]*\n)+"
@@ -37,8 +37,10 @@ class PnmReader:
 
     format_name = "PNM"
 
-    def __init__(self, dpi: int, limits: RasterLimits = DEFAULT_LIMITS) -> None:
+    def __init__(self, dpi: int, limits: RasterLimits = DEFAULT_LIMITS,
+                 dpi_y: int | None = None) -> None:
         self.dpi = dpi
+        self.dpi_y = dpi_y or dpi
         self.limits = limits
         self.pages_read = 0
         self._data = b""
@@ -85,7 +87,7 @@ class PnmReader:
         self.pages_read += 1
         page = RasterPage(
             width=int(width), height=int(height), pixels=_FORMATS[kind], dpi_x=self.dpi,
-            dpi_y=self.dpi, number=self.pages_read,
+            dpi_y=self.dpi_y, number=self.pages_read,
         )
         width_pt, height_pt = page.size_points
         page = page.with_changes(media_name=media_name_for(width_pt, height_pt))

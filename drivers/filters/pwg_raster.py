@@ -10,6 +10,7 @@ import struct
 from collections.abc import Iterable
 
 from drivers.errors import ConversionError
+from drivers.filters.linecodec import encode_rows
 from drivers.filters.packet_reader import (
     Normaliser,
     PacketRasterReader,
@@ -18,7 +19,8 @@ from drivers.filters.packet_reader import (
     inverted,
     inverted_high_bytes,
 )
-from drivers.filters.raster import PixelFormat, RasterPage, Row, encode_rows, media_name_for
+from drivers.model.capabilities import media_name_for
+from drivers.model.raster import PixelFormat, RasterPage, Row
 
 SYNC = b"RaS2"
 HEADER_SIZE = 1796

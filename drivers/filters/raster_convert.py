@@ -1,7 +1,8 @@
 """Raster events to a printer language: the glue between any raster reader and any writer.
 
-A `RasterSink` (PCL, PostScript, PWG ...) says which pixel formats it takes; `RasterRenderer`
-converts each page's bands to one of them and counts the pages it completes.
+A `RasterSink` (the contract is in drivers.model.raster: PCL, PostScript, PWG ...) says which
+pixel formats it takes; `RasterRenderer` converts each page's bands to one of them and counts
+the pages it completes.
 """
 
 from __future__ import annotations
@@ -13,16 +14,17 @@ from typing import Protocol
 from PIL import Image
 
 from drivers.filters.convert import PixelAdapter, choose_target
-from drivers.filters.raster import (
+from drivers.filters.stage import PageCallback
+from drivers.model.raster import (
     Band,
     PageEnd,
     PageStart,
     PixelFormat,
     RasterEvent,
     RasterPage,
+    RasterSink,
     Row,
 )
-from drivers.filters.stage import PageCallback
 
 _PIL_MODES = {PixelFormat.BLACK_1: "1", PixelFormat.SGRAY_8: "L", PixelFormat.SRGB_8: "RGB",
               PixelFormat.CMYK_8: "CMYK"}
@@ -149,20 +151,6 @@ class MediaFitter:
                 self._page = None
                 continue
             yield event
-
-
-class RasterSink(Protocol):
-    accepts: tuple[PixelFormat, ...]
-
-    def start_job(self) -> bytes: ...
-
-    def start_page(self, page: RasterPage) -> bytes: ...
-
-    def write_rows(self, rows: list[Row]) -> Iterable[bytes]: ...
-
-    def end_page(self) -> bytes: ...
-
-    def end_job(self) -> bytes: ...
 
 
 class RasterSource(Protocol):

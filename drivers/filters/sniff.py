@@ -4,20 +4,10 @@ from __future__ import annotations
 
 import re
 
+from drivers.model.formats import JPEG, PCL, PCLXL, PDF, PNG, POSTSCRIPT, PWG_RASTER, TEXT, URF
 from drivers.pjl import UEL
 
 SNIFF_BYTES = 512  # enough to see past a PJL header; any shorter prefix still works
-
-PDF = "application/pdf"
-POSTSCRIPT = "application/postscript"
-JPEG = "image/jpeg"
-PNG = "image/png"
-PWG_RASTER = "image/pwg-raster"
-URF = "image/urf"
-PCL = "application/vnd.hp-PCL"
-PCLXL = "application/vnd.hp-PCLXL"
-TEXT = "text/plain"
-OCTET_STREAM = "application/octet-stream"
 
 _PJL_LANGUAGE = re.compile(rb"@PJL\s+ENTER\s+LANGUAGE\s*=\s*([A-Z0-9]+)", re.IGNORECASE)
 _PJL_LANGUAGES = {b"PCL": PCL, b"PCLXL": PCLXL, b"POSTSCRIPT": POSTSCRIPT, b"PDF": PDF}

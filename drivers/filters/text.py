@@ -1,18 +1,19 @@
 """Plain text typeset by our own small monospace formatter: page size, margins, wrapping, tabs
-and form feeds, to PostScript (Courier) or PCL (the printer's Courier)."""
+and form feeds. A language prints the pages through its `TextWriter` (PostScript in Courier,
+PCL and ESC/P in the printer's own fixed-pitch font): the layout is the same for all."""
 
 from __future__ import annotations
 
 import codecs
 import re
-from collections.abc import Iterator
+import unicodedata
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
-from drivers.driver import LANDSCAPE, REVERSE_LANDSCAPE, Capabilities, PrintOptions
 from drivers.errors import ConversionError
 from drivers.filters.stage import PageCallback
-from drivers.languages.pcl import PclTextWriter
-from drivers.languages.postscript import PsJob, ps_string
+from drivers.model.capabilities import LANDSCAPE, REVERSE_LANDSCAPE, Capabilities, PrintOptions
 
 CHAR_WIDTH = 7.2  # points: Courier 12 at 10 characters per inch
 LINE_HEIGHT = 12.0  # points: 6 lines per inch
@@ -111,14 +112,47 @@ def _overstrike(raw: str) -> str:
     return line
 
 
-class _PaginatedText:
-    """Text to pages: the paginator, the page selection and the job's start and end; a
-    language only says how its header, each page and its trailer look."""
+_TYPOGRAPHY = str.maketrans({
+    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u2032": "'", "\u201c": '"', "\u201d": '"',
+    "\u201e": '"', "\u2033": '"', "\u2013": "-", "\u2014": "-", "\u2212": "-", "\u2010": "-",
+    "\u2022": "*", "\u2026": "...", "\u00a0": " ",
+})
 
-    def __init__(self, options: PrintOptions, caps: Capabilities, on_page: PageCallback) -> None:
+
+def to_ascii(text: str) -> str:
+    """Unicode made printable on a plain ASCII printer: typography simplified, accents off."""
+    decomposed = unicodedata.normalize("NFKD", text.translate(_TYPOGRAPHY))
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return stripped.encode("ascii", "replace").decode("ascii")
+
+
+class TextWriter(Protocol):
+    """A language's text pages: the job's start, each page (its lines, already laid out to the
+    `TextLayout` the writer was made for) and the job's end, as bytes to send."""
+
+    def start_job(self) -> bytes: ...
+
+    def page(self, lines: list[str]) -> bytes: ...
+
+    def end_job(self) -> bytes: ...
+
+
+# Makes a language's TextWriter for one job, laid out as the shared formatter lays it out.
+TextWriterFactory = Callable[[PrintOptions, Capabilities, TextLayout], TextWriter]
+
+
+class TextFormatter:
+    """Converter: text/plain to pages through a language's TextWriter. The paginator, the page
+    selection (page-ranges) and the job's start and end are shared; the writer says how its
+    header, each page and its trailer look. The header goes just before the first page
+    printed (or at the end, for a job whose every page was skipped)."""
+
+    def __init__(self, make_writer: TextWriterFactory, options: PrintOptions,
+                 caps: Capabilities, on_page: PageCallback) -> None:
         self._options = options
-        self._layout = layout(options, caps)
-        self._paginator = TextPaginator(self._layout.columns, self._layout.lines)
+        self.layout = layout(options, caps)
+        self._writer = make_writer(options, caps, self.layout)
+        self._paginator = TextPaginator(self.layout.columns, self.layout.lines)
         self._on_page = on_page
         self._started = False
 
@@ -130,77 +164,16 @@ class _PaginatedText:
         for page in self._paginator.finish():
             yield from self._page(page)
         yield from self._start()
-        yield self._trailer()
+        yield self._writer.end_job()
 
     def _start(self) -> Iterator[bytes]:
         if not self._started:
             self._started = True
-            yield self._header()
+            yield self._writer.start_job()
 
     def _page(self, lines: list[str]) -> Iterator[bytes]:
         if not self._options.wants_page(self._paginator.pages):
             return
         yield from self._start()
-        yield self._render(lines)
+        yield self._writer.page(lines)
         self._on_page()
-
-    def _header(self) -> bytes:
-        raise NotImplementedError
-
-    def _render(self, lines: list[str]) -> bytes:
-        raise NotImplementedError
-
-    def _trailer(self) -> bytes:
-        raise NotImplementedError
-
-
-class TextToPostScript(_PaginatedText):
-    """Converter: text/plain to a PostScript job in Courier."""
-
-    def __init__(self, job: PsJob, on_page: PageCallback) -> None:
-        super().__init__(job.options, job.caps, on_page)
-        self.job = job
-
-    def _header(self) -> bytes:
-        return self.job.header() + (
-            b"/GwFont /Courier findfont dup length dict begin { 1 index /FID ne { def } "
-            b"{ pop pop } ifelse } forall /Encoding ISOLatin1Encoding def currentdict end "
-            b"definefont pop\n"
-        )
-
-    def _trailer(self) -> bytes:
-        return self.job.trailer()
-
-    def _render(self, lines: list[str]) -> bytes:
-        media = self.job.options.media_size(self.job.caps)
-        out = [self.job.page_start(media.width_points, media.height_points).decode("ascii")]
-        geometry = self._layout
-        if geometry.landscape:
-            out.append(f"{media.width_points:.2f} 0 translate 90 rotate\n")
-        out.append(f"/GwFont findfont {FONT_SIZE} scalefont setfont\n")
-        y = geometry.page_height - geometry.top - FONT_SIZE * 0.8
-        for line in lines:
-            if line.strip():
-                out.append(f"{geometry.left:.2f} {y:.2f} moveto {ps_string(line)} show\n")
-            y -= LINE_HEIGHT
-        return "".join(out).encode("latin-1", "replace") + self.job.page_end()
-
-
-class TextToPcl(_PaginatedText):
-    """Converter: text/plain to PCL 5 text in the printer's own fixed-pitch font."""
-
-    def __init__(self, options: PrintOptions, caps: Capabilities, on_page: PageCallback) -> None:
-        super().__init__(options, caps, on_page)
-        self._writer = PclTextWriter(options, caps, self._layout.landscape)
-        # PCL's logical page starts 1/4 inch in and its top margin counts in lines.
-        self._left_columns = max(0, round((self._layout.left - 18) / CHAR_WIDTH))
-        self._top_lines = max(1, round(self._layout.top / LINE_HEIGHT))
-
-    def _header(self) -> bytes:
-        return self._writer.start_job(self._left_columns, self._top_lines)
-
-    def _render(self, lines: list[str]) -> bytes:
-        return self._writer.page(lines)
-
-    def _trailer(self) -> bytes:
-        return self._writer.end_job()

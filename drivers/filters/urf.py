@@ -12,16 +12,10 @@ import struct
 from collections.abc import Iterable
 
 from drivers.errors import ConversionError
+from drivers.filters.linecodec import encode_rows
 from drivers.filters.packet_reader import Normaliser, PacketRasterReader, PageLayout, high_bytes
-from drivers.filters.raster import (
-    DEFAULT_LIMITS,
-    PixelFormat,
-    RasterLimits,
-    RasterPage,
-    Row,
-    encode_rows,
-    media_name_for,
-)
+from drivers.model.capabilities import media_name_for
+from drivers.model.raster import DEFAULT_LIMITS, PixelFormat, RasterLimits, RasterPage, Row
 
 log = logging.getLogger(__name__)
 

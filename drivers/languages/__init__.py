@@ -1,5 +1,2 @@
-"""Printer languages; importing this package registers each language's driver."""
-
-from drivers.languages import pcl, pclxl, postscript, text
-
-__all__ = ["pcl", "pclxl", "postscript", "text"]
+"""Printer languages, one module each. Importing this package registers nothing: the languages
+are listed in `drivers.registry`, which says how to add one."""

@@ -1,17 +1,24 @@
 """PCL 5e: monochrome raster pages (compression mode 2 or 3) and plain text in the printer's
-own Courier. Commands follow protocols.md 11.3 and HP's PCL 5 technical reference."""
+own Courier. Commands follow protocols.md 11.3 and HP's PCL 5 technical reference.
+
+PDF, PostScript, PWG, URF, JPEG and PNG go through the shared raster pipeline into
+`PclRasterWriter`; text/plain through our formatter into `PclTextWriter`; PCL passes through.
+A printer that takes PJL gets each job in `@PJL ENTER LANGUAGE=PCL`."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
 
-from drivers.driver import MEDIA_SIZES, Capabilities, Driver, PrintOptions, register_driver
+from drivers.driver import Driver
 from drivers.errors import ConversionError
-from drivers.filters import accel, formats
-from drivers.filters.packbits import packbits_bilevel
-from drivers.filters.raster import PixelFormat, RasterPage, Row, media_name_for
-from drivers.filters.sniff import PCL
+from drivers.filters.planner import Plan, passthrough_plan, raster_plan, text_plan
+from drivers.filters.text import CHAR_WIDTH, LINE_HEIGHT, TextLayout
+from drivers.model import accel
+from drivers.model.capabilities import MEDIA_SIZES, Capabilities, PrintOptions, media_name_for
+from drivers.model.formats import DOCUMENT_FORMATS, PCL, TEXT
+from drivers.model.packbits import packbits_bilevel
+from drivers.model.raster import PixelFormat, RasterPage, Row
 
 ESC = b"\x1b"
 RESET = ESC + b"E"
@@ -47,7 +54,7 @@ def job_settings(options: PrintOptions, caps: Capabilities) -> bytes:
 def _delta_row_py(row: bytes, seed: bytes) -> bytes:
     """Mode 3: only the bytes that differ from the seed row, in commands of up to 8 bytes.
 
-    The reference for the C `delta_row` of drivers.filters.accel."""
+    The reference for the C `delta_row` of drivers.model.accel."""
     width = max(len(row), len(seed))
     row, seed = row.ljust(width, b"\0"), seed.ljust(width, b"\0")
     diff = (int.from_bytes(row, "big") ^ int.from_bytes(seed, "big")).to_bytes(width, "big")
@@ -82,7 +89,7 @@ def _pcl_band_py(
 
     Each line loses `crop` bytes on the left and its trailing white; blank rows are counted
     and skipped with one ESC*b#Y before the next inked row (which then has no seed). The
-    reference for the C `pcl_band` of drivers.filters.accel."""
+    reference for the C `pcl_band` of drivers.model.accel."""
     out: list[bytes] = []
     for line, count in rows:
         data = line[crop:].rstrip(b"\0")
@@ -185,16 +192,47 @@ class PclTextWriter:
         return RESET
 
 
-@register_driver("pcl5")
-def pcl5_driver() -> Driver:
-    caps = Capabilities(
-        make_and_model="Generic PCL 5e Laser Printer", manufacturer="Generic",
-        model="PCL 5e Laser Printer", command_set=("PCL",),
-        document_formats=formats.accepted_by("pcl5"), resolutions=(300, 600),
-        default_resolution=600, color=False, duplex=False,
-        media=tuple(MEDIA_SIZES[name] for name in (
-            "iso_a4_210x297mm", "na_letter_8.5x11in", "na_legal_8.5x14in", "iso_a5_148x210mm",
-            "na_executive_7.25x10.5in")),
-    )
+class PclText:
+    """The shared text layout in PCL 5 text (a TextWriter): the logical page starts 1/4 inch
+    in and the top margin counts in lines."""
+
+    def __init__(self, options: PrintOptions, caps: Capabilities, layout: TextLayout) -> None:
+        self._writer = PclTextWriter(options, caps, layout.landscape)
+        self._left_columns = max(0, round((layout.left - 18) / CHAR_WIDTH))
+        self._top_lines = max(1, round(layout.top / LINE_HEIGHT))
+
+    def start_job(self) -> bytes:
+        return self._writer.start_job(self._left_columns, self._top_lines)
+
+    def page(self, lines: list[str]) -> bytes:
+        return self._writer.page(lines)
+
+    def end_job(self) -> bytes:
+        return self._writer.end_job()
+
+
+class Pcl5(Driver):
+    family = "pcl5"
+    native_formats = (PCL,)
+    convertible = (*DOCUMENT_FORMATS, PCL)
+    pjl_language = "PCL"
     # ESC&l#X prints each page # times before the next: uncollated copies only.
-    return Driver("pcl5", (PCL,), caps, collates=False)
+    collates = False
+
+    def route(self, fmt: str) -> Plan:
+        if fmt == PCL:
+            return passthrough_plan(fmt, self.name)
+        if fmt == TEXT:
+            return text_plan(PCL, self.name, PclText, stage_name="text-to-pcl")
+        return raster_plan(fmt, PCL, self.name, PclRasterWriter, stage_name="to-pcl")
+
+
+DRIVERS = (Pcl5("pcl5", Capabilities(
+    make_and_model="Generic PCL 5e Laser Printer", manufacturer="Generic",
+    model="PCL 5e Laser Printer", command_set=("PCL",),
+    document_formats=Pcl5.default_formats(), resolutions=(300, 600),
+    default_resolution=600, color=False, duplex=False,
+    media=tuple(MEDIA_SIZES[name] for name in (
+        "iso_a4_210x297mm", "na_letter_8.5x11in", "na_legal_8.5x14in", "iso_a5_148x210mm",
+        "na_executive_7.25x10.5in")),
+)),)

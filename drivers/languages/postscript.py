@@ -1,19 +1,58 @@
-"""PostScript: a DSC 3.0 job writer, raster pages as compressed images, setup injection.
+"""PostScript: a DSC 3.0 job writer, raster pages, images and text as PostScript, setup injection.
 
 `PsJob` writes the document structure (header, setpagedevice features, pages, trailer) that
 the raster, image and text writers fill. Raster pages are one image per page: RunLengthDecode
 at LanguageLevel 2, FlateDecode at level 3, binary (the job says `%%DocumentData: Binary`).
+
+The plans: PostScript passes through with our setup injected (through Ghostscript when pages
+must be selected, turned or grayed); PDF goes through Ghostscript's ps2write; every other
+format is written as PostScript here. Level 3 and level 2 are two drivers of one class.
 """
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
+from pathlib import Path
 
-from drivers.driver import Capabilities, Driver, PrintOptions, register_driver
-from drivers.filters import formats
-from drivers.filters.packbits import packbits, packbits_bilevel
-from drivers.filters.raster import PixelFormat, RasterPage, Row
+from PIL import Image
+
+from drivers.driver import Driver
+from drivers.filters.ghostscript import GhostscriptStage
+from drivers.filters.image import (
+    ImageSpool,
+    Placement,
+    SpooledImageConverter,
+    decode,
+    image_dpi,
+    margins_points,
+    open_image,
+    place,
+)
+from drivers.filters.planner import (
+    Context,
+    Plan,
+    converter,
+    ghostscript_job,
+    media_fit,
+    raster_reader,
+    text_plan,
+)
+from drivers.filters.raster_convert import RasterConverter
+from drivers.filters.stage import Converter, PageCallback, Stage
+from drivers.filters.text import FONT_SIZE, LINE_HEIGHT, TextLayout
+from drivers.model.capabilities import Capabilities, PrintOptions, page_rotation
+from drivers.model.formats import (
+    DOCUMENT_FORMATS,
+    IMAGE_FORMATS,
+    PDF,
+    POSTSCRIPT,
+    RASTER_FORMATS,
+    TEXT,
+)
+from drivers.model.packbits import packbits, packbits_bilevel
+from drivers.model.raster import PixelFormat, RasterPage, Row
 
 # Shows an image whose DataSource is a filter, then reads that filter to its end-of-data,
 # so the interpreter resumes after the binary data even if `image` stopped short of it.
@@ -268,32 +307,214 @@ def _end_of_header(data: bytes) -> int | None:
             return pos
 
 
-def _capabilities(level: int) -> Capabilities:
-    return Capabilities(
-        make_and_model=f"Generic PostScript Level {level} Printer",
-        manufacturer="Generic", model=f"PostScript Level {level} Printer",
-        command_set=("POSTSCRIPT",), document_formats=formats.accepted_by("postscript"),
-        resolutions=(300, 600), default_resolution=600, color=True, duplex=True,
+# ---- JPEG/PNG to PostScript: one page with the image placed by a transformation matrix.
+# A baseline JPEG without an EXIF rotation goes in untouched as /DCTDecode (no decode, no
+# re-encode: the printer scales it). Everything else is decoded once and embedded as a
+# RunLengthDecode (level 2) or FlateDecode (level 3) image at its own resolution.
+
+_DCT_COLOR = {"L": PixelFormat.SGRAY_8, "RGB": PixelFormat.SRGB_8, "CMYK": PixelFormat.CMYK_8}
+_EMBED_DPI = 300  # decoded images are reduced to at most this resolution on the page
+
+
+def transform(placement: Placement) -> str:
+    """translate/rotate/scale mapping the unit square onto the placement rectangle."""
+    p = placement
+    if p.rotation == 90:
+        return f"{p.x + p.w:.2f} {p.y:.2f} translate 90 rotate {p.h:.2f} {p.w:.2f} scale"
+    if p.rotation == 270:
+        return f"{p.x:.2f} {p.y + p.h:.2f} translate -90 rotate {p.h:.2f} {p.w:.2f} scale"
+    if p.rotation == 180:
+        return f"{p.x + p.w:.2f} {p.y + p.h:.2f} translate 180 rotate {p.w:.2f} {p.h:.2f} scale"
+    return f"{p.x:.2f} {p.y:.2f} translate {p.w:.2f} {p.h:.2f} scale"
+
+
+def _embeddable_jpeg(image: Image.Image, level: int, gray: bool) -> bool:
+    orientation = image.getexif().get(0x0112, 1)
+    return (
+        image.format == "JPEG"
+        and not image.info.get("progressive") and not image.info.get("progression")
+        and image.mode in _DCT_COLOR
+        and orientation == 1
+        and not (gray and image.mode != "L")
+        and level >= 2
     )
 
 
-def _driver(name: str, level: int) -> Driver:
-    return Driver(name, ("application/postscript",), _capabilities(level),
-                  collates=level >= COLLATE_LEVEL)
+def _verify(spool: ImageSpool, size: tuple[int, int]) -> None:
+    """Decode at 1/8 scale (cheap) to be sure the JPEG we pass through is whole."""
+    with open_image(spool.open()) as check:
+        decode(check, (max(1, size[0] // 8), max(1, size[1] // 8)), check.mode == "L")
 
 
-@register_driver("postscript")
-def postscript_driver() -> Driver:
-    """LanguageLevel 3 (FlateDecode images, /Collate): every PostScript printer since the
-    late 1990s."""
-    return _driver("postscript", 3)
+class ImageToPostScript(SpooledImageConverter):
+    """Converter: a JPEG/PNG document to a one-page PostScript job."""
+
+    def __init__(
+        self, job: PsJob, on_page: PageCallback, input_path: Path | None = None
+    ) -> None:
+        super().__init__(input_path)
+        self.job = job
+        self._on_page = on_page
+
+    def _print(self, image: Image.Image) -> Iterator[bytes]:
+        options, caps = self.job.options, self.job.caps
+        media = options.media_size(caps)
+        page = (media.width_points, media.height_points)
+        placement = place(image.size, image_dpi(image), page, margins_points(caps), options)
+        gray = not options.in_color(caps)
+        yield self.job.header()
+        yield self.job.page_start(*page)
+        yield f"gsave\n{transform(placement)}\n".encode("ascii")
+        if _embeddable_jpeg(image, self.job.level, gray):
+            yield from self._jpeg(image)
+        else:
+            yield from self._decoded(image, placement, gray)
+        yield b"\ngrestore\n" + self.job.page_end()
+        self._on_page()
+        yield self.job.trailer()
+
+    def _jpeg(self, image: Image.Image) -> Iterator[bytes]:
+        _verify(self._spool, image.size)
+        width, height = image.size
+        pixels = _DCT_COLOR[image.mode]
+        yield image_dict(width, height, pixels, "/DCTDecode filter", adobe_cmyk=(
+            image.mode == "CMYK" and "adobe" in image.info))
+        yield from self._spool.chunks()
+
+    def _decoded(self, image: Image.Image, placement: Placement, gray: bool) -> Iterator[bytes]:
+        longest = max(placement.w, placement.h) * _EMBED_DPI / 72
+        scale = min(1.0, longest / max(image.size))
+        target = (max(1, round(image.size[0] * scale)), max(1, round(image.size[1] * scale)))
+        decoded = decode(image, target, gray)
+        if decoded.size[0] > target[0] * 2:
+            decoded = decoded.resize(target, Image.Resampling.BILINEAR)
+        width, height = decoded.size
+        pixels = PixelFormat.SGRAY_8 if decoded.mode == "L" else PixelFormat.SRGB_8
+        flate = self.job.level >= 3
+        filters = "/FlateDecode filter" if flate else "/RunLengthDecode filter"
+        yield image_dict(width, height, pixels, filters)
+        data = decoded.tobytes()
+        row = len(data) // height
+        if flate:
+            compressor = zlib.compressobj(6)
+            for start in range(0, len(data), 1 << 20):
+                yield compressor.compress(data[start : start + (1 << 20)])
+            yield compressor.flush()
+        else:
+            for start in range(0, len(data), row):
+                yield packbits(data[start : start + row])
+            yield b"\x80"
 
 
-@register_driver("postscript2")
-def postscript2_driver() -> Driver:
-    """LanguageLevel 2 (RunLengthDecode images, no /Collate) for older printers."""
-    return _driver("postscript2", 2)
+class PsTextWriter:
+    """The shared text layout as PostScript pages in Courier (a TextWriter)."""
+
+    def __init__(self, job: PsJob, layout: TextLayout) -> None:
+        self.job, self.layout = job, layout
+
+    def start_job(self) -> bytes:
+        return self.job.header() + (
+            b"/GwFont /Courier findfont dup length dict begin { 1 index /FID ne { def } "
+            b"{ pop pop } ifelse } forall /Encoding ISOLatin1Encoding def currentdict end "
+            b"definefont pop\n"
+        )
+
+    def page(self, lines: list[str]) -> bytes:
+        media = self.job.options.media_size(self.job.caps)
+        out = [self.job.page_start(media.width_points, media.height_points).decode("ascii")]
+        geometry = self.layout
+        if geometry.landscape:
+            out.append(f"{media.width_points:.2f} 0 translate 90 rotate\n")
+        out.append(f"/GwFont findfont {FONT_SIZE} scalefont setfont\n")
+        y = geometry.page_height - geometry.top - FONT_SIZE * 0.8
+        for line in lines:
+            if line.strip():
+                out.append(f"{geometry.left:.2f} {y:.2f} moveto {ps_string(line)} show\n")
+            y -= LINE_HEIGHT
+        return "".join(out).encode("latin-1", "replace") + self.job.page_end()
+
+    def end_job(self) -> bytes:
+        return self.job.trailer()
 
 
-def language_level(driver: Driver) -> int:
-    return 2 if driver.name == "postscript2" else 3
+def postscript_stages(fmt: str, context: Context, level: int) -> list[Stage]:
+    """Our own PostScript for every format but PDF and PostScript (also the way into PCL XL)."""
+    options, caps, path = context.options, context.caps, context.input_path
+    if fmt in RASTER_FORMATS:
+        def make_raster(on_page: PageCallback) -> Converter:
+            writer = PsRasterWriter(PsJob(options, caps, level))
+            return RasterConverter(raster_reader(fmt), writer, on_page, options.wants_page,
+                                   options.last_page_wanted(), media_fit(options, caps))
+        return [converter("raster-to-ps", make_raster)]
+    if fmt in IMAGE_FORMATS:
+        return [converter("image-to-ps",
+                          lambda on_page: ImageToPostScript(PsJob(options, caps, level), on_page,
+                                                            path))]
+    if fmt == TEXT:
+        return _ps_text(level).stages(context)
+    raise ValueError(f"no PostScript writer for {fmt}")
+
+
+def _ps_text(level: int) -> Plan:
+    return text_plan(POSTSCRIPT, "postscript",
+                     lambda options, caps, layout: PsTextWriter(PsJob(options, caps, level),
+                                                                layout),
+                     stage_name="text-to-ps")
+
+
+class PostScript(Driver):
+    """LanguageLevel 3 (FlateDecode images, /Collate: every PostScript printer since the late
+    1990s) or 2 (RunLengthDecode images, no /Collate) for older printers."""
+
+    family = "postscript"
+    native_formats = (POSTSCRIPT,)
+    convertible = DOCUMENT_FORMATS
+    pjl_language = "POSTSCRIPT"
+
+    def __init__(self, name: str, level: int) -> None:
+        super().__init__(name, Capabilities(
+            make_and_model=f"Generic PostScript Level {level} Printer",
+            manufacturer="Generic", model=f"PostScript Level {level} Printer",
+            command_set=("POSTSCRIPT",), document_formats=self.default_formats(),
+            resolutions=(300, 600), default_resolution=600, color=True, duplex=True,
+        ))
+        self.level = level
+        self.collates = level >= COLLATE_LEVEL
+
+    def route(self, fmt: str) -> Plan:
+        if fmt == POSTSCRIPT:
+            return Plan(fmt, fmt, "postscript -> setup -> postscript", self._native,
+                        needs_ghostscript=True)
+        if fmt == PDF:
+            return Plan(fmt, POSTSCRIPT, f"{fmt} -> ghostscript(ps2write) -> postscript",
+                        self._via_ghostscript, reads_path=True, needs_ghostscript=True)
+        if fmt == TEXT:
+            return _ps_text(self.level)
+        level = self.level
+        return Plan(fmt, POSTSCRIPT, f"{fmt} -> gateway -> postscript",
+                    lambda context: postscript_stages(fmt, context, level),
+                    reads_path=fmt in IMAGE_FORMATS)
+
+    def _native(self, context: Context) -> list[Stage]:
+        options, caps, level = context.options, context.caps, self.level
+        if options.page_ranges or page_rotation(options) or (
+                caps.color and not options.in_color(caps)):
+            # Only Ghostscript can select, turn or gray the pages; this plan streams the
+            # document to it.
+            return self._via_ghostscript(context, from_file=False)
+        return [converter("ps-setup",
+                          lambda on_page: SetupInjector(options, caps, on_page, level))]
+
+    def _via_ghostscript(self, context: Context, from_file: bool = True) -> list[Stage]:
+        options, caps, level = context.options, context.caps, self.level
+        gray = () if options.in_color(caps) else (
+            "-sColorConversionStrategy=Gray", "-dProcessColorModel=/DeviceGray")
+        job = replace(ghostscript_job(context, "ps2write", *gray), dpi=None)
+        # The pages are counted in ps2write's output: Ghostscript's page hook also counts the
+        # PostScript pages that -sPageList skips.
+        return [GhostscriptStage(job, context.input_path if from_file else None),
+                converter("ps-setup", lambda on_page: SetupInjector(options, caps, on_page,
+                                                                    level))]
+
+
+DRIVERS = (PostScript("postscript", 3), PostScript("postscript2", 2))

@@ -1,33 +1,23 @@
 """Plain-text line printers and dot-matrix printers in their text mode: the text goes as it
-is, with bare line feeds made CR LF and a form feed to eject the last page."""
+is, with bare line feeds made CR LF and a form feed to eject the last page. PDF and PostScript
+become text through Ghostscript's txtwrite. The printer counts no copies: the plans repeat
+the pages (or the pipeline the document)."""
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterator
+from dataclasses import replace
 
-from drivers.driver import MEDIA_SIZES, Capabilities, Driver, register_driver
+from drivers.driver import Driver
 from drivers.errors import ConversionError
-from drivers.filters import formats
-from drivers.filters.sniff import TEXT
-from drivers.filters.stage import PageCallback
+from drivers.filters.gs_text import GhostscriptTextStage
+from drivers.filters.planner import Context, Plan, converter, ghostscript_job
+from drivers.filters.stage import PageCallback, Stage
+from drivers.model.capabilities import MEDIA_SIZES, Capabilities, PrintOptions, page_rotation
+from drivers.model.formats import PDF, POSTSCRIPT, TEXT
 
 _BARE_LF = re.compile(rb"(?<!\r)\n")
-_TYPOGRAPHY = str.maketrans({
-    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u2032": "'", "\u201c": '"', "\u201d": '"',
-    "\u201e": '"', "\u2033": '"', "\u2013": "-", "\u2014": "-", "\u2212": "-", "\u2010": "-",
-    "\u2022": "*", "\u2026": "...", "\u00a0": " ",
-})
-
-
-def to_ascii(text: str) -> str:
-    """Unicode made printable on a plain ASCII printer: typography simplified, accents off."""
-    decomposed = unicodedata.normalize("NFKD", text.translate(_TYPOGRAPHY))
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return stripped.encode("ascii", "replace").decode("ascii")
-
-
 class LinePrinterText:
     """Converter: text passed through with CR LF line ends; counts pages by form feeds."""
 
@@ -96,13 +86,50 @@ class PageCopies:
             yield page
 
 
-@register_driver("text")
-def text_driver() -> Driver:
-    caps = Capabilities(
-        make_and_model="Generic Text Printer", manufacturer="Generic", model="Text Printer",
-        command_set=("TXT",), document_formats=formats.accepted_by("text"),
-        resolutions=(72,), default_resolution=72, color=False, duplex=False,
-        media=(MEDIA_SIZES["na_letter_8.5x11in"], MEDIA_SIZES["iso_a4_210x297mm"]),
-        media_default="na_letter_8.5x11in", print_qualities=(4,), copies_max=99,
-    )
-    return Driver("text", (TEXT,), caps)
+def with_page_copies(context: Context, stages: list[Stage]) -> list[Stage]:
+    """Uncollated copies on a printer that cannot count copies: each page repeated here."""
+    options = context.options
+    if options.copies <= 1 or options.collate:
+        return stages
+    return [*stages, converter("page-copies",
+                               lambda on_page: PageCopies(options.copies, on_page))]
+
+
+def _line_printer(context: Context) -> list[Stage]:
+    return with_page_copies(context, [converter("line-printer", LinePrinterText)])
+
+
+def _txtwrite(context: Context) -> list[Stage]:
+    job = replace(ghostscript_job(context, "txtwrite"), rotation=0)  # reported unsupported
+    return with_page_copies(context, [GhostscriptTextStage(job, context.input_path)])
+
+
+class LinePrinter(Driver):
+    family = "text"
+    native_formats = (TEXT,)
+    convertible = (TEXT, PDF, POSTSCRIPT)
+
+    def route(self, fmt: str) -> Plan:
+        if fmt == TEXT:
+            return Plan(fmt, fmt, "text -> line printer", _line_printer, repeats_for_copies=True)
+        return Plan(fmt, TEXT, f"{fmt} -> ghostscript(txtwrite) -> text", _txtwrite,
+                    reads_path=True, repeats_for_copies=True, needs_ghostscript=True)
+
+    def honours(self, attribute: str, fmt: str, caps: Capabilities,
+                options: PrintOptions) -> bool:
+        if attribute in ("sides", "print-scaling"):
+            return False  # one side; text flows at its natural size
+        if attribute == "page-ranges" and fmt == TEXT:
+            return False  # the text goes as it is: its pages are the printer's
+        if attribute == "orientation-requested":
+            return page_rotation(options) == 0  # a line printer cannot turn text
+        return super().honours(attribute, fmt, caps, options)
+
+
+DRIVERS = (LinePrinter("text", Capabilities(
+    make_and_model="Generic Text Printer", manufacturer="Generic", model="Text Printer",
+    command_set=("TXT",), document_formats=LinePrinter.default_formats(),
+    resolutions=(72,), default_resolution=72, color=False, duplex=False,
+    media=(MEDIA_SIZES["na_letter_8.5x11in"], MEDIA_SIZES["iso_a4_210x297mm"]),
+    media_default="na_letter_8.5x11in", print_qualities=(4,), copies_max=99,
+)),)

@@ -1,6 +1,7 @@
 """Chooses between the C raster codec and the pure-Python reference implementations.
 
-`drivers.filters._rastercodec` is built by setup.py when a compiler is there (optional). When
+`drivers.filters._rastercodec` is built by setup.py when a compiler is there (optional; it is
+built next to the filters, its first users, and loaded here by name only). When
 it is missing, fails to import, or `IPP_GATEWAY_PURE_PYTHON=1` is set, every caller gets the
 Python functions, which stay the specification the C code is tested against.
 

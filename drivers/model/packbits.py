@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from drivers.filters import accel
+from drivers.model import accel
 
 _REPEATS = re.compile(rb"((.)\2{2,})", re.DOTALL)  # 3+ equal bytes: shorter goes as literal
 # 1-bit rows repeat only white and black bytes; a simpler pattern splits twice as fast.
@@ -68,7 +68,7 @@ def packbits_bilevel_py(data: bytes) -> bytes:
     return _encode(_BILEVEL_REPEATS.split(data), 2)
 
 
-# The C versions (drivers.filters.accel) when built; the functions above are their reference.
+# The C versions (drivers.model.accel) when built; the functions above are their reference.
 packbits = accel.choose("packbits", packbits_py)
 packbits_bilevel = accel.choose("packbits_bilevel", packbits_bilevel_py)
 
