@@ -1,8 +1,9 @@
 """Fixtures that start real processes: our gateway, ippeveprinter, a private cupsd.
 
 Tests that need peers skip with the reason when a program is missing (or root is needed and
-we are not root); `scripts/install-peers.sh` installs them. `IPP_TARGETS=gateway,ippeveprinter`
-runs the conformance tests against the reference printer too.
+we are not root; tests/peers/require.py); `scripts/install-peers.sh` installs them.
+`IPP_TARGETS=gateway,ippeveprinter` runs the conformance tests against the reference printer
+too.
 """
 
 from __future__ import annotations
@@ -10,32 +11,19 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.peers.conformance import ConformanceDir, make_conformance_dir
+from tests.peers.conformance import ConformanceDir, IppTarget, make_conformance_dir
 from tests.peers.cupsd import PROGRAMS as CUPS_PROGRAMS
 from tests.peers.cupsd import Cupsd, running_cupsd
 from tests.peers.gateway_proc import GatewayProcess, start_gateway
 from tests.peers.ippeveprinter import IppEvePrinter, running_ippeveprinter
-from tests.peers.procs import is_root, missing_programs
-from tests.peers_transport.fake_lpd import FakeLpd
-from tests.peers_transport.running import serving
-
-INSTALL_HINT = "install them with scripts/install-peers.sh (as root)"
-
-
-def require_programs(*names: str) -> None:
-    missing = missing_programs(*names)
-    if missing:
-        pytest.skip(f"needs {', '.join(missing)}; {INSTALL_HINT}")
-
-
-def require_root(why: str) -> None:
-    if not is_root():
-        pytest.skip(f"needs root: {why}")
+from tests.peers.require import require_programs, require_root
+from tests.support.driver_printing import Document, make_documents
+from tests.support.fake_lpd import FakeLpd
+from tests.support.serving import serving
 
 
 @pytest.fixture
@@ -63,13 +51,6 @@ def ippeveprinter(tmp_path: Path) -> Iterator[IppEvePrinter]:
     require_programs("ippeveprinter", "dbus-daemon")
     with running_ippeveprinter(tmp_path / "ippeveprinter") as printer:
         yield printer
-
-
-@dataclass
-class IppTarget:
-    name: str
-    printer_uri: str
-    log: Path
 
 
 def ipp_target_names() -> list[str]:
@@ -100,3 +81,9 @@ def cupsd() -> Iterator[Cupsd]:
     require_programs(*CUPS_PROGRAMS)
     with running_cupsd() as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def documents(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Document]:
+    """The driver-level pipeline tests' documents by name (tests/support/driver_printing.py)."""
+    return make_documents(tmp_path_factory.mktemp("corpus"))

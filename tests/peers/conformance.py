@@ -15,6 +15,15 @@ IPPTOOL_TIMEOUT = 300.0
 
 
 @dataclass
+class IppTarget:
+    """A printer the conformance suites run against: our gateway or ippeveprinter."""
+
+    name: str
+    printer_uri: str
+    log: Path
+
+
+@dataclass
 class PrintPlan:
     """What a target advertises and the raster print tests ipp-everywhere.test owes it."""
 

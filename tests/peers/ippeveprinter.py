@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tests.peers.procs import (
     LOOPBACK,
-    PeerStartError,
+    PeerError,
     find_program,
     free_port,
     log_tail,
@@ -94,7 +94,7 @@ def start_private_bus(workdir: Path, timeout: float = 10.0) -> PrivateBus:
     while not socket.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
             stop_process(proc)
-            raise PeerStartError(f"dbus-daemon did not start:\n{log_tail(log)}")
+            raise PeerError(f"dbus-daemon did not start:\n{log_tail(log)}")
         time.sleep(0.02)
     return PrivateBus(proc, socket)
 

@@ -1,4 +1,11 @@
-"""Process plumbing shared by the peer helpers: free ports, readiness, stopping by PID."""
+"""Process plumbing for every real peer: finding programs, free ports, readiness, stopping by PID.
+
+Two ways to see that a peer is ready, because connecting is not always harmless:
+`wait_for_port` connects (fine for HTTP/IPP servers), `listening` reads /proc/net/tcp and never
+connects (a connection to p910nd is a print job). Two ways to stop one: `stop_process` for a
+child we started (it is reaped), `kill_pid` for a process we only know by PID (a daemon that
+forked away from us, such as BSD lpd).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
@@ -18,8 +26,9 @@ SEARCH_PATH = os.pathsep.join(
 )
 
 
-class PeerStartError(RuntimeError):
-    """A peer process exited or never answered; the message carries its log tail."""
+class PeerError(RuntimeError):
+    """A peer did not start or misbehaved; the message says what and where to look (for a
+    process that died, the tail of its log)."""
 
 
 def find_program(name: str) -> str | None:
@@ -49,6 +58,26 @@ def port_answers(port: int, host: str = LOOPBACK) -> bool:
         return False
 
 
+def listening(port: int) -> bool:
+    """Whether some socket listens on 127.0.0.1:port, without connecting to it."""
+    wanted = f"0100007F:{port:04X}"
+    with open("/proc/net/tcp") as table:
+        for line in table:
+            fields = line.split()
+            if len(fields) > 3 and fields[1] == wanted and fields[3] == "0A":  # 0A: LISTEN
+                return True
+    return False
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll `check` until it holds; PeerError naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise PeerError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.01)
+
+
 def log_tail(path: Path, lines: int = 30) -> str:
     try:
         text = path.read_text(errors="replace")
@@ -60,31 +89,15 @@ def log_tail(path: Path, lines: int = 30) -> str:
 def wait_for_port(
     proc: subprocess.Popen[bytes], port: int, log: Path, timeout: float = 15.0
 ) -> None:
-    """Return once `port` accepts a connection; raise if `proc` dies or time runs out."""
+    """Return once `port` accepts a connection; PeerError if `proc` dies or time runs out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise PeerStartError(
-                f"{proc.args!r} exited with {proc.returncode}:\n{log_tail(log)}"
-            )
+            raise PeerError(f"{proc.args!r} exited with {proc.returncode}:\n{log_tail(log)}")
         if port_answers(port):
             return
         time.sleep(0.05)
-    raise PeerStartError(f"{proc.args!r} did not answer on port {port}:\n{log_tail(log)}")
-
-
-def stop_process(proc: subprocess.Popen[bytes], grace: float = 5.0) -> int:
-    """SIGTERM by PID, then SIGKILL after `grace` seconds; return the exit status."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=grace)
-    return proc.returncode
+    raise PeerError(f"{proc.args!r} did not answer on port {port}:\n{log_tail(log)}")
 
 
 def spawn_logged(
@@ -96,3 +109,44 @@ def spawn_logged(
             argv, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
             env=env, cwd=cwd,
         )
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            state = stat.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state != "Z"
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError):
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def kill_pid(pid: int, grace: float = 3.0) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds; a zombie counts as gone."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def stop_process(proc: subprocess.Popen[bytes], grace: float = 5.0) -> int:
+    """SIGTERM by PID, then SIGKILL after `grace` seconds; reap it and return its status."""
+    if proc.poll() is None:  # not reaped yet, so its PID cannot have been reused
+        kill_pid(proc.pid, grace)
+    return proc.wait(timeout=grace)

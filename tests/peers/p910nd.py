@@ -17,11 +17,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.peers_transport.common import LOOPBACK, PeerError, kill_pid, listening, wait_until
+import pytest
+
+from tests.peers import REPO_ROOT
+from tests.peers.procs import LOOPBACK, PeerError, listening, stop_process, wait_until
+from tests.peers.require import INSTALL_HINT
 
 P910ND = "/usr/sbin/p910nd"
 LOCK_DIR = Path("/var/lock/p910nd")
-REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -70,10 +73,10 @@ class P910nd:
         raise PeerError("p910nd: ports 9100-9102 are all taken")
 
     def _start_sink(self, fifo: Path) -> None:
-        args = [sys.executable, "-m", "tests.peers_transport.fifo_sink", str(fifo),
+        args = [sys.executable, "-m", "tests.peers.fifo_sink", str(fifo),
                 str(self.jobs_dir)] + (["--hash-only"] if self.hash_only else [])
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        self.sink = subprocess.Popen(args, cwd=REPO, env=env)
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+        self.sink = subprocess.Popen(args, cwd=REPO_ROOT, env=env)
 
     def _start_daemon(self, fifo: Path, number: int) -> bool:
         with open(self.root / f"p910nd-{number}.log", "ab") as log:
@@ -90,9 +93,8 @@ class P910nd:
 
     def stop_daemon(self) -> None:
         """Take the printer off the network (connections refused); the sink stays."""
-        if self.daemon is not None and self.daemon.poll() is None:
-            kill_pid(self.daemon.pid)
-            self.daemon.wait(timeout=5)
+        if self.daemon is not None:
+            stop_process(self.daemon)
         wait_until(lambda: not listening(self.port), 5, "p910nd to stop listening")
 
     def start_daemon(self) -> None:
@@ -105,9 +107,8 @@ class P910nd:
 
     def stop(self) -> None:
         for proc in (self.daemon, self.sink):
-            if proc is not None and proc.poll() is None:
-                kill_pid(proc.pid)
-                proc.wait(timeout=5)
+            if proc is not None:
+                stop_process(proc)
         self.daemon = self.sink = None
         shutil.rmtree(self.root, ignore_errors=True)
 
@@ -131,6 +132,10 @@ class P910nd:
 
 @contextlib.contextmanager
 def running_p910nd(hash_only: bool = False) -> Iterator[P910nd]:
+    """A started p910nd for the block; the test skips, saying why, where it cannot run.
+    `hash_only`: the sink keeps the size and sha256 of each connection, not its bytes."""
+    if not os.path.exists(P910ND):
+        pytest.skip(f"needs p910nd (Debian package p910nd); {INSTALL_HINT}")
     server = P910nd(hash_only=hash_only)
     try:
         server.start()

@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from tests.peers_transport.common import LOOPBACK
+from tests.peers.procs import LOOPBACK
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The device behind p910nd: a FIFO whose every writer session becomes one job file.
 
 p910nd opens its device for each connection and writes from offset 0 without truncating, so a
-plain file would mix jobs. Run as `python -m tests.peers_transport.fifo_sink FIFO OUTDIR
+plain file would mix jobs. Run as `python -m tests.peers.fifo_sink FIFO OUTDIR
 [--hash-only]`: for connection N it writes OUTDIR/job-N.data (unless --hash-only) and then,
 atomically, OUTDIR/job-N.json with size, sha256 and the monotonic times of the first and last
 byte (comparable across processes on Linux, for time-to-first-byte).

@@ -23,16 +23,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.peers_transport.common import (
+import pytest
+
+from tests.peers.procs import (
     LOOPBACK,
     PeerError,
     alive,
     children_of,
+    find_program,
     free_port,
+    is_root,
     kill_pid,
     listening,
     wait_until,
 )
+from tests.peers.require import INSTALL_HINT
 
 LPD = "/usr/sbin/lpd"
 QUEUE = "gwtest"
@@ -65,7 +70,7 @@ class BsdLpd:
         return f"lpd://{LOOPBACK}:{self.port}/{self.queue}"
 
     def start(self) -> None:
-        if not (os.path.exists(LPD) and shutil.which("unshare")):
+        if not (os.path.exists(LPD) and find_program("unshare")):
             raise PeerError("needs BSD lpd (Debian package lpr) and unshare")
         self._write_files()
         self.port = free_port()
@@ -153,8 +158,16 @@ class BsdLpd:
         return bool(self.pid) and alive(self.pid)
 
 
+def available() -> bool:
+    return os.path.exists(LPD) and find_program("unshare") is not None and is_root()
+
+
 @contextlib.contextmanager
-def running_lpd(printing: bool = False) -> Iterator[BsdLpd]:
+def running_bsd_lpd(printing: bool = False) -> Iterator[BsdLpd]:
+    """A started lpd for the block; the test skips, saying why, where it cannot run."""
+    if not available():
+        pytest.skip("needs BSD lpd (package lpr), unshare and root (private mount namespace); "
+                    + INSTALL_HINT)
     server = BsdLpd(printing=printing)
     try:
         server.start()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import trio
 
-from tests.peers_transport.common import LOOPBACK
+from tests.peers.procs import LOOPBACK
 
 
 @dataclass

@@ -7,9 +7,11 @@ descriptor open so the master never sees a hang-up between jobs.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pty
+from collections.abc import AsyncIterator
 from typing import Any
 
 import trio
@@ -72,3 +74,16 @@ class PtyPrinter:
     def close(self) -> None:
         os.close(self.master)
         os.close(self._slave)
+
+
+@contextlib.asynccontextmanager
+async def running_pty_printer() -> AsyncIterator[PtyPrinter]:
+    """A pty printer reading in a task of this block; both ends are closed after."""
+    peer = PtyPrinter()
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(peer.run)
+            yield peer
+            nursery.cancel_scope.cancel()
+    finally:
+        peer.close()
