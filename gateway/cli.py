@@ -73,6 +73,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 async def serve(config: Config, args: argparse.Namespace) -> None:
     from gateway import preload, startup
+    from gateway.core.system import System
     from gateway.privileges import PrivilegeError, drop_privileges
     from gateway.service import Gateway
 
@@ -90,7 +91,8 @@ async def serve(config: Config, args: argparse.Namespace) -> None:
             log.info("ports bound; running as user %s (uid %d)", account.name, account.uid)
             if (warning := preload.unreadable_installation()) is not None:
                 log.warning("%s", warning)
-        await Gateway(config, lambda: config_from_args(args), lock, listeners).run()
+        system = await System.open(config)
+        await Gateway(config, lambda: config_from_args(args), lock, listeners, system).run()
     finally:
         lock.release()
 

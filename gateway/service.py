@@ -21,6 +21,7 @@ import trio
 
 from drivers import ACCELERATED
 from gateway import logs, sd_notify
+from gateway.authority import url
 from gateway.config import Config, ConfigError
 from gateway.core.spool_lock import LockInfo, SpoolLock
 from gateway.core.system import System
@@ -48,12 +49,13 @@ def local_url(host: str, port: int) -> str:
         host = "127.0.0.1"
     elif host == "::":
         host = "::1"
-    return f"ipp://[{host}]:{port}" if ":" in host else f"ipp://{host}:{port}"
+    return url("ipp", host, port)
 
 
 class Gateway:
     def __init__(self, config: Config, reread: Callable[[], Config], lock: SpoolLock,
-                 listeners: list[trio.SocketListener]) -> None:
+                 listeners: list[trio.SocketListener], system: System) -> None:
+        """`system` is the configuration's System, its spool read (`await System.open`)."""
         self.config = config
         self._reread = reread
         self._lock = lock
@@ -61,7 +63,7 @@ class Gateway:
         self._bound: list[tuple[str, int]] = []
         self._system_scope = trio.CancelScope()
         self._system_done = trio.Event()
-        self.system = System(config)
+        self.system = system
         self.app = SwitchableApp(IppApp(self.system))
 
     async def run(self) -> None:
@@ -97,10 +99,6 @@ class Gateway:
                 with scope:
                     await system.run(task_status=task_status)
             finally:
-                try:
-                    system.close()
-                except OSError as exc:
-                    log.error("spool: cannot record the next job-id (%s)", exc.strerror)
                 done.set()
 
         await nursery.start(run)
@@ -125,10 +123,10 @@ class Gateway:
                 return
             await self._stop_system()
             try:
-                system = System(new)
+                system = await System.open(new)
             except OSError as exc:
                 log.error("reload failed: %s; restarting the previous configuration", exc)
-                new, system = self.config, System(self.config)
+                new, system = self.config, await System.open(self.config)
             self.app.current = IppApp(system)
             await self._start_system(nursery, system)
         if (new.log_level, new.log_file) != (self.config.log_level, self.config.log_file):

@@ -10,8 +10,6 @@ import logging
 import math
 import socket
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import trio
 
@@ -27,18 +25,16 @@ from drivers import (
     Outcome,
     Progress,
     Transport,
-    family,
     get_driver,
     open_transport,
     print_document,
     raw_command_set,
 )
 from gateway.config import PrinterConfig
+from gateway.core.events import PrinterSnapshot
 from gateway.core.job import Job, JobEvent, print_options
+from gateway.core.store import JobStore
 from gateway.ipp.enums import JobState, PrinterState
-
-if TYPE_CHECKING:
-    from gateway.core.system import System
 
 log = logging.getLogger("gateway.printer")
 
@@ -73,8 +69,12 @@ def capabilities_for(driver: Driver, config: PrinterConfig) -> Capabilities:
 
 
 class Printer:
-    def __init__(self, system: System, config: PrinterConfig, uuid: str) -> None:
-        self.system = system
+    """One printer. Every change of what IPP shows of it (state, reasons, message) goes
+    through `_change`, which publishes `PrinterStateChanged`; every job change goes through
+    the store."""
+
+    def __init__(self, store: JobStore, config: PrinterConfig, uuid: str) -> None:
+        self.store = store
         self.config = config
         self.name = config.name
         self.uuid = uuid
@@ -87,13 +87,11 @@ class Printer:
         self.device_message = ""
         self.message = "Ready."
         self.paused = False
-        if config.name in system.spool.paused_printers():  # paused before a restart
+        if config.name in store.paused:  # paused before a restart
             self.paused, self.state, self.message = True, PrinterState.STOPPED, "Paused."
         self.stopped_by_device = False
         self.waiting_to_retry = False  # a failed job waits out its backoff delay
         self._retry_message = ""  # printer-state-message while it waits
-        self.accepting = True
-        self.identify_requested = False
         self.state_changed_at = time.time()
         self.config_changed_at = time.time()
         self.current_job: Job | None = None
@@ -104,7 +102,6 @@ class Printer:
         # Ends a retry backoff early: only news about the waiting job (it was canceled), not a
         # new job, which would make a dead device be retried at every submission.
         self._retry_wakeup = trio.Event()
-        self.on_progress: Callable[[Job], None] = lambda job: None
 
     # -- state seen over IPP -------------------------------------------------------------
 
@@ -113,36 +110,62 @@ class Printer:
         reasons = set(self.device_reasons) | self.status_reasons
         if self.paused:
             reasons.add("paused")
-        if self.identify_requested:
-            reasons.add("identify-printer-requested")
         return sorted(reasons) or ["none"]
 
-    def _set_state(self, state: PrinterState, message: str) -> None:
-        if state != self.state or message != self.message:
+    def snapshot(self) -> PrinterSnapshot:
+        """The printer as advertisers see it now (a copy: it does not follow later changes)."""
+        return PrinterSnapshot(
+            name=self.name, uuid=self.uuid, state=self.state,
+            reasons=tuple(self.state_reasons), message=self.message,
+            state_changed_at=self.state_changed_at, config_changed_at=self.config_changed_at,
+            paused=self.paused, queued_jobs=self.store.queued_count(self.name))
+
+    def _change(self, state: PrinterState | None = None, message: str | None = None, *,
+                device_reasons: set[str] | None = None,
+                status: tuple[frozenset[str], str] | None = None,
+                paused: bool | None = None) -> None:
+        """The one way the printer's visible state changes: apply, then publish when state,
+        reasons or message differ from before."""
+        before = (self.state, self.state_reasons, self.message)
+        if device_reasons is not None:
+            self.device_reasons = device_reasons
+        if status is not None:
+            self.status_reasons, self.device_message = status
+        if paused is not None:
+            self.paused = paused
+        if state is not None:
+            self.state = state
+        if message is not None:
+            self.message = message
+        if (self.state, self.state_reasons, self.message) != before:
             self.state_changed_at = time.time()
-        self.state, self.message = state, message
+            self.store.publish_printer(self.snapshot())
+
+    def _set_state(self, state: PrinterState, message: str) -> None:
+        self._change(state, message)
 
     def wake(self) -> None:
         self._wakeup.set()
 
     def pause(self) -> None:
-        self.paused = True
-        self.system.spool.save_paused(self.name, True)
+        self.store.set_paused(self.name, True)
         if self.current_job is None:
-            self._set_state(PrinterState.STOPPED, "Paused.")
+            self._change(PrinterState.STOPPED, "Paused.", paused=True)
+        else:
+            self._change(paused=True)
         log.info("printer %s: paused", self.name)
 
     def resume(self) -> None:
-        self.paused = False
-        self.system.spool.save_paused(self.name, False)
+        self.store.set_paused(self.name, False)
         self.stopped_by_device = False
-        self.device_reasons.clear()
-        for job in self.system.jobs_of(self):  # the jobs the stop left waiting go on
+        for job in self.store.jobs_of(self.name):  # the jobs the stop left waiting go on
             if job.state is JobState.PENDING and "printer-stopped" in job.reasons:
-                job.reasons = [r for r in job.reasons if r != "printer-stopped"] or ["job-queued"]
-                self.system.save(job)
+                self.store.update(job, reasons=[r for r in job.reasons
+                                                if r != "printer-stopped"] or ["job-queued"])
         if self.current_job is None:
-            self._set_state(PrinterState.IDLE, "Ready.")
+            self._change(PrinterState.IDLE, "Ready.", device_reasons=set(), paused=False)
+        else:
+            self._change(device_reasons=set(), paused=False)
         log.info("printer %s: resumed", self.name)
         self.wake()
 
@@ -202,24 +225,26 @@ class Printer:
             log.log(level, "printer %s: %sdevice status: %s%s", self.name, job,
                     ", ".join(sorted(reasons)) or "none",
                     f" ({status.message})" if status.message else "")
-            self.state_changed_at = time.time()
-        self.status_reasons, self.device_message = reasons, status.message
         self._status_from_job = job_transport is not None
+        state: PrinterState | None = None
+        message: str | None = None
         if job_transport is not None and self.current_job is not None:
             printing = f"Printing job {self.current_job.id}."
-            self._set_state(PrinterState.PROCESSING,
-                            f"{printing} {status.message}" if status.message else printing)
+            state = PrinterState.PROCESSING
+            message = f"{printing} {status.message}" if status.message else printing
         elif self.current_job is None and not self.paused and not self.stopped_by_device:
             if not self.waiting_to_retry:
-                self._set_state(PrinterState.IDLE, status.message or "Ready.")
+                state, message = PrinterState.IDLE, status.message or "Ready."
             elif status.message:  # what the device says while the job waits to retry
-                self._set_state(PrinterState.PROCESSING,
-                                f"{self._retry_message} Device: {status.message}")
+                state = PrinterState.PROCESSING
+                message = f"{self._retry_message} Device: {status.message}"
+        self._change(state, message, status=(reasons, status.message))
 
     async def _print_jobs(self) -> None:
         delay_index = 0
         while True:
-            job = None if self.paused or self.stopped_by_device else self.system.next_job(self)
+            job = None if self.paused or self.stopped_by_device else self.store.next_job(
+                self.name)
             if job is None:
                 self._settle_idle()
                 self._wakeup = trio.Event()
@@ -248,14 +273,12 @@ class Printer:
         if self.paused or self.stopped_by_device or not (
                 self.device_reasons or self.state is PrinterState.PROCESSING):
             return
-        self.device_reasons.clear()
-        self._set_state(PrinterState.IDLE, self.device_message or "Ready.")
+        self._change(PrinterState.IDLE, self.device_message or "Ready.", device_reasons=set())
 
     async def _print(self, job: Job) -> Outcome | None:
         """Print one job; returns the outcome to retry with, or None when the job is done."""
-        job.apply(JobEvent.START, "job-printing")
-        job.attempts += 1
-        self.system.save(job)
+        self.store.transition(job, JobEvent.START, "job-printing", attempts=job.attempts + 1,
+                              impressions_completed=0, sheets_completed=0, bytes_sent=0)
         self.current_job = job
         self._set_state(PrinterState.PROCESSING, f"Printing job {job.id}.")
         log.info("printer %s: job %d: printing (attempt %d) to %s", self.name, job.id,
@@ -278,7 +301,8 @@ class Printer:
             else:
                 log.exception("printer %s: job %d: internal error while printing", self.name,
                               job.id)
-                job.apply(JobEvent.ABORT, "aborted-by-system", message="Internal error.")
+                self.store.transition(job, JobEvent.ABORT, "aborted-by-system",
+                                      message="Internal error.")
         finally:
             self._job_scope = None
             self.current_job = None
@@ -286,15 +310,23 @@ class Printer:
             self._forget_job_status()
             if transport is not None:
                 await self._abort_quietly(job, transport)
-            self.system.job_finished(job)
             if not self.stopped_by_device and not self.paused and retry is None:
                 self._set_state(PrinterState.IDLE, "Ready.")
             elif self.paused and not self.stopped_by_device:
                 self._set_state(PrinterState.STOPPED, "Paused.")
+        # On disk before the next job: after a kill -9, a printed job is not printed again.
+        await self._flush_quietly(job)
         return retry
 
+    async def _flush_quietly(self, job: Job) -> None:
+        try:
+            await self.store.flushed()
+        except OSError as exc:  # the writer keeps trying; printing goes on meanwhile
+            log.error("printer %s: job %d: spool: cannot record its state (%s)", self.name,
+                      job.id, exc.strerror or exc)
+
     async def _send_document(self, job: Job, transport: Transport) -> None:
-        raw = family(self.driver) == "raw"
+        raw = self.driver.passes_through
         # A raw queue passes application/octet-stream as it came, whatever it looks like;
         # a converting one prints what the document was found to be.
         fmt = job.document_format if raw else (job.format_detected or job.document_format)
@@ -305,35 +337,38 @@ class Printer:
                        copies=options.copies if raw else 1,
                        host=socket.gethostname()[:31] or "ipp-gateway",
                        data_length=job.document_bytes if raw else None)
-        job.impressions_completed = job.sheets_completed = job.bytes_sent = 0
         sides = 2 if options.duplex else 1
 
         def progress(done: Progress) -> None:
             # Pages counted are the pages sent. Where the gateway sends the job once per copy,
             # they include every copy; where the printer makes the copies (PostScript
             # NumCopies, PCL &l#X, PCL XL), each page sent is printed `copies_each` times.
-            job.impressions_completed = done.pages * done.copies_each
-            job.sheets_completed = (done.pages + sides - 1) // sides * done.copies_each
-            job.bytes_sent = done.bytes_sent
+            self.store.progress(
+                job, impressions=done.pages * done.copies_each,
+                sheets=(done.pages + sides - 1) // sides * done.copies_each,
+                bytes_sent=done.bytes_sent)
 
         await transport.start_job(info)
-        await print_document(self.system.spool.document_path(job.id), fmt, self.driver,
+        await print_document(self.store.spool.document_path(job.id), fmt, self.driver,
                              self.capabilities, options, transport, progress)
         await transport.end_job()
         if raw:  # pass-through cannot count pages: say at least one was printed
-            job.impressions_completed = job.sheets_completed = max(1, job.impressions_completed)
+            printed = max(1, job.impressions_completed)
+            self.store.progress(job, impressions=printed, sheets=printed,
+                                bytes_sent=job.bytes_sent)
 
     def _forget_job_status(self) -> None:
         """What the job's transport said was about that job (a stalled transfer, say); the
         next status query between jobs says how the device is now."""
         if self._status_from_job:
-            self.status_reasons, self.device_message = frozenset(), ""
             self._status_from_job = False
+            self._change(status=(frozenset(), ""))
 
     def _job_done(self, job: Job) -> None:
-        self.device_reasons.clear()  # every one came from a failed attempt: the device is back
+        self._change(device_reasons=set())  # each came from a failed attempt: the device is back
         if job.state in (JobState.PROCESSING, JobState.PROCESSING_STOPPED):
-            job.apply(JobEvent.COMPLETE, "job-completed-successfully", message="Completed.")
+            self.store.transition(job, JobEvent.COMPLETE, "job-completed-successfully",
+                                  message="Completed.")
             log.info("printer %s: job %d: completed", self.name, job.id)
 
     def _apply_failure(self, job: Job, failure: DriverError) -> Outcome | None:
@@ -346,23 +381,26 @@ class Printer:
         if outcome is Outcome.CANCEL:
             reason = "document-format-error" if isinstance(failure, ConversionError) else (
                 "aborted-by-system")
-            job.apply(JobEvent.ABORT, reason, message=failure.message)
+            self.store.transition(job, JobEvent.ABORT, reason, message=failure.message)
             return None
         if outcome is Outcome.HOLD:
-            job.apply(JobEvent.REQUEUE)
-            job.apply(JobEvent.HOLD, "job-hold-until-specified", message=failure.message)
-            job.hold_until = "indefinite"  # as Hold-Job leaves it: Release-Job lets it print
+            self.store.transition(job, JobEvent.REQUEUE)
+            # hold_until as Hold-Job leaves it: Release-Job lets it print.
+            self.store.transition(job, JobEvent.HOLD, "job-hold-until-specified",
+                                  message=failure.message, hold_until="indefinite")
             return None
         if outcome is Outcome.STOP_PRINTER:
-            job.apply(JobEvent.REQUEUE, "printer-stopped", "job-queued", message=failure.message)
+            self.store.transition(job, JobEvent.REQUEUE, "printer-stopped", "job-queued",
+                                  message=failure.message)
             self.stopped_by_device = True
-            self.device_reasons.add(failure.reason + "-error" if failure.reason else "other-error")
-            self._set_state(PrinterState.STOPPED, failure.message)
+            reason = failure.reason + "-error" if failure.reason else "other-error"
+            self._change(PrinterState.STOPPED, failure.message,
+                         device_reasons=self.device_reasons | {reason})
             return None
-        job.apply(JobEvent.REQUEUE, "job-queued", message=failure.message)
-        self.device_reasons.add(_waiting_reason(failure.reason))
+        self.store.transition(job, JobEvent.REQUEUE, "job-queued", message=failure.message)
         self._retry_message = f"Waiting for the device: {failure.message}"
-        self._set_state(PrinterState.PROCESSING, self._retry_message)
+        self._change(PrinterState.PROCESSING, self._retry_message,
+                     device_reasons=self.device_reasons | {_waiting_reason(failure.reason)})
         return outcome
 
     async def _abort_quietly(self, job: Job, transport: Transport) -> None:

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -40,6 +41,16 @@ def write_atomically(path: Path, data: bytes) -> None:
         os.fsync(file.fileno())
     os.replace(temporary, path)
     fsync_directory(path.parent)
+
+
+@dataclass
+class SpoolBatch:
+    """One writer round of the job store, written by `Spool.write_batch` in a thread."""
+
+    records: list[tuple[int, bytes]] = field(default_factory=list)  # job-id, JSON record
+    deleted: dict[int, bool] = field(default_factory=dict)  # job-id -> whole job or document
+    job_id_mark: int | None = None
+    paused: list[str] | None = None
 
 
 class Spool:
@@ -110,6 +121,31 @@ class Spool:
         os.fsync(file.fileno())
         file.close()
 
+    def write_batch(self, batch: SpoolBatch) -> None:
+        """Write a batch (blocking: the store runs it in a thread). The job-id mark goes
+        first, so no record on disk has an id the mark does not cover; each record is
+        written to .tmp and fsynced, renamed, and one directory fsync makes every rename of
+        the batch durable."""
+        if batch.job_id_mark is not None:
+            self.save_job_id_mark(batch.job_id_mark)
+        if batch.paused is not None:
+            write_atomically(self.root / "printers.json",
+                             json.dumps({"paused": batch.paused}).encode())
+        for job_id, record in batch.records:
+            temporary = self.record_path(job_id).with_suffix(".tmp")
+            with open(temporary, "wb") as file:
+                file.write(record)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, self.record_path(job_id))
+        if batch.records:
+            fsync_directory(self.jobs_dir)
+        for job_id, whole in batch.deleted.items():
+            if whole:
+                self.delete(job_id)
+            else:
+                self.delete_document(job_id)
+
     def save(self, job: Job) -> None:
         write_atomically(self.record_path(job.id), json.dumps(job.to_record()).encode())
 
@@ -130,4 +166,11 @@ class Spool:
                 log.error("spool: ignoring unreadable job record %s (%s)", path, exc)
         for stale in self.jobs_dir.glob("*.tmp"):
             stale.unlink(missing_ok=True)
+        for document in self.jobs_dir.glob("*.doc"):
+            # A document without a record: its request never finished (the record is written
+            # before a job is answered), so no client holds its job-id.
+            if not document.with_suffix(".json").exists():
+                log.info("spool: removing %s, left by a request that never finished",
+                         document.name)
+                document.unlink(missing_ok=True)
         return jobs

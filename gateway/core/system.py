@@ -1,4 +1,8 @@
-"""The System: every printer, every job, the spool, and the lifetimes of their tasks."""
+"""The System: every printer, the job store and the bus, and the lifetimes of their tasks.
+
+Printers know the store, never the System: the System is the one place that knows both (a
+cancel reaches the job through the store and the transfer through its printer).
+"""
 
 from __future__ import annotations
 
@@ -10,38 +14,63 @@ from collections.abc import Iterable
 import trio
 
 from gateway.config import Config, PrinterConfig, default_printer
-from gateway.core.job import InvalidTransition, Job, JobEvent
+from gateway.core.bus import EventBus
+from gateway.core.job import Job, JobEvent
 from gateway.core.printer import Printer
 from gateway.core.spool import Spool
+from gateway.core.store import JobStore, LoadedSpool, load_spool
 from gateway.ipp.enums import JobState
 
 log = logging.getLogger("gateway.system")
 
 PRINT_PATH = "/ipp/print"
 WATCHDOG_PERIOD = 5.0
-JOB_ID_BLOCK = 100  # job-ids reserved on disk at a time (one system.json write per block)
 
 
 class System:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, loaded: LoadedSpool | None = None) -> None:
+        """`loaded` is the spool as `load_spool` read it (`System.open` reads it in a thread);
+        without it the spool is read here, blocking (tests, tools)."""
         self.config = config
-        self.spool = Spool(config.spool)
-        self.uuid = self.spool.system_uuid()
+        loaded = loaded or load_spool(config.spool)
+        self.spool: Spool = loaded.spool
+        self.uuid = loaded.system_uuid
         self.started_at = time.time()
         self._started_monotonic = time.monotonic()
+        self.bus = EventBus()
         printer_configs: Iterable[PrinterConfig] = config.printers or (
             default_printer(config.spool),)
+        names = [printer_config.name for printer_config in printer_configs]
+        self.store = JobStore(loaded, self.bus, printers=names,
+                              job_history=config.job_history,
+                              multiple_operation_timeout=config.multiple_operation_timeout)
         self.printers: dict[str, Printer] = {}
         for printer_config in printer_configs:
             printer_uuid = str(uuid.uuid5(self.uuid, "printer:" + printer_config.name))
-            self.printers[printer_config.name] = Printer(self, printer_config, printer_uuid)
-        self.jobs: dict[int, Job] = {}
-        # Jobs of printers that are not configured (renamed, removed, or a --printer run):
-        # kept on disk untouched, never printed or trimmed, back when their printer is.
-        self.orphans: dict[int, Job] = {}
-        self.jobs_revision = 0  # bumped on every job change: lets readers cache what they derive
-        self.next_job_id = self._job_id_mark = self.spool.job_id_mark()
-        self._load_jobs()
+            self.printers[printer_config.name] = Printer(self.store, printer_config,
+                                                         printer_uuid)
+
+    @classmethod
+    async def open(cls, config: Config) -> System:
+        """A System whose spool is read off the Trio thread."""
+        loaded = await trio.to_thread.run_sync(load_spool, config.spool)
+        return cls(config, loaded)
+
+    @property
+    def jobs(self) -> dict[int, Job]:
+        return self.store.jobs
+
+    @property
+    def orphans(self) -> dict[int, Job]:
+        return self.store.orphans
+
+    @property
+    def jobs_revision(self) -> int:
+        return self.store.revision
+
+    @property
+    def next_job_id(self) -> int:
+        return self.store.next_job_id
 
     # -- lookup --------------------------------------------------------------------------
 
@@ -70,137 +99,57 @@ class System:
 
     # -- jobs ----------------------------------------------------------------------------
 
-    def _load_jobs(self) -> None:
-        for job in self.spool.load_all():
-            self.next_job_id = max(self.next_job_id, job.id + 1)
-            if job.printer not in self.printers:
-                self.orphans[job.id] = job
-                continue
-            if job.state in (JobState.PROCESSING, JobState.PROCESSING_STOPPED):
-                job.apply(JobEvent.REQUEUE, "job-queued", message="Resumed after a restart.")
-                self.spool.save(job)
-                log.info("printer %s: job %d: resumed after restart", job.printer, job.id)
-            self.jobs[job.id] = job
-        self._report_orphans()
-        self._trim_history()
-
-    def _report_orphans(self) -> None:
-        by_printer: dict[str, list[Job]] = {}
-        for job in self.orphans.values():
-            by_printer.setdefault(job.printer, []).append(job)
-        for printer, jobs in sorted(by_printer.items()):
-            waiting = sum(1 for j in jobs if not j.state.is_terminal)
-            log.warning("spool: printer %r is not configured; its %d job(s) (%d not finished: "
-                        "%s) are kept and print when it is configured again; "
-                        "'ipp-gateway jobs --purge-orphans' deletes them", printer, len(jobs),
-                        waiting, ", ".join(str(j.id) for j in jobs[:20])
-                        + (", ..." if len(jobs) > 20 else ""))
-
-    def create_job(self, printer: Printer, *, name: str, user: str, template: dict[str, object],
-                   document_format: str) -> Job:
-        job_id = self.next_job_id
-        if job_id >= self._job_id_mark:  # on disk before the id is handed out
-            self._job_id_mark = job_id + JOB_ID_BLOCK
-            self.spool.save_job_id_mark(self._job_id_mark)
-        self.next_job_id += 1
-        job = Job(id=job_id, printer=printer.name, uuid=f"urn:uuid:{uuid.uuid4()}", name=name,
-                  user=user, template=dict(template), document_format=document_format)
-        self.jobs[job_id] = job
-        self.save(job)
-        log.info("printer %s: job %d: created by %s (%r)", printer.name, job_id, user, name)
-        return job
-
-    def save(self, job: Job) -> None:
-        self.jobs_revision += 1
-        self.spool.save(job)
+    def create_job(self, printer: Printer, *, name: str, user: str,
+                   template: dict[str, object], document_format: str, **fields: object) -> Job:
+        """A new job (see JobStore.create: await `store.flushed()` before telling anyone)."""
+        return self.store.create(printer.name, name=name, user=user, template=template,
+                                       document_format=document_format, **fields)
 
     def jobs_of(self, printer: Printer) -> list[Job]:
-        return [j for j in self.jobs.values() if j.printer == printer.name]
+        return self.store.jobs_of(printer.name)
 
-    def next_job(self, printer: Printer) -> Job | None:
-        for job in self.jobs.values():  # dicts keep insertion order: oldest first
-            if job.printer == printer.name and job.state is JobState.PENDING:
-                return job
-        return None
-
-    def queue_job(self, job: Job) -> None:
-        """The job's document is complete: let its printer pick it up."""
+    async def queue_job(self, job: Job) -> None:
+        """The job's document is complete: once that is on disk, let its printer pick it up
+        (raises OSError when the spool cannot record it; the caller disposes of the job)."""
         if job.state is JobState.PENDING_HELD and "job-incoming" in job.reasons:
             if job.hold_until not in ("", "no-hold"):
-                job.apply(JobEvent.CLOSE)
-                job.apply(JobEvent.HOLD, "job-hold-until-specified")
+                self.store.transition(job, JobEvent.CLOSE)
+                self.store.transition(job, JobEvent.HOLD, "job-hold-until-specified")
             else:
-                job.apply(JobEvent.CLOSE, "job-queued")
-        self.save(job)
+                self.store.transition(job, JobEvent.CLOSE, "job-queued")
+        await self.store.flushed()
         self.printers[job.printer].wake()
 
     def cancel_job(self, job: Job, reason: str = "job-canceled-by-user") -> None:
-        job.apply(JobEvent.CANCEL, reason, message="Canceled.")
+        self.store.transition(job, JobEvent.CANCEL, reason, message="Canceled.")
         self.printers[job.printer].cancel_current(job)
-        self.job_finished(job)
         log.info("printer %s: job %d: canceled (%s)", job.printer, job.id, reason)
 
-    def job_finished(self, job: Job) -> None:
-        """Persist the job; drop its document once it is terminal; bound the history."""
-        self.save(job)
-        if job.state.is_terminal:
-            self.spool.delete_document(job.id)
-            self._trim_history()
-
-    def close(self) -> None:
-        """A clean stop: the next run goes on at the next job-id, not at the reserved mark
-        (after a crash it starts at the mark, skipping ids that may have been handed out)."""
-        if self.next_job_id != self._job_id_mark:
-            self._job_id_mark = self.next_job_id
-            self.spool.save_job_id_mark(self.next_job_id)
-
     def discard_job(self, job: Job, why: str) -> None:
-        """Forget a job whose creating request failed: the client was told so and holds no
-        job-id, so nothing of it may stay queued or listed."""
-        if self.printers.get(job.printer) is not None:
-            self.printers[job.printer].cancel_current(job)
-        self.jobs.pop(job.id, None)
-        self.jobs_revision += 1
-        log.info("printer %s: job %d: discarded, its request failed (%s)", job.printer, job.id,
-                 why)
-        try:
-            self.spool.delete(job.id)
-        except OSError as exc:  # the spool failing is often why the request failed
-            log.error("printer %s: job %d: spool: cannot delete its files (%s)", job.printer,
-                      job.id, exc.strerror)
-
-    def _trim_history(self) -> None:
-        done = [j for j in self.jobs.values() if j.state.is_terminal]
-        for job in done[: max(0, len(done) - self.config.job_history)]:
-            del self.jobs[job.id]
-            self.spool.delete(job.id)
-            self.jobs_revision += 1
-
-    def _expire_incoming(self) -> None:
-        limit = time.time() - self.config.multiple_operation_timeout
-        for job in list(self.jobs.values()):
-            if (job.state is JobState.PENDING_HELD and "job-incoming" in job.reasons
-                    and job.created < limit):
-                try:
-                    job.apply(JobEvent.ABORT, "aborted-by-system",
-                              message="No document arrived within multiple-operation-time-out.")
-                except InvalidTransition:
-                    continue
-                log.info("printer %s: job %d: aborted, no document in time", job.printer,
-                         job.id)
-                self.job_finished(job)
+        """Forget a job whose creating request failed (see JobStore.discard)."""
+        printer = self.printers.get(job.printer)
+        if printer is not None:
+            printer.cancel_current(job)
+        self.store.discard(job, why)
 
     # -- lifetime ------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                   ) -> None:
-        async with trio.open_nursery() as nursery:
-            for printer in self.printers.values():
-                nursery.start_soon(printer.run, name=f"printer:{printer.name}")
-            nursery.start_soon(self._watchdog)
-            task_status.started()
+        """The store's writer, every printer's worker and the watchdog, until cancelled; the
+        writer's last round (and the exact next job-id) is written on the way out."""
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.store.run)
+                for printer in self.printers.values():
+                    nursery.start_soon(printer.run, name=f"printer:{printer.name}")
+                nursery.start_soon(self._watchdog)
+                task_status.started()
+        finally:  # after every printer has stopped: what they changed last is written too
+            with trio.CancelScope(shield=True):
+                await self.store.close()
 
     async def _watchdog(self) -> None:
         while True:
             await trio.sleep(WATCHDOG_PERIOD)
-            self._expire_incoming()
+            self.store.expire_incoming()

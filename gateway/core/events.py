@@ -1,0 +1,127 @@
+"""What the bus carries: typed events about jobs and printers, and the snapshots inside them.
+
+Pure data (no trio): an event is a frozen record of a change that already happened and is
+already applied. Snapshots are copies, so a subscriber reading an event later sees the state
+as it was at that change, never a live object that has moved on.
+
+Every event carries the store's `revision` after the change (strictly increasing, one per
+change) and the wall-clock `time` of the change. A job's events come in the order of its
+transitions: `JobCreated`, then one `JobStateChanged` per non-terminal transition (with
+`JobProgress` between them while it prints), and one `JobCompleted` for the transition into a
+terminal state (completed, canceled or aborted; RFC 3995 counts it as a state change too).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from gateway.ipp.enums import JobState, PrinterState
+
+
+@dataclass(frozen=True, slots=True)
+class JobSnapshot:
+    id: int
+    printer: str
+    name: str
+    user: str
+    state: JobState
+    reasons: tuple[str, ...]
+    message: str
+    document_format: str
+    impressions_completed: int
+    sheets_completed: int
+    bytes_sent: int
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class PrinterSnapshot:
+    """A printer as IPP and the other advertisers see it at one moment."""
+
+    name: str
+    uuid: str
+    state: PrinterState
+    reasons: tuple[str, ...]  # printer-state-reasons, sorted, ("none",) when there are none
+    message: str
+    state_changed_at: float  # wall-clock time of the last change of state, reasons or message
+    config_changed_at: float
+    paused: bool
+    queued_jobs: int  # jobs not yet terminal (queued-job-count)
+
+
+@dataclass(frozen=True, slots=True)
+class JobCreated:
+    kind: ClassVar[str] = "job-created"
+    revision: int
+    time: float
+    job: JobSnapshot
+
+
+@dataclass(frozen=True, slots=True)
+class JobStateChanged:
+    """A non-terminal transition (or new reasons or message in the same state)."""
+
+    kind: ClassVar[str] = "job-state-changed"
+    revision: int
+    time: float
+    job: JobSnapshot
+    previous: JobState
+
+
+@dataclass(frozen=True, slots=True)
+class JobProgress:
+    """Pages or bytes sent; consecutive ones for a job may be coalesced into the latest."""
+
+    kind: ClassVar[str] = "job-progress"
+    revision: int
+    time: float
+    job: JobSnapshot
+
+
+@dataclass(frozen=True, slots=True)
+class JobCompleted:
+    """The transition into a terminal state: completed, canceled or aborted."""
+
+    kind: ClassVar[str] = "job-completed"
+    revision: int
+    time: float
+    job: JobSnapshot
+    previous: JobState
+
+
+@dataclass(frozen=True, slots=True)
+class PrinterStateChanged:
+    kind: ClassVar[str] = "printer-state-changed"
+    revision: int
+    time: float
+    printer: PrinterSnapshot
+
+
+@dataclass(frozen=True, slots=True)
+class PrinterConfigChanged:
+    """A printer was added, changed or removed (`removed`) by a reload."""
+
+    kind: ClassVar[str] = "printer-config-changed"
+    revision: int
+    time: float
+    printer: PrinterSnapshot
+    removed: bool = False
+
+
+Event = (JobCreated | JobStateChanged | JobProgress | JobCompleted | PrinterStateChanged
+         | PrinterConfigChanged)
+JobEventRecord = JobCreated | JobStateChanged | JobProgress | JobCompleted
+
+EVENT_KINDS: tuple[str, ...] = (
+    JobCreated.kind, JobStateChanged.kind, JobProgress.kind, JobCompleted.kind,
+    PrinterStateChanged.kind, PrinterConfigChanged.kind,
+)
+
+
+def job_id_of(event: Event) -> int | None:
+    return event.job.id if isinstance(event, JobEventRecord) else None
+
+
+def printer_of(event: Event) -> str:
+    return event.job.printer if isinstance(event, JobEventRecord) else event.printer.name
