@@ -23,6 +23,7 @@ from drivers import (
     get_driver,
     pjl_drivers,
 )
+from gateway.authority import authority
 
 DEFAULT_PORT = 8631
 DEFAULT_USER = "lp"  # Debian's printing account: owns /dev/usb/lp* (group lp), no login
@@ -45,8 +46,7 @@ class ListenAddress:
     port: int
 
     def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else (self.host or "*")
-        return f"{host}:{self.port}"
+        return authority(self.host or "*", self.port)
 
 
 @dataclass(frozen=True)

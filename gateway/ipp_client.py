@@ -13,6 +13,8 @@ import itertools
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
+from gateway.authority import authority as authority_of
+from gateway.authority import url
 from gateway.ipp.enums import GroupTag, Status
 from gateway.ipp.errors import IppProtocolError
 from gateway.ipp.model import Attribute, Group, Message
@@ -37,17 +39,17 @@ class GatewayUrl:
 
     @property
     def authority(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return authority_of(self.host, self.port)
 
     def __str__(self) -> str:
-        return f"ipp://{self.authority}"
+        return url("ipp", self.host, self.port)
 
     def printer_path(self, printer: str | None) -> str:
         # Quoted: a printer name read from a spool record may hold anything.
         return "/ipp/print" if printer is None else f"/ipp/print/{quote(printer, safe='')}"
 
     def printer_uri(self, printer: str | None) -> str:
-        return f"ipp://{self.authority}{self.printer_path(printer)}"
+        return url("ipp", self.host, self.port, self.printer_path(printer))
 
     @classmethod
     def parse(cls, text: str) -> GatewayUrl:
@@ -74,7 +76,7 @@ class Answer:
 
     @property
     def ok(self) -> bool:
-        return self.message.code < 0x0100  # successful-ok*, as RFC 8011 groups them
+        return 0 <= self.message.code < 0x0100  # successful-ok*, as RFC 8011 groups them
 
     @property
     def status_name(self) -> str:

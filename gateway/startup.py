@@ -20,6 +20,7 @@ from pathlib import Path
 
 import trio
 
+from gateway.authority import authority
 from gateway.config import DEFAULT_PORT, DEFAULT_USER, Config, ListenAddress, default_spool
 from gateway.core.spool_lock import SpoolInUse, SpoolLock
 from gateway.privileges import (
@@ -213,9 +214,8 @@ def listen_failure(address: ListenAddress, exc: OSError) -> str:
     if exc.errno == errno.EACCES:
         if port < 1024:
             host = address.host or "0.0.0.0"
-            shown = f"[{host}]" if ":" in host else host
             return (f"port {port} needs root or CAP_NET_BIND_SERVICE; use --listen "
-                    f"{shown}:{DEFAULT_PORT}")
+                    f"{authority(host, DEFAULT_PORT)}")
         return f"cannot listen on {address}: permission denied"
     if exc.errno == errno.EADDRINUSE:
         return (f"port {port} on {address} is already in use by another program (another "

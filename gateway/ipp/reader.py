@@ -20,6 +20,8 @@ from enum import Enum, auto
 
 from gateway.ipp.enums import GroupTag, Status, ValueTag
 from gateway.ipp.errors import IppProtocolError
+from gateway.ipp.header import SIZE as HEADER_SIZE
+from gateway.ipp.header import read_header
 from gateway.ipp.model import (
     Attribute,
     Collection,
@@ -31,9 +33,6 @@ from gateway.ipp.model import (
     Value,
 )
 
-# request-id (and a response's echo of it) is a signed 32-bit integer (RFC 8010 3.1.1): read
-# and written the same way, so that an answer can always echo what a request carried.
-_HEADER = struct.Struct(">BBHi")
 _RESOLUTION = struct.Struct(">iib")
 _RANGE = struct.Struct(">ii")
 _DATE_TIME = struct.Struct(">HBBBBBBcBB")
@@ -191,12 +190,12 @@ class IppReader:
                 return True
 
     def _parse_header(self) -> bool:
-        if len(self._buffer) - self._pos < _HEADER.size:
+        if len(self._buffer) - self._pos < HEADER_SIZE:
             return False
-        self._check_size(_HEADER.size)
-        major, minor, code, request_id = _HEADER.unpack_from(self._buffer, self._pos)
+        self._check_size(HEADER_SIZE)
+        major, minor, code, request_id = read_header(self._buffer, self._pos)
         self._message = Message((major, minor), code, request_id)
-        self._advance(_HEADER.size)
+        self._advance(HEADER_SIZE)
         return True
 
     def _parse_entries(self) -> bool | None:

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from gateway.ipp.enums import GroupTag, ValueTag
+from gateway.ipp.header import write_header
 from gateway.ipp.model import (
     Attribute,
     Collection,
@@ -26,9 +27,6 @@ from gateway.ipp.model import (
 
 MAX_LENGTH = 0x7FFF  # lengths are signed shorts on the wire
 
-# request-id (and a response's echo of it) is a signed 32-bit integer (RFC 8010 3.1.1): read
-# and written the same way, so that an answer can always echo what a request carried.
-_HEADER = struct.Struct(">BBHi")
 _TAG_AND_LENGTH = struct.Struct(">BH")
 _LENGTH = struct.Struct(">H")
 _INT32 = struct.Struct(">i")
@@ -43,11 +41,7 @@ _ONE_MINUTE = timedelta(minutes=1)
 
 def encode_message(message: Message) -> bytes:
     major, minor = message.version
-    try:
-        header = _HEADER.pack(major, minor, message.code, message.request_id)
-    except struct.error as error:
-        raise ValueError(f"message header out of range: {error}") from None
-    pieces = [header]
+    pieces = [write_header(major, minor, message.code, message.request_id)]
     for group in message.groups:
         _write_group(pieces, group)
     pieces.append(_END_OF_ATTRIBUTES)

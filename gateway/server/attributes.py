@@ -1,30 +1,46 @@
-"""Printer attributes for Get-Printer-Attributes, all derived from the driver's Capabilities.
+"""Printer attributes for Get-Printer-Attributes, built from pure data only.
 
-Three parts with different lifetimes: `static` (depends only on the printer's configuration;
-built once, pre-encoded), `addressed` (URIs, built from the Host the client used) and `live`
-(state, counters, clocks; built per request).
+What a printer advertises comes from three values, never from a live `Printer`: its driver's
+`Capabilities`, a `PrinterDescription` (what its configuration says: name, info, the
+operations and formats it takes, the limits) and a `PrinterSnapshot` of its state at one
+moment (gateway.core.events). The same data will feed the DNS-SD TXT record. No trio here:
+tests/unit/test_import_rules.py holds this module to it.
+
+Three parts with different lifetimes: `static_attributes` (capabilities and description:
+fixed until a reload, pre-encoded once), `addressed_attributes` (URIs, built from the scheme
+and Host the client used) and `live_attributes` (state, counters, clocks; per change).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from drivers import Capabilities, MediaSize
-from gateway.core.printer import Printer
-from gateway.ipp.enums import Operation, ValueTag
+from gateway.authority import url
+from gateway.core.events import PrinterSnapshot
+from gateway.ipp.enums import ValueTag
 from gateway.ipp.model import Attribute, Collection, IntRange, Resolution, Value
+
+if TYPE_CHECKING:  # types only: importing drivers.driver at run time would reach trio
+    from drivers import Capabilities, MediaSize
 
 T = ValueTag
 
-SUPPORTED_OPERATIONS = (
-    Operation.PRINT_JOB, Operation.VALIDATE_JOB, Operation.CREATE_JOB, Operation.SEND_DOCUMENT,
-    Operation.CANCEL_JOB, Operation.GET_JOB_ATTRIBUTES, Operation.GET_JOBS,
-    Operation.GET_PRINTER_ATTRIBUTES, Operation.HOLD_JOB, Operation.RELEASE_JOB,
-    Operation.PAUSE_PRINTER, Operation.RESUME_PRINTER, Operation.CANCEL_MY_JOBS,
-    Operation.CLOSE_JOB, Operation.IDENTIFY_PRINTER,
-)
+
+@dataclass(frozen=True, slots=True)
+class PrinterDescription:
+    """What a printer's configuration says about it besides its `Capabilities` (which carry
+    make-and-model, configured overrides applied): fixed until a reload."""
+
+    name: str
+    uuid: str
+    info: str  # printer-info; empty: the printer's name
+    location: str
+    formats: tuple[str, ...]  # document-format-supported: what the planner can print
+    operations: tuple[int, ...]  # operations-supported: what the dispatcher's table answers
+    max_job_bytes: int  # job-k-octets-supported
+    multiple_operation_timeout: int  # seconds a Create-Job waits for its document
 
 # Job template attributes we accept at job creation (job-creation-attributes-supported).
 JOB_CREATION_ATTRIBUTES = (
@@ -90,10 +106,8 @@ def device_id(caps: Capabilities) -> str:
     return f"MFG:{caps.manufacturer};MDL:{caps.model};CMD:{command_set};CLS:PRINTER;"
 
 
-def static_attributes(printer: Printer, *, formats: Iterable[str],
-                      multiple_operation_timeout: int) -> list[Attribute]:
-    caps = printer.capabilities
-    formats = tuple(formats)
+def static_attributes(caps: Capabilities, description: PrinterDescription) -> list[Attribute]:
+    formats = description.formats
     resolutions = [Resolution(r, r) for r in caps.resolutions]
     default_media = ready_media(caps)
     top, bottom, left, right = caps.margins
@@ -120,7 +134,7 @@ def static_attributes(printer: Printer, *, formats: Iterable[str],
         a("job-hold-until-supported", T.KEYWORD, "no-hold", "indefinite"),
         a("job-ids-supported", T.BOOLEAN, True),
         a("job-k-octets-supported", T.RANGE_OF_INTEGER,
-          IntRange(0, printer.system.config.max_job_bytes // 1024)),
+          IntRange(0, description.max_job_bytes // 1024)),
         a("job-priority-default", T.INTEGER, 50),
         a("job-priority-supported", T.INTEGER, 100),
         a("job-sheets-default", T.KEYWORD, "none"),
@@ -148,12 +162,12 @@ def static_attributes(printer: Printer, *, formats: Iterable[str],
         a("multiple-document-handling-supported", T.KEYWORD,
           "separate-documents-uncollated-copies", "separate-documents-collated-copies"),
         a("multiple-document-jobs-supported", T.BOOLEAN, False),
-        a("multiple-operation-time-out", T.INTEGER, multiple_operation_timeout),
+        a("multiple-operation-time-out", T.INTEGER, description.multiple_operation_timeout),
         a("multiple-operation-time-out-action", T.KEYWORD, "abort-job"),
         a("natural-language-configured", T.NATURAL_LANGUAGE, "en"),
         a("number-up-default", T.INTEGER, 1),
         a("number-up-supported", T.INTEGER, 1),
-        a("operations-supported", T.ENUM, *[int(op) for op in SUPPORTED_OPERATIONS]),
+        a("operations-supported", T.ENUM, *description.operations),
         a("orientation-requested-default", T.ENUM, 3),
         a("orientation-requested-supported", T.ENUM, 3, 4, 5, 6),
         a("output-bin-default", T.KEYWORD, "face-down"),
@@ -176,11 +190,11 @@ def static_attributes(printer: Printer, *, formats: Iterable[str],
         a("printer-device-id", T.TEXT, device_id(caps)),
         a("printer-geo-location", T.UNKNOWN),
         a("printer-get-attributes-supported", T.KEYWORD, "document-format"),
-        a("printer-info", T.TEXT, printer.config.info or printer.name),
+        a("printer-info", T.TEXT, description.info or description.name),
         a("printer-kind", T.KEYWORD, "document"),
-        a("printer-location", T.TEXT, printer.config.location),
+        a("printer-location", T.TEXT, description.location),
         a("printer-make-and-model", T.TEXT, caps.make_and_model[:127]),
-        a("printer-name", T.NAME, printer.name),
+        a("printer-name", T.NAME, description.name),
         a("printer-organization", T.TEXT, ""),
         a("printer-organizational-unit", T.TEXT, ""),
         a("printer-resolution-default", T.RESOLUTION,
@@ -190,7 +204,7 @@ def static_attributes(printer: Printer, *, formats: Iterable[str],
         a("printer-supply", T.OCTET_STRING,
           b"index=1;class=unknown;type=other;unit=percent;maxcapacity=100;level=-2;"),
         a("printer-supply-description", T.TEXT, "Supply level not reported by this printer"),
-        a("printer-uuid", T.URI, f"urn:uuid:{printer.uuid}"),
+        a("printer-uuid", T.URI, f"urn:uuid:{description.uuid}"),
         a("pwg-raster-document-resolution-supported", T.RESOLUTION, *resolutions),
         a("pwg-raster-document-sheet-back", T.KEYWORD, "normal"),
         a("pwg-raster-document-type-supported", T.KEYWORD, *caps.pwg_raster_types),
@@ -208,22 +222,23 @@ def static_attributes(printer: Printer, *, formats: Iterable[str],
     return attrs
 
 
-def media_col_database(printer: Printer) -> Attribute:
-    caps = printer.capabilities
+def media_col_database(caps: Capabilities) -> Attribute:
     return a("media-col-database", T.BEGIN_COLLECTION,
              *[media_col(caps, m) for m in caps.media])
 
 
-def addressed_attributes(printer: Printer, host: str, port: int, path: str) -> list[Attribute]:
-    authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    web = f"http://{authority}"
+def addressed_attributes(scheme: str, host: str, port: int, path: str) -> list[Attribute]:
+    """The URIs of the printer at `path` as the client reached it: `scheme` ("ipp" or
+    "ipps") and the Host it used; the web pages are on the same port, over TLS with ipps."""
+    secure = scheme == "ipps"
+    web = url("https" if secure else "http", host, port)
     return [
         a("printer-icons", T.URI, f"{web}/icon-sm.png", f"{web}/icon.png", f"{web}/icon-lg.png"),
         a("printer-more-info", T.URI, f"{web}/"),
         a("printer-supply-info-uri", T.URI, f"{web}/"),
-        a("printer-uri-supported", T.URI, f"ipp://{authority}{path}"),
+        a("printer-uri-supported", T.URI, url(scheme, host, port, path)),
         a("uri-authentication-supported", T.KEYWORD, "requesting-user-name"),
-        a("uri-security-supported", T.KEYWORD, "none"),
+        a("uri-security-supported", T.KEYWORD, "tls" if secure else "none"),
     ]
 
 
@@ -231,19 +246,29 @@ def ipp_datetime(wall: float) -> datetime:
     return datetime.fromtimestamp(int(wall), UTC)
 
 
-def live_attributes(printer: Printer) -> list[Attribute]:
-    system = printer.system
-    queued = sum(1 for j in system.jobs_of(printer) if not j.state.is_terminal)
+def up_time_at(wall: float, started_at: float) -> int:
+    """A wall-clock time as printer-up-time counts: seconds since the start, at least 1."""
+    return max(1, int(wall - started_at) + 1)
+
+
+def live_attributes(snapshot: PrinterSnapshot, *, now: float, started_at: float,
+                    up_time: int) -> list[Attribute]:
+    """The state part at `now` (wall clock); `started_at` is the system's start (wall clock)
+    and `up_time` its printer-up-time now, which the caller counts on a monotonic clock."""
     return [
-        a("printer-config-change-date-time", T.DATE_TIME, ipp_datetime(printer.config_changed_at)),
-        a("printer-config-change-time", T.INTEGER, system.to_up_time(printer.config_changed_at)),
-        a("printer-current-time", T.DATE_TIME, ipp_datetime(time.time())),
-        a("printer-is-accepting-jobs", T.BOOLEAN, printer.accepting),
-        a("printer-state", T.ENUM, int(printer.state)),
-        a("printer-state-change-date-time", T.DATE_TIME, ipp_datetime(printer.state_changed_at)),
-        a("printer-state-change-time", T.INTEGER, system.to_up_time(printer.state_changed_at)),
-        a("printer-state-message", T.TEXT, printer.message),
-        a("printer-state-reasons", T.KEYWORD, *printer.state_reasons),
-        a("printer-up-time", T.INTEGER, system.up_time()),
-        a("queued-job-count", T.INTEGER, queued),
+        a("printer-config-change-date-time", T.DATE_TIME,
+          ipp_datetime(snapshot.config_changed_at)),
+        a("printer-config-change-time", T.INTEGER,
+          up_time_at(snapshot.config_changed_at, started_at)),
+        a("printer-current-time", T.DATE_TIME, ipp_datetime(now)),
+        # Nothing refuses jobs yet: when something does, the snapshot will say so.
+        a("printer-is-accepting-jobs", T.BOOLEAN, True),
+        a("printer-state", T.ENUM, int(snapshot.state)),
+        a("printer-state-change-date-time", T.DATE_TIME, ipp_datetime(snapshot.state_changed_at)),
+        a("printer-state-change-time", T.INTEGER,
+          up_time_at(snapshot.state_changed_at, started_at)),
+        a("printer-state-message", T.TEXT, snapshot.message),
+        a("printer-state-reasons", T.KEYWORD, *snapshot.reasons),
+        a("printer-up-time", T.INTEGER, up_time),
+        a("queued-job-count", T.INTEGER, snapshot.queued_jobs),
     ]

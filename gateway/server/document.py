@@ -122,8 +122,7 @@ async def receive_document(system: System, job: Job, document: DocumentStream) -
         file.close()
         if not done:
             system.spool.document_path(job.id).unlink(missing_ok=True)
-    job.document_bytes = size
-    job.has_document = True
-    if job.document_format == "application/octet-stream":
-        job.format_detected = sniff_format(head) or ""
+    detected = (sniff_format(head) or "" if job.document_format == "application/octet-stream"
+                else job.format_detected)
+    system.store.update(job, document_bytes=size, has_document=True, format_detected=detected)
     return size

@@ -1,25 +1,31 @@
 """The HTTP vocabulary shared by the connection layer and the apps it serves.
 
 `HttpConnection` (gateway.server.http_connection) turns bytes into `HttpRequest`s and hands
-them to an `HttpApp`; the app never sees the parser or sockets. Everything here is pure: data
-types, the exceptions that cross the boundary, and small parsers for Host, targets and content
-types.
+them to an `HttpApp`, in practice a `Router` (gateway.server.router, where the handler API is
+written down); the app never sees the parser. Everything here is pure: data types, the
+exceptions that cross the boundary, and small parsers for Host, targets, content types and
+Upgrade offers. Only an `Upgrade`'s takeover function meets a stream (a trio one, named here
+for the type checker alone).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 from urllib.parse import unquote
 
+from gateway.authority import authority
 from gateway.server.http11 import split_authority
+
+if TYPE_CHECKING:
+    import trio
 
 SERVER_NAME = "ipp-gateway/0.1"
 IPP_CONTENT_TYPE = "application/ipp"
-ALLOWED_METHODS = "GET, HEAD, OPTIONS, POST"
 
 
 @dataclass(frozen=True)
@@ -58,27 +64,67 @@ class HttpRequest:
         return ", ".join(values) if values else None
 
 
-@dataclass
+@dataclass(slots=True)
 class HttpResponse:
-    """A complete response from `HttpApp.handle_get`; Content-Length, Date, Server are added."""
+    """A handler's answer; the connection adds Date, Server and the body's framing.
+
+    `body` is bytes (sent with Content-Length) or an async iterable of bytes, streamed as it
+    comes: with Content-Length when `length` is given (the iterable must yield exactly that
+    many bytes), else chunked (close-delimited to an HTTP/1.0 client). A HEAD request, 204
+    and 304 send no body: a streamed one is then closed unread. `close=True` closes the
+    connection after the response.
+    """
 
     status: int
-    headers: list[tuple[str, str]]
-    body: bytes = b""
+    headers: Sequence[tuple[str, str]]
+    body: bytes | AsyncIterable[bytes] = b""
+    length: int | None = None  # of a streamed body, when known in advance
+    close: bool = False
+
+
+# What `Upgrade.run` is given: the connection's stream, replaying first what was read of it
+# and not consumed (see `Upgrade`).
+Takeover: TypeAlias = "Callable[[trio.abc.Stream], Awaitable[None]]"
+
+
+@dataclass(frozen=True, slots=True)
+class Upgrade:
+    """A handler's answer that takes the connection over: HTTP ends on it after this.
+
+    With `protocol` set (e.g. "TLS/1.2", RFC 2817), the connection reads the rest of the
+    request body, sends "101 Switching Protocols" with `Connection: Upgrade`, `Upgrade:
+    protocol` and `headers`, then calls `run(stream)`; the stream first yields the bytes the
+    client sent after the request, if any. With `protocol` None nothing is sent and `run`'s
+    stream replays the request head itself (in canonical form) and what followed: for
+    libraries that do the handshake themselves, such as trio-websocket's
+    `wrap_server_stream`. The request must then have no body.
+
+    `run` owns the stream until it returns; the connection closes it afterwards. It runs
+    outside the request (an app switch does not wait for it) and has no timeouts but its own.
+    """
+
+    run: Takeover
+    protocol: str | None = None
+    headers: Sequence[tuple[str, str]] = ()
+
+
+HttpResult: TypeAlias = HttpResponse | Upgrade
 
 
 class HttpError(Exception):
     """Raised by an app to answer with an HTTP error and a text/plain body.
 
-    Example: 400 for a POST whose body is not IPP. With `close=True` the connection closes
-    after the response instead of staying alive.
+    Example: 400 for a POST whose body is not IPP; 401 with `WWW-Authenticate` in `headers`.
+    With `close=True` the connection closes after the response instead of staying alive.
     """
 
-    def __init__(self, status: int, message: str, *, close: bool = False) -> None:
+    def __init__(self, status: int, message: str, *, close: bool = False,
+                 headers: Sequence[tuple[str, str]] = ()) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.close = close
+        self.headers = headers
 
 
 class RequestAborted(Exception):
@@ -122,15 +168,16 @@ class RequestBody(Protocol):
     async def receive_some(self, max_bytes: int = 65536) -> bytes: ...
 
 
+# One route's handler (see gateway.server.router): the request and its body in, an answer out.
+Handler: TypeAlias = "Callable[[HttpRequest, RequestBody], Awaitable[HttpResult]]"
+
+
 class HttpApp(Protocol):
-    """What the HTTP layer serves. Exceptions other than `HttpError` count as bugs (500)."""
+    """What the HTTP layer serves: a `Router`, or something that delegates to one (the
+    reload switch). Exceptions other than `HttpError` count as bugs (500)."""
 
-    async def handle_ipp(self, request: HttpRequest, body: RequestBody) -> bytes:
-        """POST with Content-Type application/ipp: return the encoded IPP response."""
-        ...
-
-    async def handle_get(self, request: HttpRequest) -> HttpResponse:
-        """GET and HEAD (the connection drops the body of a HEAD answer)."""
+    async def handle(self, request: HttpRequest, body: RequestBody) -> HttpResult:
+        """Answer one request (every method, every path, OPTIONS included)."""
         ...
 
 
@@ -175,11 +222,25 @@ def is_ipp_content_type(value: str | None) -> bool:
     return value.partition(";")[0].strip().lower() == IPP_CONTENT_TYPE
 
 
+def upgrade_offered(request: HttpRequest, protocol: str) -> bool:
+    """True if `request` asks to switch to `protocol` (a token such as "websocket", or
+    "TLS/1.2"; any case): listed in Upgrade, with the "upgrade" Connection option, in
+    HTTP/1.1 (RFC 9110 7.8: an Upgrade in HTTP/1.0 is ignored)."""
+    if request.http_version != "1.1":
+        return False
+    offered = request.header("upgrade")
+    connection = request.header("connection")
+    if offered is None or connection is None:
+        return False
+    wanted = protocol.lower()
+    return (any(part.strip().lower() == "upgrade" for part in connection.split(","))
+            and any(part.strip().lower() == wanted for part in offered.split(",")))
+
+
 def format_address(address: object) -> str:
     """ "ip:port" (or "[v6]:port") for a socket address tuple, for logs."""
     if isinstance(address, tuple) and len(address) >= 2:
-        host, port = address[0], address[1]
-        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+        return authority(str(address[0]), address[1])
     return str(address)
 
 

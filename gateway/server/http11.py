@@ -124,6 +124,18 @@ class RequestParser:
         return bool(self._buffer)
 
     @property
+    def buffered_size(self) -> int:
+        return len(self._buffer)
+
+    def take_buffered(self) -> bytes:
+        """Hand over the bytes received and not yet parsed, for a connection that leaves
+        HTTP (an upgrade); the parser takes no further input after this."""
+        data = bytes(self._buffer)
+        self._buffer.clear()
+        self._state, self._error = _State.ERROR, HttpProtocolError("the connection left HTTP")
+        return data
+
+    @property
     def request_complete(self) -> bool:
         """True once the current request's body has been received to its end."""
         return self._state is _State.DONE
@@ -295,6 +307,15 @@ class RequestParser:
         if self._eof:
             raise HttpProtocolError("client closed in the middle of a chunked body")
         return NEED_DATA
+
+
+def encode_head(head: RequestHead) -> bytes:
+    """`head` as bytes in canonical form (CRLF line ends, folding undone, lower-case names),
+    for a library that parses the request again, such as a WebSocket handshake."""
+    lines = [b"%s %s HTTP/%s\r\n" % (head.method, head.target, head.http_version)]
+    lines.extend(b"%s: %s\r\n" % field for field in head.headers)
+    lines.append(b"\r\n")
+    return b"".join(lines)
 
 
 def valid_field_name(name: bytes) -> bool:

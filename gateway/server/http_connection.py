@@ -1,8 +1,9 @@
 """One HTTP/1.1 connection on Trio over the sans-I/O `RequestParser` (gateway.server.http11);
-the types live in gateway.server.http.
+the types live in gateway.server.http, the handler API in gateway.server.router.
 
 One task per connection serves its requests one after another (persistent connections and
-pipelining), reads with a timeout per read, streams POST application/ipp bodies to the app,
+pipelining), reads with a timeout per read, streams request bodies to the app and streamed
+response bodies to the client, hands the connection over when the app answers `Upgrade`,
 and turns every failure into a status code or a quiet close. Only app bugs leave a traceback.
 Every line a client can cause at INFO or above passes `CLIENT_LOG_LIMITER`, one bucket per
 client address, so no client can fill the disk with them.
@@ -12,16 +13,21 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Sequence,
+)
+from enum import Enum, auto
 
 import trio
 
 from gateway.ratelimit import CLIENT_LOG_LIMITER, client_key
 from gateway.server.http import (
-    ALLOWED_METHODS,
     DEFAULT_LIMITS,
-    IPP_CONTENT_TYPE,
     SERVER_NAME,
     BodyTimeout,
     ClientDisconnected,
@@ -29,10 +35,12 @@ from gateway.server.http import (
     HttpError,
     HttpLimits,
     HttpRequest,
+    HttpResponse,
+    HttpResult,
     MalformedBody,
     RequestAborted,
+    Upgrade,
     http_date,
-    is_ipp_content_type,
     reason_phrase,
     split_host_header,
     target_path,
@@ -45,9 +53,11 @@ from gateway.server.http11 import (
     HttpProtocolError,
     RequestHead,
     RequestParser,
+    encode_head,
     valid_field_name,
     valid_field_value,
 )
+from gateway.server.streams import ReplayStream
 
 logger = logging.getLogger("gateway.server.http")
 
@@ -56,6 +66,9 @@ _HEADERS_WE_SET = frozenset({"content-length", "transfer-encoding", "date", "ser
 _TEXT_PLAIN = ("Content-Type", "text/plain; charset=utf-8")
 _BODYLESS_STATUSES = (204, 304)
 _CONNECTION_CLOSE = b"Connection: close\r\n"
+_CHUNKED = b"Transfer-Encoding: chunked\r\n"
+_LAST_CHUNK = b"0\r\n\r\n"
+_SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
 
 
 class _InvalidResponse(ValueError):
@@ -66,16 +79,18 @@ class _ClientGone(Exception):
     """The peer reset or closed the connection, or stopped reading: close quietly."""
 
 
-@dataclass
-class _Reply:
-    status: int
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    body: bytes = b""
-    close: bool = False
+class _Streamed(Enum):
+    """How sending a streamed body ended."""
 
-    @classmethod
-    def text(cls, status: int, message: str, *, close: bool = False) -> _Reply:
-        return cls(status, [_TEXT_PLAIN], (message + "\n").encode("utf-8"), close)
+    COMPLETE = auto()
+    BROKEN = auto()  # the app's iterable failed or broke its length: close, body truncated
+    CLIENT_GONE = auto()
+
+
+def _text(status: int, message: str, *, close: bool = False,
+          headers: Sequence[tuple[str, str]] = ()) -> HttpResponse:
+    return HttpResponse(status, [_TEXT_PLAIN, *headers], (message + "\n").encode("utf-8"),
+                        close=close)
 
 
 class _Body:
@@ -147,10 +162,12 @@ class HttpConnection:
         # Per request. The 100 stays owed until the app waits for body bytes that are not
         # there yet: CUPS sends the IPP header at once and only then waits for the 100.
         self._head_request = False
+        self._http11 = True
         self._keep_alive = True
         self._continue_pending = False
         self._responded = False
         self._aborted: RequestAborted | None = None
+        self._client_left = False  # seen by the watcher while a streamed body went out
 
     async def serve(self) -> None:
         """Serve requests until the client or a limit ends the connection, then close it."""
@@ -170,13 +187,20 @@ class HttpConnection:
         if head is None:
             return False
         self._head_request = head.method == b"HEAD"
+        self._http11 = head.http_version == b"1.1"
         self._keep_alive = head.keep_alive
         self._continue_pending = head.expects_continue
         reply = await self._answer(head)
         if reply is None:
             return False
+        if isinstance(reply, Upgrade):
+            await self._take_over(head, reply)
+            return False
         keep_alive = not reply.close and await self._drain_body()
-        keep_alive = await self._send(reply, close=not keep_alive)
+        if isinstance(reply.body, bytes):
+            keep_alive = await self._send(reply, close=not keep_alive)
+        else:
+            keep_alive = await self._send_streamed(reply, reply.body, close=not keep_alive)
         self._served += 1
         if logger.isEnabledFor(logging.DEBUG):
             method, target = head.method.decode(), head.target.decode("latin-1")
@@ -203,7 +227,7 @@ class HttpConnection:
                 continue
             if started:
                 logger.debug("%s: request head timed out", self._client)
-                await self._send(_Reply.text(408, "Request timed out"), close=True)
+                await self._send(_text(408, "Request timed out"), close=True)
             else:
                 logger.debug("%s: idle connection timed out", self._client)
             return None
@@ -221,7 +245,7 @@ class HttpConnection:
         CLIENT_LOG_LIMITER.log(logger, logging.INFO, client_key(self._client),
                                "%s: bad HTTP request (%s), answering %d", self._client, exc, status)
         message = "Request header fields too large" if status == 431 else f"Bad request: {exc}"
-        await self._send(_Reply.text(status, message), close=True)
+        await self._send(_text(status, message), close=True)
 
     async def _receive(self, timeout: float) -> bool:  # noqa: ASYNC109 - a timeout is False
         """Feed one read into the parser; False when nothing arrived within `timeout` seconds."""
@@ -302,20 +326,22 @@ class HttpConnection:
 
     # -- answering -----------------------------------------------------------------------------
 
-    async def _answer(self, head: RequestHead) -> _Reply | None:
-        """The reply to one request, or None to close without one."""
+    async def _answer(self, head: RequestHead) -> HttpResult | None:
+        """The app's answer to one request, or None to close without one."""
         body = _Body(self._next_body_chunk)
         try:
             request = self._make_request(head)
-            reply: _Reply | None = await self._dispatch(request, body)
+            reply = await self._app.handle(request, body)
+            if not isinstance(reply, HttpResponse | Upgrade):
+                raise TypeError(f"the app answered {type(reply).__name__}, not a response")
         except HttpError as exc:
-            reply = _Reply.text(exc.status, exc.message, close=exc.close)
+            reply = _text(exc.status, exc.message, close=exc.close, headers=exc.headers)
         except Exception:
             if self._aborted is None:
                 method, target = head.method.decode(), head.target.decode("latin-1")
                 log_client_failure(logger, self._client, "%s: %s %s failed in the app",
                                    self._client, method, target)
-                return _Reply.text(500, "Internal server error", close=True)
+                return _text(500, "Internal server error", close=True)
             reply = None
         finally:
             body.detached = True
@@ -323,23 +349,7 @@ class HttpConnection:
             logger.debug("%s: request aborted: %r", self._client, self._aborted)
             if self._aborted.status is None:
                 return None
-            return _Reply.text(self._aborted.status, str(self._aborted), close=True)
-        return reply
-
-    async def _dispatch(self, request: HttpRequest, body: _Body) -> _Reply:
-        method = request.method
-        if method == "POST":
-            if not is_ipp_content_type(request.header("content-type")):
-                return _Reply.text(400, "POST requests must have Content-Type: application/ipp")
-            ipp_response = await self._app.handle_ipp(request, body)
-            return _Reply(200, [("Content-Type", IPP_CONTENT_TYPE)], ipp_response)
-        if method in ("GET", "HEAD"):
-            response = await self._app.handle_get(request)
-            return _Reply(response.status, response.headers, response.body)
-        if method == "OPTIONS":
-            return _Reply(200, [("Allow", ALLOWED_METHODS)])
-        reply = _Reply.text(405, f"Method {method} is not allowed")
-        reply.headers.append(("Allow", ALLOWED_METHODS))
+            return _text(self._aborted.status, str(self._aborted), close=True)
         return reply
 
     def _make_request(self, head: RequestHead) -> HttpRequest:
@@ -362,9 +372,9 @@ class HttpConnection:
             http_version=head.http_version.decode("ascii"),
         )
 
-    async def _send(self, reply: _Reply, *, close: bool) -> bool:
-        """Send a complete response (no body for HEAD), unless one was already sent; True if
-        the connection stays open for another request."""
+    async def _send(self, reply: HttpResponse, *, close: bool) -> bool:
+        """Send a response with a bytes body (none for HEAD), unless one was already sent;
+        True if the connection stays open for another request."""
         if self._responded:
             return False
         close = close or reply.close or not self._keep_alive
@@ -373,25 +383,37 @@ class HttpConnection:
         except _InvalidResponse:
             log_client_failure(logger, self._client, "%s: the app's response is invalid",
                                self._client)
-            reply, close = _Reply.text(500, "Internal server error"), True
+            reply, close = _text(500, "Internal server error"), True
             data = self._encode_response(reply, close)
+        self._mark_responded(close)
+        await self._send_bytes(data)
+        return not close
+
+    def _mark_responded(self, close: bool) -> None:
         self._continue_pending = False
         self._responded = True
         if close and not self._eof and not self._parser.request_complete:
             self._linger = True
-        await self._send_bytes(data)
-        return not close
 
-    def _encode_response(self, reply: _Reply, close: bool) -> bytes:
+    def _encode_response(self, reply: HttpResponse, close: bool) -> bytes:
         """Status line, Date, Server, Content-Length, the reply's headers, Connection, body."""
+        body = reply.body
+        assert isinstance(body, bytes)
+        bodyless = reply.status in _BODYLESS_STATUSES
+        framing = b"" if bodyless else b"Content-Length: %d\r\n" % len(body)
+        parts = self._encode_head(reply, framing, close)
+        if body and not self._head_request and not bodyless:
+            parts.append(body)
+        return b"".join(parts)
+
+    def _encode_head(self, reply: HttpResponse, framing: bytes, close: bool) -> list[bytes]:
+        """The response head as parts to join: status line, Date, Server, `framing` (the
+        Content-Length or Transfer-Encoding line, if any), the reply's headers, Connection."""
         status = reply.status
         if not 200 <= status < 1000:
             raise _InvalidResponse(f"status {status} is not a final status code")
-        bodyless = status in _BODYLESS_STATUSES
-        parts = [b"HTTP/1.1 %d %s\r\nDate: %s\r\nServer: %s\r\n"
-                 % (status, reason_phrase(status), http_date(), _SERVER)]
-        if not bodyless:
-            parts.append(b"Content-Length: %d\r\n" % len(reply.body))
+        parts = [b"HTTP/1.1 %d %s\r\nDate: %s\r\nServer: %s\r\n%s"
+                 % (status, reason_phrase(status), http_date(), _SERVER, framing)]
         for name, value in reply.headers:
             lowered = name.lower()
             if lowered in _HEADERS_WE_SET or (close and lowered == "connection"):
@@ -400,9 +422,170 @@ class HttpConnection:
         if close:
             parts.append(_CONNECTION_CLOSE)
         parts.append(b"\r\n")
-        if reply.body and not self._head_request and not bodyless:
-            parts.append(reply.body)
-        return b"".join(parts)
+        return parts
+
+    # -- streamed bodies -----------------------------------------------------------------------
+
+    async def _send_streamed(self, reply: HttpResponse, body: AsyncIterable[bytes], *,
+                             close: bool) -> bool:
+        """Send a response whose body is an async iterable: with Content-Length when the
+        reply gives `length`, else chunked (HTTP/1.1) or up to the close (HTTP/1.0). True if
+        the connection stays open for another request."""
+        close = close or reply.close or not self._keep_alive
+        try:
+            chunks = aiter(body)
+            framing, chunked = self._framing(reply)
+            if framing == b"" and reply.status not in _BODYLESS_STATUSES:
+                close = True  # HTTP/1.0 and no length: the body ends with the connection
+            head = b"".join(self._encode_head(reply, framing, close))
+        except (_InvalidResponse, TypeError):
+            log_client_failure(logger, self._client, "%s: the app's streamed response is "
+                               "invalid", self._client)
+            await _close_iterable(body)
+            return await self._send(_text(500, "Internal server error"), close=True)
+        try:
+            self._mark_responded(close)
+            await self._send_bytes(head)
+            if self._head_request or reply.status in _BODYLESS_STATUSES:
+                return not close
+            ended = await self._stream_body(chunks, chunked, reply.length)
+        finally:
+            await _close_iterable(chunks)
+        if ended is _Streamed.CLIENT_GONE:
+            raise _ClientGone("client left during a streamed response")
+        return ended is _Streamed.COMPLETE and not close
+
+    def _framing(self, reply: HttpResponse) -> tuple[bytes, bool]:
+        """(the framing header line, whether the body is chunked) of a streamed reply."""
+        if reply.status in _BODYLESS_STATUSES:
+            return b"", False
+        if reply.length is not None:
+            if reply.length < 0:
+                raise _InvalidResponse(f"negative length {reply.length}")
+            return b"Content-Length: %d\r\n" % reply.length, False
+        if self._http11:
+            return _CHUNKED, True
+        return b"", False
+
+    async def _stream_body(self, chunks: AsyncIterator[bytes], chunked: bool,
+                           length: int | None) -> _Streamed:
+        """Send what `chunks` yields while watching the client; how it ended."""
+        self._client_left = False
+        ended = _Streamed.CLIENT_GONE  # unless the pump ends before the watcher stops it
+        async with trio.open_nursery() as nursery:
+            if not self._eof:  # a client that half-closed before is waiting: let it be
+                nursery.start_soon(self._watch_client, nursery.cancel_scope)
+            ended = await self._pump(chunks, chunked, length)
+            nursery.cancel_scope.cancel()
+        return ended
+
+    async def _pump(self, chunks: AsyncIterator[bytes], chunked: bool,
+                    length: int | None) -> _Streamed:
+        sent = 0
+        while not isinstance(chunk := await self._next_app_chunk(chunks), _Streamed):
+            if not chunk:
+                continue  # an empty chunk would end a chunked body
+            sent += len(chunk)
+            if length is not None and sent > length:
+                logger.error("%s: the app's streamed body is longer than its length %d",
+                             self._client, length)
+                return _Streamed.BROKEN
+            try:
+                await self._send_bytes(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked
+                                       else chunk)
+            except _ClientGone as exc:
+                logger.debug("%s: %s", self._client, exc)
+                return _Streamed.CLIENT_GONE
+        if chunk is _Streamed.BROKEN:
+            return chunk
+        if length is not None and sent != length:
+            logger.error("%s: the app's streamed body ended at %d of its length %d",
+                         self._client, sent, length)
+            return _Streamed.BROKEN
+        try:
+            if chunked:
+                await self._send_bytes(_LAST_CHUNK)
+        except _ClientGone:
+            return _Streamed.CLIENT_GONE
+        return _Streamed.COMPLETE
+
+    async def _next_app_chunk(self, chunks: AsyncIterator[bytes]) -> bytes | _Streamed:
+        """The next bytes of a streamed body, COMPLETE at its end, or BROKEN."""
+        try:
+            chunk: object = await anext(chunks)
+        except StopAsyncIteration:
+            return _Streamed.COMPLETE
+        except Exception:
+            log_client_failure(logger, self._client, "%s: the app's streamed body failed",
+                               self._client)
+            return _Streamed.BROKEN
+        if isinstance(chunk, bytes):
+            return chunk
+        if isinstance(chunk, bytearray | memoryview):
+            return bytes(chunk)
+        logger.error("%s: the app's streamed body yielded %s, not bytes", self._client,
+                     type(chunk).__name__)
+        return _Streamed.BROKEN
+
+    async def _watch_client(self, pump: trio.CancelScope) -> None:
+        """Read while a body streams, so that a client that leaves (a reset, or the end of
+        its input) stops the stream at once rather than at the next write, which for an
+        event stream may be long. Pipelined requests are kept for later, up to a head's
+        worth; then it just waits."""
+        limit = self._limits.max_header_bytes
+        while self._parser.buffered_size <= limit:
+            try:
+                data = await self._stream.receive_some(self._limits.receive_size)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                data = b""
+            self._parser.receive(data)
+            if not data:
+                self._eof = self._client_left = True
+                pump.cancel()
+                return
+        await trio.sleep_forever()
+
+    # -- upgrades ------------------------------------------------------------------------------
+
+    async def _take_over(self, head: RequestHead, upgrade: Upgrade) -> None:
+        """Hand the connection to `upgrade.run`, after a 101 when it names a protocol, with
+        the bytes read ahead (and the request head, when it names none) replayed first."""
+        if not self._http11:
+            logger.error("%s: the app upgraded an HTTP/%s request", self._client,
+                         head.http_version.decode())
+            await self._send(_text(500, "Internal server error"), close=True)
+            return
+        if upgrade.protocol is None:
+            if not self._parser.request_complete:
+                await self._send(_text(400, "An upgrade request must not have a body"),
+                                 close=True)
+                return
+            replay = encode_head(head) + self._parser.take_buffered()
+        else:
+            if not await self._drain_body():
+                await self._send(_text(400, "Request body not received"), close=True)
+                return
+            try:
+                switching = _switching_head(upgrade)
+            except _InvalidResponse:
+                log_client_failure(logger, self._client, "%s: the app's upgrade is invalid",
+                                   self._client)
+                await self._send(_text(500, "Internal server error"), close=True)
+                return
+            self._mark_responded(False)
+            await self._send_bytes(switching)
+            replay = self._parser.take_buffered()
+        self._responded = True
+        logger.debug("%s: connection taken over (%s)", self._client,
+                     upgrade.protocol or "handshake replayed")
+        stream = ReplayStream(replay, self._stream) if replay else self._stream
+        try:
+            await upgrade.run(stream)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            logger.debug("%s: upgraded connection dropped: %s", self._client, exc)
+        except Exception:
+            log_client_failure(logger, self._client, "%s: the upgraded connection failed",
+                               self._client)
 
     async def _send_bytes(self, data: bytes) -> None:
         with trio.move_on_after(self._limits.read_timeout) as scope:
@@ -444,6 +627,22 @@ def log_client_failure(log: logging.Logger, client: str, message: str, *args: ob
     bug can be repeated at will, and each traceback is many lines."""
     CLIENT_LOG_LIMITER.log(log, logging.ERROR, client_key(client), message, *args,
                            exc_info=True)
+
+
+async def _close_iterable(body: object) -> None:
+    """Close a streamed body the connection is done with, so that a generator's `finally`
+    runs now, not whenever the garbage collector gets to it."""
+    if isinstance(body, AsyncGenerator):
+        await body.aclose()
+
+
+def _switching_head(upgrade: Upgrade) -> bytes:
+    parts = [_SWITCHING, _header_line("Upgrade", upgrade.protocol or "")]
+    for name, value in upgrade.headers:
+        if name.lower() not in ("connection", "upgrade", *_HEADERS_WE_SET):
+            parts.append(_header_line(name, value))
+    parts.append(b"\r\n")
+    return b"".join(parts)
 
 
 def _header_line(name: str, value: str) -> bytes:

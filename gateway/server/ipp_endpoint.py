@@ -4,32 +4,41 @@ from __future__ import annotations
 
 import logging
 import re
-import struct
 from collections.abc import AsyncGenerator, Awaitable, Callable
 
-from gateway.core.system import System
+from gateway.core.system import PRINT_PATH, System
 from gateway.ipp.enums import Status
 from gateway.ipp.errors import IppProtocolError
+from gateway.ipp.header import HEADER
 from gateway.ipp.model import Message
 from gateway.ipp.reader import NEED_DATA, DocumentData, EndOfDocument, IppReader, Limits
 from gateway.ipp.reader import RequestReceived as IppRequestReceived
 from gateway.ratelimit import CLIENT_LOG_LIMITER, client_key
-from gateway.server import ops_jobs, ops_printer  # noqa: F401  (register the handlers)
-from gateway.server.http import HttpError, HttpRequest, HttpResponse, RequestBody
-from gateway.server.operations import Endpoint, Reply, dispatch, encode_reply, printable
-from gateway.server.web import web_response
+from gateway.server.http import HttpError, HttpRequest, RequestBody
+from gateway.server.operation_table import dispatch
+from gateway.server.operations import Endpoint, Reply, encode_reply, printable
+from gateway.server.router import Router, ipp_post
+from gateway.server.web import add_web_routes
 
 log = logging.getLogger("gateway.ipp")
-HEADER = struct.Struct(">BBHi")
 # What may stand in a URI authority we build from the Host header (IPv6 comes unbracketed,
 # a zone id after "%"): anything else would make every URI in the answer unencodable.
 _HOST = re.compile(r"[A-Za-z0-9._~%:!$&'()*+,;=-]{1,255}")
 
 
 class IppApp:
+    """The gateway's `HttpApp`: its `router` serves IPP (POST application/ipp) on every
+    printer path, and the pages (gateway.server.web)."""
+
     def __init__(self, system: System, limits: Limits | None = None) -> None:
         self.system = system
         self.limits = limits or Limits()
+        self.router = Router()
+        post = ipp_post(self.handle_ipp)
+        self.router.add(PRINT_PATH, post, methods=("POST",))
+        self.router.add(PRINT_PATH + "/", post, methods=("POST",), prefix=True)
+        add_web_routes(self.router, system)
+        self.handle = self.router.handle  # the app is its router: no hop per request
 
     async def handle_ipp(self, request: HttpRequest, body: RequestBody) -> bytes:
         if not _HOST.fullmatch(request.host) or not 0 <= request.port <= 0xFFFF:
@@ -59,9 +68,6 @@ class IppApp:
             return await dispatch(self.system, endpoint, message, document)
         except IppProtocolError as error:  # broken bytes inside the document stream
             return _protocol_error_reply(bytes(head), error, request)
-
-    async def handle_get(self, request: HttpRequest) -> HttpResponse:
-        return web_response(self.system, request)
 
 
 async def _read_request(reader: IppReader, pull: Callable[[], Awaitable[None]]) -> Message:

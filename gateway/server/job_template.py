@@ -149,7 +149,7 @@ def check_template(job_group: list[Attribute], caps: Capabilities) -> TemplateCh
         if check is None:
             unsupported.append(Attribute.of(attr.name, T.UNSUPPORTED))
             continue
-        if len(attr.values) == 1 and attr.is_out_of_band:
+        if values.single_out_of_band(attr) is not None:
             continue  # e.g. 'default': use the printer default
         try:
             accepted[attr.name] = check(attr, caps)

@@ -72,8 +72,10 @@ async def _serve_connection(stream: trio.SocketStream, app: HttpApp, limits: Htt
             return
         # TLS goes here: read the first bytes (with limits.read_timeout); a TLS handshake
         # record (16 03 xx) means wrapping the stream in trio.SSLStream(server_side=True) over
-        # a stream that replays those bytes, with scheme "ipps"; anything else is plain HTTP
-        # and the bytes are handed on as HttpConnection(initial_data=...).
+        # a gateway.server.streams.ReplayStream of those bytes, with scheme "ipps"; anything
+        # else is plain HTTP and the bytes are handed on as HttpConnection(initial_data=...).
+        # RFC 2817's "Upgrade: TLS/1.2" is a route's business instead: it answers
+        # Upgrade(run, protocol="TLS/1.2, HTTP/1.1") and `run` does the same wrapping.
         connection = HttpConnection(
             stream, app, limits=limits, local=(str(local[0]), int(local[1])), client=client
         )

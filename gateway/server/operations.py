@@ -1,5 +1,7 @@
 """IPP operations: validate a request in the order RFC 8011 and CUPS use, then one function each.
 
+Which function answers which operation is one explicit `OperationTable`, written out in
+gateway.server.operation_table and handed to `answer`; nothing registers itself on import.
 Handlers get a `Call` (the request, its target printer, the requesting user and the document
 stream) and return a `Reply`; refusals are raised as `IppError` and become an IPP status with
 a status-message and, where it applies, the unsupported-attributes group. Every value a handler
@@ -11,22 +13,23 @@ from __future__ import annotations
 
 import errno
 import logging
-import struct
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TypeVar
 
+from gateway.authority import url
 from gateway.core.job import InvalidTransition, Job, JobEvent
 from gateway.core.printer import Printer
 from gateway.core.system import System
 from gateway.errors import BadRequest, IppError, NotFound, NotPossible
 from gateway.ipp.enums import GroupTag, JobState, Operation, Status, ValueTag
+from gateway.ipp.header import write_header
 from gateway.ipp.model import Attribute, Group, Message
 from gateway.ipp.writer import encode_attribute
 from gateway.ratelimit import CLIENT_LOG_LIMITER, client_key
 from gateway.server import values
-from gateway.server.values import INT32_MAX, INT32_MIN, BadValue
+from gateway.server.values import INT32_MAX, BadValue
 
 log = logging.getLogger("gateway.ipp")
 T = ValueTag
@@ -47,8 +50,7 @@ class Endpoint:
     client: str = ""
 
     def printer_uri(self, system: System, printer: Printer) -> str:
-        authority = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-        return f"{self.scheme}://{authority}{system.printer_path(printer)}"
+        return url(self.scheme, self.host, self.port, system.printer_path(printer))
 
 
 @dataclass
@@ -58,6 +60,7 @@ class Call:
     request: Message
     operation_group: Group
     document: DocumentStream
+    operations: OperationTable  # the table that dispatched it (operations-supported)
     printer: Printer | None = None
     user: str = "anonymous"
     job_id: int | None = None  # from job-uri, when the request named its job that way
@@ -100,31 +103,46 @@ class Reply:
 
 
 Handler = Callable[[Call], Awaitable[Reply]]
-HANDLERS: dict[int, Handler] = {}
+
+
+class OperationTable(Mapping[int, Handler]):
+    """Operation -> the handler that answers it; `supported` is operations-supported."""
+
+    def __init__(self, handlers: Mapping[Operation, Handler]) -> None:
+        self._handlers: dict[int, Handler] = {int(op): h for op, h in handlers.items()}
+        self.supported: tuple[int, ...] = tuple(sorted(self._handlers))
+
+    def __getitem__(self, code: int) -> Handler:
+        return self._handlers[code]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._handlers)
+
+    def __len__(self) -> int:
+        return len(self._handlers)
+
+
 JOB_OPERATIONS = frozenset({
     Operation.SEND_DOCUMENT, Operation.CANCEL_JOB, Operation.GET_JOB_ATTRIBUTES,
     Operation.HOLD_JOB, Operation.RELEASE_JOB, Operation.CLOSE_JOB,
 })
 
 
-def handles(operation: Operation) -> Callable[[Handler], Handler]:
-    def register(handler: Handler) -> Handler:
-        HANDLERS[operation] = handler
-        return handler
-
-    return register
-
-
 def response_version(request: Message) -> tuple[int, int]:
     return (2, 0) if request.version[0] >= 2 else (1, 1)
 
 
-async def dispatch(system: System, endpoint: Endpoint, request: Message,
-                   document: DocumentStream) -> bytes:
+async def answer(table: OperationTable, system: System, endpoint: Endpoint, request: Message,
+                 document: DocumentStream) -> bytes:
+    """The encoded response to `request`, by the handler `table` names for its operation."""
     language = _natural_language(request)
     try:
-        reply = await _dispatch(system, endpoint, request, document)
+        reply = await _dispatch(table, system, endpoint, request, document)
+        # What the request changed is on disk before it is answered (the store writes in
+        # a thread; a request that changed nothing does not wait).
+        await system.store.flushed()
     except IppError as error:
+        await _flush_after_refusal(system)
         reply = Reply(error.status, error.message, error.unsupported)
         CLIENT_LOG_LIMITER.log(
             log, logging.INFO, client_key(endpoint.client), "%s: %s from request %d: %s (%s)",
@@ -134,6 +152,15 @@ async def dispatch(system: System, endpoint: Endpoint, request: Message,
         failure = spool_error(error, f"{_operation_name(request.code)} failed")
         reply = Reply(failure.status, failure.message)
     return encode_reply(reply, response_version(request), request.request_id, language)
+
+
+async def _flush_after_refusal(system: System) -> None:
+    """A refused request may have discarded a job it created: that is written before the
+    refusal goes out too (and a spool that fails here was already reported once)."""
+    try:
+        await system.store.flushed()
+    except OSError as error:
+        log.debug("spool: still cannot write after a refusal (%s)", error.strerror or error)
 
 
 def spool_error(error: OSError, what: str) -> IppError:
@@ -150,10 +177,11 @@ def spool_error(error: OSError, what: str) -> IppError:
 
 def encode_reply(reply: Reply, version: tuple[int, int], request_id: int,
                  language: str = "en") -> bytes:
-    if not INT32_MIN <= request_id <= INT32_MAX:  # only a message built in-process
-        request_id = 0
-    pieces = [struct.pack(">bbHi", version[0], version[1], int(reply.status), request_id),
-              _operation_prefix(language)]
+    try:
+        header = write_header(version[0], version[1], int(reply.status), request_id)
+    except ValueError:  # a request-id no request can carry: only a message built in-process
+        header = write_header(version[0], version[1], int(reply.status), 0)
+    pieces = [header, _operation_prefix(language)]
     if reply.message:
         pieces.append(encode_attribute(Attribute.of(
             "status-message", T.TEXT, values.text(T.TEXT, printable(reply.message), 255))))
@@ -222,12 +250,12 @@ def _natural_language(request: Message) -> str:
 def _operation_name(code: int) -> str:
     try:
         return Operation(code).name.replace("_", "-").title()
-    except ValueError:
-        return f"operation 0x{code:04x}"
+    except ValueError:  # as the client wrote it: a negative code is one with its top bit set
+        return f"operation 0x{code & 0xFFFF:04x}"
 
 
-async def _dispatch(system: System, endpoint: Endpoint, request: Message,
-                    document: DocumentStream) -> Reply:
+async def _dispatch(table: OperationTable, system: System, endpoint: Endpoint,
+                    request: Message, document: DocumentStream) -> Reply:
     if request.version[0] not in (1, 2):
         raise IppError(Status.SERVER_ERROR_VERSION_NOT_SUPPORTED,
                        f"IPP version {request.version[0]}.{request.version[1]} is not supported")
@@ -236,11 +264,11 @@ async def _dispatch(system: System, endpoint: Endpoint, request: Message,
     _check_groups(request)
     group = request.operation_attributes
     _check_charset(group)
-    handler = HANDLERS.get(request.code)
+    handler = table.get(request.code)
     if handler is None:
         raise IppError(Status.SERVER_ERROR_OPERATION_NOT_SUPPORTED,
                        f"{_operation_name(request.code)} is not supported")
-    call = Call(system, endpoint, request, group, document)
+    call = Call(system, endpoint, request, group, document, table)
     call.user = _requesting_user(call)
     _resolve_target(call, request.code)
     return await handler(call)
@@ -326,9 +354,12 @@ def requested_attributes(call: Call, default: tuple[str, ...]) -> set[str]:
     return set(default) if requested is None else set(requested)
 
 
-def apply_job_event(job: Job, event: JobEvent, *reasons: str) -> None:
+def apply_job_event(system: System, job: Job, event: JobEvent, *reasons: str,
+                    hold_until: str) -> None:
+    """A job change an operation asks for, through the store; a change the job's state does
+    not allow is client-error-not-possible."""
     try:
-        job.apply(event, *reasons)
+        system.store.transition(job, event, *reasons, hold_until=hold_until)
     except InvalidTransition as exc:
         raise NotPossible(str(exc)) from None
 

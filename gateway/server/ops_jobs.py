@@ -13,7 +13,7 @@ from drivers import unsupported_options
 from gateway.core.job import Job, JobEvent, options_from_template
 from gateway.core.printer import Printer
 from gateway.errors import BadRequest, IppError, NotPossible
-from gateway.ipp.enums import GroupTag, JobState, Operation, Status, ValueTag
+from gateway.ipp.enums import GroupTag, JobState, Status, ValueTag
 from gateway.ipp.model import Attribute
 from gateway.ipp.writer import encode_attributes
 from gateway.server import values
@@ -25,7 +25,6 @@ from gateway.server.operations import (
     Call,
     Reply,
     apply_job_event,
-    handles,
     not_terminal,
     prepared,
     requested_attributes,
@@ -97,9 +96,6 @@ def _compression(call: Call, takes_data: bool) -> str:
 def _check_job_request(call: Call, takes_data: bool) -> tuple[Reply, dict[str, object]]:
     """The checks Print-Job, Validate-Job and Create-Job share."""
     printer = call.require_printer()
-    if not printer.accepting:
-        raise IppError(Status.SERVER_ERROR_NOT_ACCEPTING_JOBS,
-                       f"printer {printer.name} is not accepting jobs")
     _name(call, "job-name", "")
     _name(call, "document-name", "")
     fmt = _document_format(call, printer)
@@ -149,7 +145,7 @@ def _check_document_format(call: Call, job: Job, reply: Reply, fmt: str,
     names = ", ".join(a.name for a in dropped)
     if job.fidelity:
         raise IppError(UNSUPPORTED, f"unsupported for {fmt}: {names}", dropped)
-    call.system.save(job)
+    call.system.store.update(job)  # _conversion_unsupported took values out of its template
     unsupported = [*reply.unsupported, *dropped]
     return Reply(Status.OK_IGNORED_OR_SUBSTITUTED,
                  f"ignored: {', '.join(a.name for a in unsupported)}", unsupported)
@@ -161,24 +157,19 @@ def _as_unsupported(names: list[str]) -> list[Attribute]:
 
 
 def _new_job(call: Call, template: dict[str, object]) -> Job:
+    """The job, in memory and on its way to the disk: the request makes it durable before it
+    commits (see `_discarded_unless_committed`), so a spool failure leaves no job behind."""
     printer = call.require_printer()
     name = _name(call, "job-name", "") or _name(call, "document-name", "") or "Untitled"
     # What is stored must be answerable later: a value check_template let through that does
     # not encode is a bug, and it shows here, before anything is stored.
     encode_attributes(template_attributes(template))
-    job_id = call.system.next_job_id
-    try:
-        job = call.system.create_job(printer, name=name, user=call.user, template=template,
-                                     document_format=_document_format(call, printer))
-    except OSError as error:
-        leftover = call.system.jobs.get(job_id)
-        if leftover is not None:
-            call.system.discard_job(leftover, "its record could not be written")
-        raise spool_error(error, f"printer {printer.name}: job {job_id}") from None
-    job.hold_until = str(template.get("job-hold-until", "no-hold"))
-    job.fidelity = bool(_boolean(call, "ipp-attribute-fidelity"))
-    job.document_name = _name(call, "document-name", "")
-    return job
+    return call.system.create_job(
+        printer, name=name, user=call.user, template=template,
+        document_format=_document_format(call, printer),
+        hold_until=str(template.get("job-hold-until", "no-hold")),
+        fidelity=bool(_boolean(call, "ipp-attribute-fidelity")),
+        document_name=_name(call, "document-name", ""))
 
 
 class _Commit:
@@ -214,7 +205,7 @@ def _job_reply(call: Call, reply: Reply, job: Job) -> Reply:
 
 
 async def _spool_document(call: Call, job: Job) -> None:
-    job.compression = _compression(call, takes_data=True)
+    call.system.store.update(job, compression=_compression(call, takes_data=True))
     try:
         await receive_document(call.system, job, call.document)
     except OSError as error:
@@ -223,8 +214,7 @@ async def _spool_document(call: Call, job: Job) -> None:
 
 def _abort(call: Call, job: Job, reason: str, message: str) -> None:
     if not job.state.is_terminal:
-        job.apply(JobEvent.ABORT, reason, message=message)
-        call.system.job_finished(job)
+        call.system.store.transition(job, JobEvent.ABORT, reason, message=message)
 
 
 async def _receive_into(call: Call, job: Job) -> None:
@@ -245,13 +235,11 @@ async def _receive_into(call: Call, job: Job) -> None:
             log.info("printer %s: job %d: submission interrupted", job.printer, job.id)
 
 
-@handles(Operation.VALIDATE_JOB)
 async def validate_job(call: Call) -> Reply:
     reply, _ = _check_job_request(call, takes_data=False)
     return reply
 
 
-@handles(Operation.PRINT_JOB)
 async def print_job(call: Call) -> Reply:
     reply, template = _check_job_request(call, takes_data=True)
     job = _new_job(call, template)
@@ -264,23 +252,21 @@ async def print_job(call: Call) -> Reply:
         # final answer differs only in job-state, which always encodes).
         _job_reply(call, Reply(reply.status, reply.message, list(reply.unsupported),
                                list(reply.groups)), job)
-        call.system.queue_job(job)
+        await call.system.queue_job(job)
         commit.done = True
     return _job_reply(call, reply, job)
 
 
-@handles(Operation.CREATE_JOB)
 async def create_job(call: Call) -> Reply:
     reply, template = _check_job_request(call, takes_data=False)
     job = _new_job(call, template)
     with _discarded_unless_committed(call, job) as commit:
-        call.system.save(job)  # with what _new_job set after create_job stored the record
         reply = _job_reply(call, reply, job)
+        await call.system.store.flushed()  # on disk (with its job-id mark) before it is told
         commit.done = True
     return reply
 
 
-@handles(Operation.SEND_DOCUMENT)
 async def send_document(call: Call) -> Reply:
     job = target_job(call)
     last = _boolean(call, "last-document")
@@ -295,12 +281,12 @@ async def send_document(call: Call) -> Reply:
     if job.has_document:
         raise IppError(Status.SERVER_ERROR_MULTIPLE_DOCUMENT_JOBS_NOT_SUPPORTED,
                        f"job {job.id} already has its one document")
-    job.document_format = fmt
-    job.document_name = document_name
+    call.system.store.update(job, document_format=fmt, document_name=document_name)
     await _receive_into(call, job)
     reply = Reply()
     if job.document_bytes == 0 and not last:
-        job.has_document = False  # an empty non-final Send-Document carries nothing
+        # An empty non-final Send-Document carries nothing.
+        call.system.store.update(job, has_document=False)
     elif job.has_document:
         try:
             reply = _check_document_format(call, job, reply, job.format_detected or fmt, [])
@@ -308,29 +294,29 @@ async def send_document(call: Call) -> Reply:
             _abort(call, job, "aborted-by-system", error.message)
             raise
     if last:
-        _close(call, job)
-    else:
-        call.system.save(job)
+        await _close(call, job)
     return _job_reply(call, reply, job)
 
 
-def _close(call: Call, job: Job) -> None:
+async def _close(call: Call, job: Job) -> None:
     if not job.has_document:
         _abort(call, job, "aborted-by-system", "The job has no document.")
         return
-    call.system.queue_job(job)
+    try:
+        await call.system.queue_job(job)
+    except OSError as error:  # the client holds the job-id: the job ends, it does not vanish
+        _abort(call, job, "aborted-by-system", "The print spool cannot store the job.")
+        raise spool_error(error, f"printer {job.printer}: job {job.id}") from None
 
 
-@handles(Operation.CLOSE_JOB)
 async def close_job(call: Call) -> Reply:
     job = target_job(call)
     if not (job.state is JobState.PENDING_HELD and "job-incoming" in job.reasons):
         raise NotPossible(f"job {job.id} is not open for documents")
-    _close(call, job)
+    await _close(call, job)
     return _job_reply(call, Reply(), job)
 
 
-@handles(Operation.CANCEL_JOB)
 async def cancel_job(call: Call) -> Reply:
     job = target_job(call)
     not_terminal(job)
@@ -338,7 +324,6 @@ async def cancel_job(call: Call) -> Reply:
     return Reply()
 
 
-@handles(Operation.CANCEL_MY_JOBS)
 async def cancel_my_jobs(call: Call) -> Reply:
     printer = call.require_printer()
     ids = call.value("job-ids", _job_ids)
@@ -353,29 +338,24 @@ async def cancel_my_jobs(call: Call) -> Reply:
     return Reply()
 
 
-@handles(Operation.HOLD_JOB)
 async def hold_job(call: Call) -> Reply:
     job = target_job(call)
     not_terminal(job)
     if job.state is not JobState.PENDING_HELD:
-        apply_job_event(job, JobEvent.HOLD, "job-hold-until-specified")
-        job.hold_until = "indefinite"
-        call.system.save(job)
+        apply_job_event(call.system, job, JobEvent.HOLD, "job-hold-until-specified",
+                        hold_until="indefinite")
     return Reply()
 
 
-@handles(Operation.RELEASE_JOB)
 async def release_job(call: Call) -> Reply:
     job = target_job(call)
     if job.state is not JobState.PENDING_HELD or "job-incoming" in job.reasons:
         raise NotPossible(f"job {job.id} is not held")
-    apply_job_event(job, JobEvent.RELEASE, "job-queued")
-    job.hold_until = "no-hold"
-    call.system.queue_job(job)
+    apply_job_event(call.system, job, JobEvent.RELEASE, "job-queued", hold_until="no-hold")
+    await call.system.queue_job(job)
     return Reply()
 
 
-@handles(Operation.GET_JOB_ATTRIBUTES)
 async def get_job_attributes(call: Call) -> Reply:
     job = target_job(call)
     requested = requested_attributes(call, ("all",))
@@ -391,7 +371,6 @@ def _which_jobs(call: Call) -> tuple[JobState, ...]:
     return WHICH_STATES[which or "not-completed"]
 
 
-@handles(Operation.GET_JOBS)
 async def get_jobs(call: Call) -> Reply:
     printer = call.require_printer()
     states = _which_jobs(call)

@@ -1,4 +1,8 @@
-"""Printer operations: Get-Printer-Attributes (cached, pre-encoded), Pause, Resume, Identify."""
+"""Printer operations: Get-Printer-Attributes (cached, pre-encoded), Pause, Resume, Identify.
+
+The thin shell around `attributes`: it reads the live printer into pure data (its
+`Capabilities`, a `PrinterDescription`, a `PrinterSnapshot`) and caches what those encode to.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +11,28 @@ import time
 from collections.abc import Set
 from dataclasses import dataclass
 from functools import partial
+from weakref import WeakKeyDictionary
 
+from drivers import Capabilities
 from drivers import accepted_formats as planned_formats
+from gateway.config import Config
+from gateway.core.events import PrinterSnapshot
 from gateway.core.printer import Printer
-from gateway.ipp.enums import GroupTag, Operation, ValueTag
+from gateway.ipp.enums import GroupTag, ValueTag
 from gateway.ipp.model import Attribute
 from gateway.ipp.writer import encode_attribute
 from gateway.ratelimit import CLIENT_LOG_LIMITER, client_key
 from gateway.server import values
 from gateway.server.attributes import (
     IDENTIFY_ACTIONS,
+    PrinterDescription,
     addressed_attributes,
     is_job_template,
     live_attributes,
     media_col_database,
     static_attributes,
 )
-from gateway.server.operations import Call, Reply, handles, printable, requested_attributes
+from gateway.server.operations import Call, Reply, printable, requested_attributes
 
 log = logging.getLogger("gateway.ipp")
 T = ValueTag
@@ -41,27 +50,32 @@ def _encode(attrs: list[Attribute]) -> list[EncodedAttribute]:
     return [EncodedAttribute(a.name, encode_attribute(a), is_job_template(a.name)) for a in attrs]
 
 
-class PrinterAttributeCache:
-    """Encoded attributes of one printer: the static part once, the URIs once per Host, each
-    selection of them once per requested-attributes set, the live part once per change."""
+# (requested-attributes, scheme, host, port, path): one encoded selection each
+SelectionKey = tuple[frozenset[str], str, str, int, str]
 
-    def __init__(self, printer: Printer, formats: tuple[str, ...]) -> None:
-        self.printer = printer
-        timeout = printer.system.config.multiple_operation_timeout
-        self.static = _encode(static_attributes(printer, formats=formats,
-                                                multiple_operation_timeout=timeout))
-        self.database = _encode([media_col_database(printer)])
-        self._selections: dict[tuple[frozenset[str], str, int, str], bytes] = {}
+
+class PrinterAttributeCache:
+    """Encoded attributes of one printer: the static part once, each selection of them with
+    the URIs once per requested-attributes set and scheme and Host, the live part once per
+    change. Built from pure data only; it holds no live printer."""
+
+    def __init__(self, caps: Capabilities, description: PrinterDescription) -> None:
+        self.capabilities = caps
+        self.description = description
+        self.static = _encode(static_attributes(caps, description))
+        self.database = _encode([media_col_database(caps)])
+        self._selections: dict[SelectionKey, bytes] = {}
         self._live: tuple[tuple[object, ...], list[EncodedAttribute]] | None = None
 
-    def selection(self, requested: frozenset[str], host: str, port: int, path: str) -> bytes:
-        key = (requested, host, port, path)
+    def selection(self, requested: frozenset[str], scheme: str, host: str, port: int,
+                  path: str) -> bytes:
+        key = (requested, scheme, host, port, path)
         cached = self._selections.get(key)
         if cached is None:
             if len(self._selections) >= SELECTION_CACHE_LIMIT:
                 self._selections.clear()
             description, template, database = _wanted(requested)
-            addressed = _encode(addressed_attributes(self.printer, host, port, path))
+            addressed = _encode(addressed_attributes(scheme, host, port, path))
             cached = b"".join(
                 e.data for e in (*self.static, *addressed)
                 if e.name in requested or (template if e.template else description))
@@ -70,17 +84,18 @@ class PrinterAttributeCache:
             self._selections[key] = cached
         return cached
 
-    def live(self) -> list[EncodedAttribute]:
+    def live(self, snapshot: PrinterSnapshot, *, now: float, started_at: float,
+             up_time: int) -> list[EncodedAttribute]:
         """Live attributes, re-encoded only when a value in them can have changed."""
-        printer = self.printer
-        key = (int(time.time()), printer.state, printer.message, printer.accepting,
-               printer.state_changed_at, tuple(printer.state_reasons), printer.system.jobs_revision)
+        key = (int(now), up_time, started_at, snapshot)
         if self._live is None or self._live[0] != key:
-            self._live = (key, _encode(live_attributes(printer)))
+            self._live = (key, _encode(live_attributes(snapshot, now=now, started_at=started_at,
+                                                       up_time=up_time)))
         return self._live[1]
 
 
-_caches: dict[int, PrinterAttributeCache] = {}
+# Weak: a reload replaces the printers, and their caches go with them.
+_caches: WeakKeyDictionary[Printer, PrinterAttributeCache] = WeakKeyDictionary()
 
 
 def accepted_formats(printer: Printer) -> tuple[str, ...]:
@@ -88,10 +103,25 @@ def accepted_formats(printer: Printer) -> tuple[str, ...]:
     return planned_formats(printer.driver, printer.capabilities)
 
 
-def cache_for(printer: Printer) -> PrinterAttributeCache:
-    cache = _caches.get(id(printer))
-    if cache is None or cache.printer is not printer:
-        cache = _caches[id(printer)] = PrinterAttributeCache(printer, accepted_formats(printer))
+def describe(printer: Printer, config: Config, operations: tuple[int, ...]
+             ) -> PrinterDescription:
+    """The printer's configuration as `attributes` takes it, with the server-wide limits of
+    `config`; `operations` are those the dispatcher's table answers."""
+    return PrinterDescription(
+        name=printer.name, uuid=printer.uuid, info=printer.config.info,
+        location=printer.config.location, formats=accepted_formats(printer),
+        operations=operations,
+        max_job_bytes=config.max_job_bytes,
+        multiple_operation_timeout=config.multiple_operation_timeout)
+
+
+def cache_for(printer: Printer, config: Config, operations: tuple[int, ...]
+              ) -> PrinterAttributeCache:
+    cache = _caches.get(printer)
+    if (cache is None or cache.capabilities is not printer.capabilities
+            or cache.description.operations != operations):
+        cache = _caches[printer] = PrinterAttributeCache(printer.capabilities,
+                                                         describe(printer, config, operations))
     return cache
 
 
@@ -102,33 +132,32 @@ def _wanted(requested: Set[str]) -> tuple[bool, bool, bool]:
             "media-col-database" in requested)
 
 
-@handles(Operation.GET_PRINTER_ATTRIBUTES)
 async def get_printer_attributes(call: Call) -> Reply:
     printer = call.require_printer()
     requested = requested_attributes(call, ("all",))
     call.value("document-format", values.single_mime_type)
-    cache = cache_for(printer)
+    cache = cache_for(printer, call.system.config, call.operations.supported)
     description = _wanted(requested)[0]
+    endpoint = call.endpoint
     items: list[Attribute | bytes] = [cache.selection(
-        frozenset(requested), call.endpoint.host, call.endpoint.port,
+        frozenset(requested), endpoint.scheme, endpoint.host, endpoint.port,
         call.system.printer_path(printer))]
-    items += [live.data for live in cache.live() if description or live.name in requested]
+    live = cache.live(printer.snapshot(), now=time.time(), started_at=call.system.started_at,
+                      up_time=call.system.up_time())
+    items += [item.data for item in live if description or item.name in requested]
     return Reply(groups=[(GroupTag.PRINTER, items)])
 
 
-@handles(Operation.PAUSE_PRINTER)
 async def pause_printer(call: Call) -> Reply:
     call.require_printer().pause()
     return Reply()
 
 
-@handles(Operation.RESUME_PRINTER)
 async def resume_printer(call: Call) -> Reply:
     call.require_printer().resume()
     return Reply()
 
 
-@handles(Operation.IDENTIFY_PRINTER)
 async def identify_printer(call: Call) -> Reply:
     printer = call.require_printer()
     actions = call.value("identify-actions", partial(values.keywords, allowed=IDENTIFY_ACTIONS))

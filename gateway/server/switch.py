@@ -3,6 +3,10 @@
 The swap waits for the requests in flight to finish and holds new ones at the door meanwhile,
 so a job being received is committed by the System that created it before the next System
 reads the spool: no request is served half by one configuration and half by the other.
+
+A request is in flight while its handler runs. A streamed body and a connection taken over
+by an `Upgrade` (a WebSocket) run after that, uncounted: they are not requests, they could
+hold a reload forever, and whatever they follow (the old System's bus) ends with it.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from contextlib import asynccontextmanager
 
 import trio
 
-from gateway.server.http import HttpApp, HttpRequest, HttpResponse, RequestBody
+from gateway.server.http import HttpApp, HttpRequest, HttpResult, RequestBody
 
 
 class SwitchableApp:
@@ -25,17 +29,10 @@ class SwitchableApp:
         self._open = trio.Event()
         self._open.set()
 
-    async def handle_ipp(self, request: HttpRequest, body: RequestBody) -> bytes:
+    async def handle(self, request: HttpRequest, body: RequestBody) -> HttpResult:
         app = await self._enter()
         try:
-            return await app.handle_ipp(request, body)
-        finally:
-            self._leave()
-
-    async def handle_get(self, request: HttpRequest) -> HttpResponse:
-        app = await self._enter()
-        try:
-            return await app.handle_get(request)
+            return await app.handle(request, body)
         finally:
             self._leave()
 

@@ -231,6 +231,15 @@ def single(attr: Attribute) -> tuple[int, Value]:
     return tag, value
 
 
+def single_out_of_band(attr: Attribute) -> int | None:
+    """The tag of the one out-of-band value `attr` holds ('default' stands for the printer's
+    default), None when it holds anything else."""
+    if len(attr.values) != 1:
+        return None
+    tag = attr.values[0][0]
+    return tag if 0x10 <= tag <= 0x1F else None
+
+
 def single_integer(attr: Attribute, low: int = INT32_MIN, high: int = INT32_MAX) -> int:
     return integer(*single(attr), low, high)
 

@@ -6,8 +6,10 @@ import html
 import io
 from functools import cache
 
-from gateway.core.system import System
-from gateway.server.http import HttpRequest, HttpResponse
+from gateway.authority import url
+from gateway.core.system import PRINT_PATH, System
+from gateway.server.http import Handler, HttpError, HttpRequest, HttpResponse, RequestBody
+from gateway.server.router import Router
 
 ICON_SIZES = {"/icon-sm.png": 48, "/icon.png": 128, "/icon-lg.png": 512}
 
@@ -33,11 +35,9 @@ def icon_png(size: int) -> bytes:
 
 
 def status_page(system: System, request: HttpRequest) -> bytes:
-    authority = f"[{request.host}]:{request.port}" if ":" in request.host else (
-        f"{request.host}:{request.port}")
     rows = []
     for printer in system.printers.values():
-        uri = f"ipp://{authority}{system.printer_path(printer)}"
+        uri = url(request.scheme, request.host, request.port, system.printer_path(printer))
         active = sum(1 for j in system.jobs_of(printer) if not j.state.is_terminal)
         rows.append(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>".format(
@@ -52,11 +52,31 @@ def status_page(system: System, request: HttpRequest) -> bytes:
     return page.encode()
 
 
-def web_response(system: System, request: HttpRequest) -> HttpResponse:
-    if request.path in ICON_SIZES:
-        return HttpResponse(200, [("content-type", "image/png")],
-                            icon_png(ICON_SIZES[request.path]))
-    if request.path == "/" or system.printer_for_path(request.path) is not None:
-        return HttpResponse(200, [("content-type", "text/html; charset=utf-8")],
-                            status_page(system, request))
-    return HttpResponse(404, [("content-type", "text/plain")], b"Not found\n")
+_HTML = (("Content-Type", "text/html; charset=utf-8"),)
+_PNG = (("Content-Type", "image/png"),)
+
+
+def add_web_routes(router: Router, system: System) -> None:
+    """GET (and HEAD) of the pages: the status page at "/" and at each printer's path, and
+    the icons. The printer paths take POST for IPP too (gateway.server.ipp_endpoint)."""
+
+    async def page(request: HttpRequest, body: RequestBody) -> HttpResponse:
+        return HttpResponse(200, _HTML, status_page(system, request))
+
+    async def printer_page(request: HttpRequest, body: RequestBody) -> HttpResponse:
+        if system.printer_for_path(request.path) is None:
+            raise HttpError(404, "Not found")
+        return HttpResponse(200, _HTML, status_page(system, request))
+
+    router.add("/", page)
+    router.add(PRINT_PATH, printer_page)
+    router.add(PRINT_PATH + "/", printer_page, prefix=True)
+    for path, size in ICON_SIZES.items():
+        router.add(path, _icon(size))
+
+
+def _icon(size: int) -> Handler:
+    async def icon(request: HttpRequest, body: RequestBody) -> HttpResponse:
+        return HttpResponse(200, _PNG, icon_png(size))
+
+    return icon

@@ -1,0 +1,39 @@
+"""The IPP operations the gateway answers: one table, written out, operation -> handler.
+
+The dispatcher (`operations.answer`) finds every handler here, and operations-supported is
+derived from the same table (`OperationTable.supported`), so an operation is supported exactly
+when it has a line below. Nothing registers itself by being imported; the handler modules do
+not import this one (that would be a cycle).
+"""
+
+from __future__ import annotations
+
+from gateway.core.system import System
+from gateway.ipp.enums import Operation
+from gateway.ipp.model import Message
+from gateway.server import ops_jobs, ops_printer
+from gateway.server.operations import DocumentStream, Endpoint, OperationTable, answer
+
+OPERATIONS = OperationTable({
+    Operation.PRINT_JOB: ops_jobs.print_job,
+    Operation.VALIDATE_JOB: ops_jobs.validate_job,
+    Operation.CREATE_JOB: ops_jobs.create_job,
+    Operation.SEND_DOCUMENT: ops_jobs.send_document,
+    Operation.CANCEL_JOB: ops_jobs.cancel_job,
+    Operation.GET_JOB_ATTRIBUTES: ops_jobs.get_job_attributes,
+    Operation.GET_JOBS: ops_jobs.get_jobs,
+    Operation.GET_PRINTER_ATTRIBUTES: ops_printer.get_printer_attributes,
+    Operation.HOLD_JOB: ops_jobs.hold_job,
+    Operation.RELEASE_JOB: ops_jobs.release_job,
+    Operation.PAUSE_PRINTER: ops_printer.pause_printer,
+    Operation.RESUME_PRINTER: ops_printer.resume_printer,
+    Operation.CANCEL_MY_JOBS: ops_jobs.cancel_my_jobs,
+    Operation.CLOSE_JOB: ops_jobs.close_job,
+    Operation.IDENTIFY_PRINTER: ops_printer.identify_printer,
+})
+
+
+async def dispatch(system: System, endpoint: Endpoint, request: Message,
+                   document: DocumentStream) -> bytes:
+    """The encoded response to `request`, by the handler this table names for it."""
+    return await answer(OPERATIONS, system, endpoint, request, document)
