@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import os
 import shutil
 import struct
 import subprocess
@@ -22,13 +23,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.peers.gateway_proc import start_gateway
+from tests.peers.gateway_proc import (
+    LOG_NAME,
+    START_TIMEOUT,
+    GatewayProcess,
+    gateway_argv,
+    start_gateway,
+    wait_until_serving,
+)
 from tests.peers.ippeveprinter import (
     PrivateBus,
     start_ippeveprinter,
     start_private_bus,
 )
-from tests.peers.procs import find_program
+from tests.peers.procs import find_program, free_port, spawn_logged, stop_process, wait_for_port
 
 VARIANTS: dict[str, tuple[str, ...]] = {
     "all": ("all",),
@@ -101,6 +109,30 @@ class Server:
 def start_ours(workdir: Path) -> Server:
     gateway = start_gateway(workdir)
     return Server(gateway.pid, gateway.port, gateway.stop, lambda: gateway.proc.poll() is None)
+
+
+def checkout_starter(checkout: Path) -> Callable[[Path], Server]:
+    """start_ours with the gateway's code from `checkout` (its cwd and PYTHONPATH): the same
+    command line, so that two versions are compared on the same printer."""
+    def start(workdir: Path) -> Server:
+        for directory in (workdir / "spool", workdir / "output"):
+            directory.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        argv = gateway_argv(port, workdir / "spool", workdir / "output", "default", ())
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(checkout),
+                   PYTHONPYCACHEPREFIX=str(workdir.parent / "pycache"))  # none in the checkout
+        proc = spawn_logged(argv, workdir / LOG_NAME, env=env, cwd=checkout)
+        answered = False
+        try:
+            wait_for_port(proc, port, workdir / LOG_NAME, START_TIMEOUT)
+            wait_until_serving(port, START_TIMEOUT)
+            answered = True
+        finally:
+            if not answered:
+                stop_process(proc)
+        gateway = GatewayProcess(proc, port, workdir)
+        return Server(gateway.pid, port, gateway.stop, gateway.alive)
+    return start
 
 
 def ippeveprinter_starter(bus: PrivateBus) -> Callable[[Path], Server]:
@@ -223,6 +255,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--variants", default="all,status", help=f"of {sorted(VARIANTS)}")
     parser.add_argument("--ours", choices=("gateway", "ippeveprinter"), default="gateway",
                         help="what plays 'ours' (ippeveprinter checks the bench itself)")
+    parser.add_argument("--checkout", type=Path, action="append", default=[],
+                        help="run our gateway from this checkout (repeat: one table each)")
     return parser.parse_args(argv)
 
 
@@ -236,16 +270,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         bus = start_private_bus(workdir / "dbus")
         stack.callback(bus.stop)
         theirs = ippeveprinter_starter(bus)
-        ours = start_ours if args.ours == "gateway" else theirs
-        rss = (idle_rss(ours, workdir / "ours"), idle_rss(theirs, workdir / "theirs"))
-        rows = []
-        for variant in variants:
-            for connections in levels:
-                rows.append((variant, connections,
-                             measure(ours, workdir / "ours", variant, connections, args.duration),
-                             measure(theirs, workdir / "theirs", variant, connections,
-                                     args.duration)))
-        print_table((args.ours, "ippeveprinter"), rows, rss)
+        for checkout in args.checkout or [None]:
+            ours = start_ours if args.ours == "gateway" else theirs
+            if checkout is not None:
+                print(f"gateway from {checkout}:")
+                ours = checkout_starter(checkout.resolve())
+            rss = (idle_rss(ours, workdir / "ours"), idle_rss(theirs, workdir / "theirs"))
+            rows = []
+            for variant in variants:
+                for connections in levels:
+                    rows.append((variant, connections,
+                                 measure(ours, workdir / "ours", variant, connections,
+                                         args.duration),
+                                 measure(theirs, workdir / "theirs", variant, connections,
+                                         args.duration)))
+            print_table((args.ours, "ippeveprinter"), rows, rss)
     return 0
 
 

@@ -2,6 +2,7 @@
 the same job, in the same run, on the same inputs.
 
     .venv/bin/python bench/bench_pipeline.py [--pages 10] [--dpi 300] [--repeat 3]
+        [--checkout DIR ...]
 
 Each path runs in a fresh process. Ours is timed inside the process, around
 `print_document` (a gateway converts in a long-running process, so interpreter start-up is
@@ -29,11 +30,13 @@ ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / ".." / "shared" / "corpus"
 FILTERS = Path("/usr/lib/cups/filter")
 GS = ["gs", "-q", "-dSAFER", "-dBATCH", "-dNOPAUSE"]
+# Whose code "ours" runs (--checkout; cwd and PYTHONPATH of its process): this repo by default.
+CODE = ROOT
 
 OURS = """
 import re, sys, time, trio
 from pathlib import Path
-from drivers.driver import PrintOptions, get_driver
+from drivers import PrintOptions, get_driver  # the facade: the same in every checkout
 from drivers.pipeline import print_document
 from drivers.transport import JobInfo, open_transport
 
@@ -76,7 +79,9 @@ def run_ours(source: Path, fmt: str, driver: str, out: Path, dpi: int,
              gs_device: str = "") -> Result:
     done = subprocess.run(
         [sys.executable, "-c", OURS, str(source), fmt, driver, str(out), str(dpi)],
-        check=True, capture_output=True, text=True, cwd=ROOT, timeout=900,
+        check=True, capture_output=True, text=True, cwd=CODE, timeout=900,
+        env={**os.environ, "PYTHONPATH": str(CODE),
+             "PYTHONPYCACHEPREFIX": str(out.parent / "pycache")},  # none in the checkout
     )
     seconds, pages, hwm, added = done.stdout.split()
     helper = our_ghostscript_peak(source, gs_device, dpi, out.parent) if gs_device else 0
@@ -98,8 +103,8 @@ def run_program(argv: list[str], out: Path, env: dict[str, str] | None = None) -
 
 def our_ghostscript_peak(source: Path, device: str, dpi: int, tmp: Path) -> int:
     """Peak RSS of the Ghostscript our pipeline starts, run alone with the same arguments."""
-    from drivers.driver import MEDIA_SIZES
     from drivers.filters.ghostscript import GhostscriptJob
+    from drivers.model.capabilities import MEDIA_SIZES
 
     job = GhostscriptJob(device, MEDIA_SIZES["iso_a4_210x297mm"], dpi)
     return run_program(job.arguments(str(source)), tmp / "gs.out").peak_kb
@@ -187,7 +192,18 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=10)
     parser.add_argument("--dpi", type=int, default=300)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--checkout", type=Path, action="append", default=[],
+                        help="run ours from this checkout (repeat: one table each)")
     args = parser.parse_args()
+    global CODE
+    for checkout in args.checkout or [ROOT]:
+        CODE = checkout.resolve()
+        if args.checkout:
+            print(f"ours from {CODE}:")
+        run_paths(args)
+
+
+def run_paths(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as directory:
         tmp = Path(directory)
         inputs = make_inputs(tmp, args.pages, args.dpi)

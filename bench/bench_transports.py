@@ -35,12 +35,12 @@ from pathlib import Path
 
 import trio
 
-from drivers.driver import PrintOptions, get_driver
+from drivers import PrintOptions, get_driver
 from drivers.pipeline import print_document
 from drivers.transport import JobInfo, open_transport
-from tests.peers_transport.bigjob import big_file
-from tests.peers_transport.bsd_lpd import BsdLpd
-from tests.peers_transport.p910nd import P910nd
+from tests.peers.bsd_lpd import BsdLpd
+from tests.peers.p910nd import P910nd
+from tests.support.big_job import big_file
 
 CUPS_BACKENDS = Path("/usr/lib/cups/backend")
 MODES = ("(pipeline)", "(memory)")

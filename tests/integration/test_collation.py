@@ -16,12 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from drivers.driver import Driver, PrintOptions, get_driver
+from drivers.driver import Driver
 from drivers.filters.stage import Progress
-from tests.integration.test_pipeline_matrix import Document, low_resolution, print_to_file
+from drivers.model.capabilities import PrintOptions
+from drivers.registry import get_driver
 from tests.peers import CORPUS_DIR
+from tests.support.driver_printing import Document, low_resolution, print_to_file
+from tests.support.pcl_decoder import decode_pcl
 from tests.support.pclxl_decoder import UEL, decode_pclxl
-from tests.unit.test_languages_pcl import decode_pcl
 
 COLLATED = [0, 1, 2, 0, 1, 2]
 UNCOLLATED = [0, 0, 1, 1, 2, 2]

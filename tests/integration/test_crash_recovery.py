@@ -98,9 +98,11 @@ def test_printing_job_survives_kill_9(tmp_path: Path) -> None:
         all_completed(gateway, [small])
         job_id = submit_streaming(gateway.port, big_document_blocks(b"big"))
         partial = gateway.output_dir / f"job-{job_id:05d}.prn.part"
-        # Kill it mid-transfer: processing, with part of the document already delivered.
-        wait_until(lambda: partial.exists() and partial.stat().st_size > 0, 60,
-                   "the big job to start printing")
+        # Kill it mid-transfer: processing (on disk too: the store writes the change within
+        # a round), with part of the document already delivered.
+        wait_until(lambda: partial.exists() and partial.stat().st_size > 0
+                   and job_state_after_restart(tmp_path, gateway.port, job_id)
+                   is JobState.PROCESSING, 60, "the big job to start printing")
         gateway.kill()
         assert job_state_after_restart(tmp_path, gateway.port, job_id) in (
             JobState.PENDING, JobState.PROCESSING, JobState.COMPLETED)

@@ -20,15 +20,9 @@ import trio
 from drivers.testing import payload
 from gateway.ipp.enums import GroupTag, JobState, Operation, PrinterState, Status, ValueTag
 from gateway.ipp.writer import AttributeSpec
-from tests.integration.test_gateway_transport_faults import (
-    PRINTER,
-    gateway_for,
-    job_now,
-    printer_now,
-    until_job,
-)
 from tests.peers.gateway_proc import GatewayProcess, PrinterTable, start_configured_gateway
-from tests.peers_transport.fake_lpd import FakeLpd
+from tests.support.device_gateway import PRINTER, gateway_for, job_now, printer_now, until_job
+from tests.support.fake_lpd import FakeLpd
 from tests.support.ipp_client import submit
 from tests.support.ipp_jobs import Attrs, IppPrinter, Reply, plain
 

@@ -21,19 +21,20 @@ from pathlib import Path
 import pytest
 
 from drivers import pjl
-from drivers.driver import MEDIA_SIZES, get_driver
-from drivers.filters.planner import accepted_formats
+from drivers.driver import accepted_formats
+from drivers.model.capabilities import MEDIA_SIZES
+from drivers.registry import get_driver
 from gateway.config import PrinterConfig
 from gateway.core.printer import capabilities_for
 from gateway.ipp.enums import JobState, Status
 from gateway.ipp.model import Resolution
-from tests.integration.test_pipeline_matrix import pwg_pages
 from tests.peers.gateway_proc import GatewayProcess, PrinterTable, start_configured_gateway
+from tests.support.driver_printing import pwg_pages
+from tests.support.gs_render import render
 from tests.support.ipp_jobs import Attrs, IppPrinter
+from tests.support.pcl_decoder import decode_pcl
 from tests.support.pclxl_decoder import A4_PAPER, GRAY, RGB, decode_pclxl
 from tests.support.pipeline_documents import Sample, make_samples
-from tests.unit.test_languages_pcl import decode_pcl
-from tests.unit.test_languages_postscript import render
 
 DPI = 150  # the lowest resolution a printer's config may name; the benchmark does 300/600
 PRINTERS = (PrinterTable("ps", "postscript", pjl=False), PrinterTable("pcl5", "pcl5"),

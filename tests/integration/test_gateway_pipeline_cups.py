@@ -16,11 +16,10 @@ from tests.peers.gateway_proc import (
     PrinterTable,
     start_configured_gateway,
 )
+from tests.peers.p910nd import P910nd, running_p910nd
 from tests.peers.procs import log_tail
-from tests.peers_transport.p910nd import P910nd
-from tests.peers_transport.running import running_p910nd
 from tests.support.ipp_jobs import IppPrinter
-from tests.unit.test_languages_pcl import decode_pcl
+from tests.support.pcl_decoder import decode_pcl
 
 pytestmark = pytest.mark.peers
 

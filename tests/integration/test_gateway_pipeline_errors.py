@@ -19,20 +19,20 @@ from pathlib import Path
 import pytest
 
 from drivers.filters.pwg_raster import SYNC, page_header
-from drivers.filters.raster import PixelFormat, RasterPage
+from drivers.model.raster import PixelFormat, RasterPage
 from gateway.ipp.enums import JobState, Operation, Status, ValueTag
-from tests.integration.test_pipeline_errors import bad_documents
 from tests.peers import CORPUS_DIR
 from tests.peers.gateway_proc import (
     GatewayProcess,
     PrinterTable,
     start_configured_gateway,
 )
-from tests.peers_transport.common import children_of, wait_until
+from tests.peers.procs import children_of, wait_until
+from tests.support.bad_documents import bad_documents
+from tests.support.gs_render import render as render_postscript
 from tests.support.ipp_jobs import IppPrinter, Reply
+from tests.support.pcl_decoder import decode_pcl
 from tests.support.pipeline_documents import render
-from tests.unit.test_languages_pcl import decode_pcl
-from tests.unit.test_languages_postscript import render as render_postscript
 
 MEMORY_LIMIT_KB = 64 * 1024
 # Each case, and a word its job-state-message must contain: the message names the cause.

@@ -13,19 +13,19 @@ import pytest
 from gateway.ipp.enums import JobState, Operation, Status, ValueTag
 from gateway.ipp.model import IntRange, Resolution, Value
 from gateway.ipp.writer import AttributeSpec
-from tests.integration.test_pipeline_matrix import pwg_pages
 from tests.peers import CORPUS_DIR
 from tests.peers.gateway_proc import (
     GatewayProcess,
     PrinterTable,
     start_configured_gateway,
 )
+from tests.support.driver_printing import pwg_pages
+from tests.support.gs_render import RenderedPage, render
 from tests.support.ipp_jobs import Attrs, IppPrinter, Reply
+from tests.support.pcl_decoder import PclJob, decode_pcl
 from tests.support.pclxl_decoder import decode_pclxl
 from tests.support.pipeline_documents import PDF, POSTSCRIPT, Sample, make_samples
 from tests.support.pipeline_documents import render as render_with_gs
-from tests.unit.test_languages_pcl import PclJob, decode_pcl
-from tests.unit.test_languages_postscript import RenderedPage, render
 
 T = ValueTag
 DPI = 150

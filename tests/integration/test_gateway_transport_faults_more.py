@@ -22,7 +22,9 @@ import trio
 
 from drivers.testing import payload
 from gateway.ipp.enums import JobState, PrinterState
-from tests.integration.test_gateway_transport_faults import (
+from tests.peers.gateway_proc import GatewayProcess
+from tests.peers.p910nd import P910nd, running_p910nd
+from tests.support.device_gateway import (
     PRINTER,
     STATUS_INTERVAL,
     cancel_and_time,
@@ -30,12 +32,10 @@ from tests.integration.test_gateway_transport_faults import (
     job_now,
     until_job,
 )
-from tests.peers.gateway_proc import GatewayProcess
-from tests.peers_transport.fake_lpd import FakeLpd, LpdFaults
-from tests.peers_transport.p910nd import P910nd
-from tests.peers_transport.running import running_p910nd, running_pty_printer, serving
-from tests.peers_transport.serial_pty import PtyPrinter
+from tests.support.fake_lpd import FakeLpd, LpdFaults
 from tests.support.ipp_client import StateSnapshot, printer_status, submit
+from tests.support.serial_pty import PtyPrinter, running_pty_printer
+from tests.support.serving import serving
 
 pytestmark = pytest.mark.peers
 

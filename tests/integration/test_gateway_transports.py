@@ -23,18 +23,18 @@ from drivers.testing import payload
 from drivers.transports.lpd_protocol import job_number
 from gateway.ipp.enums import JobState, PrinterState
 from tests.peers import CORPUS_DIR
+from tests.peers.bsd_lpd import BsdLpd, running_bsd_lpd
 from tests.peers.gateway_proc import (
     GatewayProcess,
     PrinterTable,
     proc_status_kb,
     start_configured_gateway,
 )
-from tests.peers_transport.bigjob import big_file, sha256_file
-from tests.peers_transport.bsd_lpd import BsdLpd
-from tests.peers_transport.fake_socket import FakeSocketPeer
-from tests.peers_transport.p910nd import P910nd
-from tests.peers_transport.running import running_bsd_lpd, running_p910nd, serving
+from tests.peers.p910nd import P910nd, running_p910nd
+from tests.support.big_job import big_file, sha256_file
+from tests.support.fake_socket import FakeSocketPeer
 from tests.support.ipp_client import StateSnapshot, submit, wait_job, wait_printer
+from tests.support.serving import serving
 
 pytestmark = pytest.mark.peers
 

@@ -3,7 +3,7 @@ Cancel-Job still works; plugged back, the next job prints once.
 
 No USB device can exist here, so the gateway's core runs in this process (System, printer
 worker, the IPP operations through `dispatch` with real codec bytes) and the real `usbprinter`
-module drives pyusb, whose backend is the simulated printer of tests/peers_transport/usb_sim.py.
+module drives pyusb, whose backend is the simulated printer of tests/support/usb_sim.py.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from gateway.core.system import System
 from gateway.ipp.enums import GroupTag, JobState, Operation, PrinterState, Status, ValueTag
 from gateway.ipp.model import Message
 from gateway.ipp.writer import request
-from tests.peers_transport.usb_sim import SimBackend, SimPrinter
-from tests.unit.test_operations import call, job_attr
+from tests.support.ipp_dispatch import call, job_attr
+from tests.support.usb_sim import SimBackend, SimPrinter
 
 URI = "ipp://localhost:8631/ipp/print"
 DEVICE = "usb://04f9:027b"

@@ -19,14 +19,21 @@ from gateway.ipp.reader import decode_message
 from gateway.ipp.writer import encode_message, request
 from gateway.server.http import HttpRequest, HttpResponse, RequestBody
 from gateway.server.listener import serve_http
+from gateway.server.router import Router, ipp_post
 from tests.peers.gateway_proc import GatewayProcess, start_gateway
 from tests.support.ipp_client import post, printer_uri, raw_exchange
 
 GUARD = 20  # seconds
 
 
-class CountingApp:
-    """Answers POSTs with the body length and GETs with the Host it saw."""
+class CountingApp(Router):
+    """Answers IPP POSTs with the body length, GETs with the Host it saw, and streams."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add("/ipp/print", ipp_post(self.handle_ipp), methods=("POST",))
+        self.add("/", self.handle_get, prefix=True)
+        self.add("/stream", self.stream)
 
     async def handle_ipp(self, request: HttpRequest, body: RequestBody) -> bytes:
         total = 0
@@ -34,10 +41,21 @@ class CountingApp:
             total += len(chunk)
         return b"length=%d" % total
 
-    async def handle_get(self, request: HttpRequest) -> HttpResponse:
+    async def handle_get(self, request: HttpRequest, body: RequestBody) -> HttpResponse:
         if request.path == "/bug":
             raise RuntimeError("deliberate bug")
         return HttpResponse(200, [("content-type", "text/plain")], request.host.encode())
+
+    async def stream(self, request: HttpRequest, body: RequestBody) -> HttpResponse:
+        """1000 pieces of 1000 bytes; with ?sized, announced by Content-Length."""
+
+        async def pieces() -> AsyncIterator[bytes]:
+            for index in range(1000):
+                yield bytes([index % 256]) * 1000
+
+        sized = request.target.endswith("?sized")
+        return HttpResponse(200, [("content-type", "application/octet-stream")], pieces(),
+                            length=1_000_000 if sized else None)
 
 
 class Client:
@@ -104,6 +122,16 @@ async def test_twenty_concurrent_connections(server_port: int) -> None:
     assert sorted(results) == sorted(
         (200, b"length=%d" % (i * 1000)) for i in range(20) for _ in range(5)
     )
+
+
+async def test_streamed_bodies_pass_h11_chunked_and_sized(server_port: int) -> None:
+    expected = b"".join(bytes([index % 256]) * 1000 for index in range(1000))
+    with trio.fail_after(GUARD):
+        async with await trio.open_tcp_stream("127.0.0.1", server_port) as stream:
+            client = Client(stream)
+            assert await client.exchange("GET", "/stream") == (200, expected)
+            assert await client.exchange("GET", "/stream?sized") == (200, expected)
+            assert await client.exchange("POST", "/ipp/print", b"after") == (200, b"length=5")
 
 
 async def test_broken_connections_do_not_stop_the_listener(server_port: int) -> None:

@@ -32,8 +32,8 @@ from gateway.ipp.model import (
 )
 from gateway.ipp.reader import Limits, decode_message
 from gateway.ipp.writer import encode_message, request
-from gateway.server.attributes import SUPPORTED_OPERATIONS
 from gateway.server.job_template import CHECKS
+from gateway.server.operation_table import OPERATIONS
 from tests.peers.gateway_proc import GatewayProcess, start_gateway
 from tests.peers.procs import LOOPBACK
 
@@ -44,7 +44,7 @@ CONNECTIONS = 4
 TIME_CAP = 150.0  # seconds: a bound on the loop, so that a hang fails instead of stalling
 # Answers listing every job hold more than a request may: the client reads them whole.
 ANSWER_LIMITS = Limits(max_attribute_bytes=1 << 26, max_attributes=1 << 20)
-FUZZED_OPERATIONS = list(SUPPORTED_OPERATIONS)
+FUZZED_OPERATIONS = list(OPERATIONS.supported)
 
 OPERATION_NAMES = [
     "requesting-user-name", "job-id", "requested-attributes", "job-name", "document-name",
@@ -81,7 +81,8 @@ class Fuzzer:
             operation = rng.choice([*FUZZED_OPERATIONS, Operation.PRINT_JOB,
                                     Operation.GET_JOBS])
         else:
-            operation = rng.choice([0, 0x0003, 0x0013, 0x4000, 0x7FFF, rng.randrange(0x10000)])
+            operation = rng.choice([0, 0x0003, 0x0013, 0x4000, 0x7FFF,  # signed on the wire:
+                                    rng.randrange(-(2**15), 2**15)])
         request_id = rng.randrange(1, 1000) if rng.random() < 0.9 else rng.choice(
             [0, -1, -(2**31), 2**31 - 1, rng.randrange(-(2**31), 2**31)])
         version = (2, 0) if rng.random() < 0.85 else rng.choice([(1, 1), (1, 0), (2, 2), (3, 0)])

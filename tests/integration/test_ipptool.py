@@ -6,8 +6,7 @@ import struct
 
 import pytest
 
-from tests.integration.conftest import IppTarget
-from tests.peers.conformance import ConformanceDir
+from tests.peers.conformance import ConformanceDir, IppTarget
 from tests.peers.documents import (
     RASTER_TYPES,
     ensure_raster_samples,

@@ -3,10 +3,8 @@ and on silence, memory stays bounded, and the next job prints."""
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
@@ -15,49 +13,19 @@ from pathlib import Path
 
 import pytest
 import trio
-from PIL import Image
 
-from drivers.driver import PrintOptions, get_driver
 from drivers.errors import ConversionError, Outcome
 from drivers.filters.ghostscript import GhostscriptJob, GhostscriptStage
-from drivers.filters.pwg_raster import page_header
-from drivers.filters.raster import PixelFormat, RasterPage
 from drivers.filters.stage import Progress, open_channel
+from drivers.model.capabilities import PrintOptions
 from drivers.pipeline import print_document
+from drivers.registry import get_driver
 from drivers.transport import JobInfo, Transport, open_transport
-from tests.integration.test_pipeline_matrix import CORPUS, DPI, Document, print_to_file
+from tests.peers import CORPUS_DIR as CORPUS
+from tests.support.bad_documents import bad_documents
+from tests.support.driver_printing import DPI, Document, print_to_file
 
 DRIVERS = ["postscript", "pcl5", "pclxl", "text"]
-
-
-def jpeg_bomb() -> bytes:
-    """A small JPEG whose header claims 60000 x 60000 pixels."""
-    buffer = io.BytesIO()
-    Image.new("RGB", (16, 16), "red").save(buffer, "JPEG")
-    data = bytearray(buffer.getvalue())
-    sof = data.index(b"\xff\xc0")
-    struct.pack_into(">HH", data, sof + 5, 60000, 60000)
-    return bytes(data)
-
-
-def bad_documents(tmp: Path) -> dict[str, tuple[bytes, str]]:
-    pdf = (CORPUS / "testpage-1p-vector.pdf").read_bytes()
-    absurd = bytearray(page_header(RasterPage(8, 2, PixelFormat.SGRAY_8, 300, 300)))
-    struct.pack_into(">III", absurd, 372, 0x7FFFFFFF, 0x7FFFFFFF, 0)
-    urf_page = bytes([8, 0, 1, 4]) + bytes(8) + struct.pack(">III", 100, 2, 300) + bytes(8)
-    return {
-        "truncated-pdf": (pdf[: len(pdf) // 2], "application/pdf"),
-        "absurd-pwg": (b"RaS2" + bytes(absurd) + bytes(64), "image/pwg-raster"),
-        "lying-urf": (b"UNIRAST\0\0\0\0\1" + urf_page + b"\x00\x80" + b"\x00" * 20,
-                      "image/urf"),
-        "jpeg-bomb": (jpeg_bomb(), "image/jpeg"),
-        "empty": (b"", "application/pdf"),
-        "mismatch": ((CORPUS / "ladybird-2560x1600.jpg").read_bytes(), "application/pdf"),
-        "truncated-jpeg": ((CORPUS / "ladybird-2560x1600.jpg").read_bytes()[:5000],
-                           "image/jpeg"),
-        "not-text": (b"\x00\x01\x02\x03" * 10, "application/octet-stream"),
-    }
-
 
 CASES = ["truncated-pdf", "absurd-pwg", "lying-urf", "jpeg-bomb", "empty", "mismatch",
          "truncated-jpeg", "not-text"]
@@ -173,7 +141,8 @@ async def test_streamed_source_is_accepted(tmp_path: Path) -> None:
 _MEMORY_SCRIPT = """
 import re, sys, trio
 from pathlib import Path
-from drivers.driver import PrintOptions, get_driver
+from drivers.model.capabilities import PrintOptions
+from drivers.registry import get_driver
 from drivers.pipeline import print_document
 from drivers.transport import JobInfo, open_transport
 

@@ -7,21 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from drivers.driver import PORTRAIT, PrintOptions, get_driver
 from drivers.filters.stage import Progress
+from drivers.model.capabilities import PORTRAIT, PrintOptions
 from drivers.pipeline import print_document
+from drivers.registry import get_driver
 from drivers.transport import JobInfo, open_transport
-from tests.integration.test_pipeline_matrix import (
-    CORPUS,
-    Document,
-    documents,
-    low_resolution,
-    print_to_file,
-)
-from tests.unit.test_languages_pcl import PclPage, decode_pcl
-from tests.unit.test_languages_postscript import render
-
-__all__ = ["documents"]  # the module-scoped fixture, shared with the matrix
+from tests.peers import CORPUS_DIR as CORPUS
+from tests.support.driver_printing import Document, low_resolution, print_to_file
+from tests.support.gs_render import render
+from tests.support.pcl_decoder import PclPage, decode_pcl
 
 BASH = Document(CORPUS / "bash-87p-text.pdf", "application/pdf", 87)
 

@@ -20,10 +20,10 @@ from drivers.testing import FailureCase, ReadDelivered, check_transport, payload
 from drivers.transport import DeviceStatus, JobInfo, Transport, open_transport
 from drivers.transports import tcp
 from drivers.transports.lpd_protocol import job_number
-from tests.peers_transport.bigjob import big_file, send_file, sha256_file, watch_rss
-from tests.peers_transport.bsd_lpd import BsdLpd
-from tests.peers_transport.fake_lpd import FakeLpd, LpdFaults
-from tests.peers_transport.running import running_bsd_lpd, serving
+from tests.peers.bsd_lpd import BsdLpd, running_bsd_lpd
+from tests.support.big_job import big_file, send_file, sha256_file, watch_rss
+from tests.support.fake_lpd import FakeLpd, LpdFaults
+from tests.support.serving import serving
 
 pytestmark = pytest.mark.peers
 REPO = Path(__file__).resolve().parents[2]

@@ -13,9 +13,8 @@ from drivers.errors import Outcome, TransportError
 from drivers.testing import FailureCase, check_transport, payload, send_job
 from drivers.transport import JobInfo, Transport, open_transport
 from drivers.transports import serialport
-from tests.peers_transport.bigjob import big_file, send_file, watch_rss
-from tests.peers_transport.running import running_pty_printer
-from tests.peers_transport.serial_pty import PtyPrinter
+from tests.support.big_job import big_file, send_file, watch_rss
+from tests.support.serial_pty import PtyPrinter, running_pty_printer
 
 
 @pytest.fixture

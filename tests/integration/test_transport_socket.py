@@ -16,11 +16,10 @@ from drivers.testing import FailureCase, ReadDelivered, check_transport, payload
 from drivers.transport import JobInfo, open_transport
 from drivers.transports import tcp
 from drivers.transports.appsocket import AppSocketTransport
-from tests.peers_transport.bigjob import big_file, send_file, watch_rss
-from tests.peers_transport.fake_socket import FakeSocketPeer, SocketFaults
-from tests.peers_transport.p910nd import P910nd
-from tests.peers_transport.reset_peer import resetting_peer
-from tests.peers_transport.running import running_p910nd
+from tests.peers.p910nd import P910nd, running_p910nd
+from tests.support.big_job import big_file, send_file, watch_rss
+from tests.support.fake_socket import FakeSocketPeer, SocketFaults
+from tests.support.reset_peer import resetting_peer
 
 pytestmark = pytest.mark.peers
 

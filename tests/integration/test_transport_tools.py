@@ -20,13 +20,13 @@ from drivers.ieee1284 import encode_device_id_reply
 from drivers.testing import payload
 from drivers.transports import usbprinter
 from gateway import cli as gateway_cli
-from tests.integration.conftest import require_programs
 from tests.peers.documents import VECTOR_PAGE
-from tests.peers_transport.fake_lpd import FakeLpd, LpdFaults
-from tests.peers_transport.fake_socket import FakeSocketPeer
-from tests.peers_transport.p910nd import P910nd
-from tests.peers_transport.running import running_p910nd, serving
-from tests.peers_transport.usb_sim import SimBackend, SimPrinter
+from tests.peers.p910nd import P910nd, running_p910nd
+from tests.peers.require import require_programs
+from tests.support.fake_lpd import FakeLpd, LpdFaults
+from tests.support.fake_socket import FakeSocketPeer
+from tests.support.serving import serving
+from tests.support.usb_sim import SimBackend, SimPrinter
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -13,8 +13,8 @@ from drivers.ieee1284 import parse_device_id
 from drivers.testing import FailureCase, check_transport, payload, send_job
 from drivers.transport import DeviceStatus, JobInfo, open_transport
 from drivers.transports import usbprinter
-from tests.peers_transport.bigjob import big_file, send_file, watch_rss
-from tests.peers_transport.usb_sim import SimBackend, SimPrinter
+from tests.support.big_job import big_file, send_file, watch_rss
+from tests.support.usb_sim import SimBackend, SimPrinter
 
 URI = "usb://04f9:2015?serial=SIM0001"  # a product id without hex letters: see test below
 

@@ -30,8 +30,8 @@ from tests.peers.gateway_proc import (
     wait_until_serving,
     write_config,
 )
+from tests.peers.p910nd import running_p910nd
 from tests.peers.procs import LOOPBACK, free_port, stop_process, wait_for_port
-from tests.peers_transport.running import running_p910nd
 from tests.support.ipp_client import submit, wait_job, wait_printer
 from tests.support.ipp_jobs import IppPrinter
 
@@ -91,7 +91,7 @@ def test_renamed_printer_keeps_its_jobs_until_it_returns(tmp_path: Path) -> None
             Operation.GET_JOBS, {"which-jobs": (T.KEYWORD, "all")})
         assert reply.status == 0 and not reply.job
     log = renamed.log.read_text()
-    assert re.search(r"WARNING gateway.system: spool: printer 'office' is not configured; its "
+    assert re.search(r"WARNING gateway.store: spool: printer 'office' is not configured; its "
                      r"2 job\(s\) \(2 not finished: 1, 2\) are kept", log), log
     for job_id in ids:
         assert (renamed.spool / "jobs" / f"{job_id:05d}.doc").exists()

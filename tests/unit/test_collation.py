@@ -7,10 +7,12 @@ from dataclasses import replace
 
 import pytest
 
-from drivers.driver import PrintOptions, get_driver
+from drivers.driver import copy_plan, plan
 from drivers.errors import ConversionError
-from drivers.filters.planner import Context, copy_plan, plan
+from drivers.filters.planner import Context
 from drivers.languages.text import MAX_REPEATED_PAGE, PageCopies
+from drivers.model.capabilities import PrintOptions
+from drivers.registry import get_driver
 from gateway.core.job import options_from_template
 
 PDF, TEXT, JPEG, URF = "application/pdf", "text/plain", "image/jpeg", "image/urf"

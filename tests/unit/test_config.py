@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from drivers.driver import get_driver
+from drivers.registry import get_driver
 from gateway.config import ConfigError, ListenAddress, config_from_dict, load_config, parse_listen
 from gateway.core.printer import capabilities_for
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from drivers.filters.convert import Ditherer, PixelAdapter, choose_target
-from drivers.filters.raster import PixelFormat
+from drivers.model.raster import PixelFormat
 
 
 def ink_ratio(rows: list[tuple[bytes, int]]) -> float:

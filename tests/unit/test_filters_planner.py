@@ -5,22 +5,21 @@ from __future__ import annotations
 
 import pytest
 
-from drivers.driver import (
+from drivers.driver import accepted_formats, plan, unsupported_options
+from drivers.filters.ghostscript import GhostscriptJob, rotate_pages
+from drivers.filters.image import place
+from drivers.filters.planner import Context
+from drivers.filters.raster_convert import MediaFit, MediaFitter
+from drivers.languages.raw import RAW_PASSTHROUGH_FORMATS, raw_capabilities
+from drivers.model.capabilities import (
     LANDSCAPE,
     MEDIA_SIZES,
     PORTRAIT,
-    RAW_PASSTHROUGH_FORMATS,
     REVERSE_PORTRAIT,
     Capabilities,
     PrintOptions,
-    driver_names,
-    get_driver,
-    raw_capabilities,
 )
-from drivers.filters.ghostscript import GhostscriptJob, rotate_pages
-from drivers.filters.image import place
-from drivers.filters.planner import Context, accepted_formats, plan, unsupported_options
-from drivers.filters.raster import (
+from drivers.model.raster import (
     Band,
     PageEnd,
     PageStart,
@@ -29,7 +28,7 @@ from drivers.filters.raster import (
     RasterPage,
     expand,
 )
-from drivers.filters.raster_convert import MediaFit, MediaFitter
+from drivers.registry import driver_names, get_driver
 
 PAGE_FORMATS = ["application/pdf", "application/postscript", "image/pwg-raster", "image/urf",
                 "image/jpeg", "image/png", "text/plain"]

@@ -14,20 +14,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drivers.errors import ConversionError
+from drivers.filters.linecodec import decode_line, encode_packets
 from drivers.filters.packet_reader import PacketRasterReader
 from drivers.filters.pwg_raster import PwgRasterReader, PwgRasterWriter, page_header
-from drivers.filters.raster import (
+from drivers.filters.urf import UrfReader, UrfWriter
+from drivers.model.raster import (
     Band,
     PageEnd,
     PageStart,
     PixelFormat,
     RasterLimits,
     RasterPage,
-    decode_line,
-    encode_packets,
     expand,
 )
-from drivers.filters.urf import UrfReader, UrfWriter
 
 CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus"
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from drivers.driver import LANDSCAPE, Capabilities, PrintOptions
 from drivers.errors import ConversionError
-from drivers.filters.text import TextPaginator, layout
-from drivers.languages.text import LinePrinterText, to_ascii
+from drivers.filters.text import TextPaginator, layout, to_ascii
+from drivers.languages.text import LinePrinterText
+from drivers.model.capabilities import LANDSCAPE, Capabilities, PrintOptions
 
 
 def paginate(data: bytes, columns: int = 10, lines: int = 3, chunk: int = 1000) -> list[list[str]]:

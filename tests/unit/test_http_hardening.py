@@ -9,13 +9,14 @@ import itertools
 import logging
 import re
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import trio
 import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from trio_websocket import WebSocketConnection
 
 from gateway.ratelimit import LogRateLimiter
 from gateway.server import http_connection, listener
@@ -37,8 +38,10 @@ from gateway.server.http11 import (
     RequestParser,
 )
 from gateway.server.http_connection import HttpConnection
-from tests.unit.test_http11 import BAD_HOSTS, BAD_TARGETS, SMUGGLING
-from tests.unit.test_http_connection import LOCAL, FakeApp, RawClient, get, served
+from gateway.server.router import Router, ipp_post
+from gateway.server.websocket import websocket_route
+from tests.support.hostile_http import BAD_HOSTS, BAD_TARGETS, SMUGGLING
+from tests.support.http_harness import LOCAL, FakeApp, RawClient, get, served
 
 
 class FakeClock:
@@ -224,7 +227,8 @@ async def test_connection_failures_are_rate_limited(
 # raw binary besides.
 METHODS = st.sampled_from([b"GET", b"GET", b"POST", b"POST", b"HEAD", b"OPTIONS", b"PUT"])
 TARGETS = st.builds(
-    bytes.__add__, st.sampled_from([b"/", b"/", b"http://", b"ipp://[", b"ipps://h:", b"*", b""]),
+    bytes.__add__, st.sampled_from([b"/", b"/", b"http://", b"ipp://[", b"ipps://h:", b"*", b"",
+                                    b"/ws", b"/stream"]),
     st.lists(st.sampled_from([
         b"/", b"ipp", b"h", b"[", b"]", b"::1", b"%", b"%41", b"%zz", b"?", b"#", b"*", b"@",
         b":", b"631", b"\\", b"|", b"ftp://", b"\xc3\xa9"]), max_size=5).map(b"".join))
@@ -235,7 +239,9 @@ FIELDS = st.lists(st.sampled_from([b"Host: h"] * 6 + [
     b"Content-Length: 3, 4", b"Transfer-Encoding: chunked", b"Transfer-Encoding: chunked",
     b"Transfer-Encoding: gzip", b"Content-Type: application/ipp", b"Content-Type: application/ipp",
     b"Expect: 100-continue", b"Connection: close", b" folded", b"X: \x00", b"X-Big: " + b"a" * 250,
-]), max_size=4, unique=True)
+    b"Upgrade: websocket", b"Upgrade: TLS/1.2", b"Connection: Upgrade", b"Connection: upgrade",
+    b"Sec-WebSocket-Version: 13", b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+]), max_size=6, unique=True)
 BODIES = st.lists(st.sampled_from([
     b"abc", b"5\r\nhello\r\n", b"0\r\n\r\n", b"0\r\nX: y\r\n\r\n", b"zz\r\n", b"3;e\r\n",
     b"\r\n"]), max_size=3).map(b"".join)
@@ -279,14 +285,33 @@ def test_parser_raises_only_http_protocol_error(data: bytes, cuts: list[int]) ->
         drive(split(data, cuts))
 
 
-class EchoApp:
+class EchoApp(Router):
+    """IPP and GET on every path; a streamed body and a WebSocket on two of them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add("/", ipp_post(self.handle_ipp), methods=("POST",), prefix=True)
+        self.add("/", self.handle_get, prefix=True)
+        self.add("/stream", self.stream)
+        self.add("/ws", websocket_route(self.session))
+
     async def handle_ipp(self, request: HttpRequest, body: RequestBody) -> bytes:
         while await body.receive_some(7):
             pass
         return b"ok\n"
 
-    async def handle_get(self, request: HttpRequest) -> HttpResponse:
+    async def handle_get(self, request: HttpRequest, body: RequestBody) -> HttpResponse:
         return HttpResponse(200, [("Content-Type", "text/plain")], b"ok\n")
+
+    async def stream(self, request: HttpRequest, body: RequestBody) -> HttpResponse:
+        async def chunks() -> AsyncIterator[bytes]:
+            for piece in (b"o", b"", b"k\n"):
+                yield piece
+
+        return HttpResponse(200, [("Content-Type", "text/plain")], chunks())
+
+    async def session(self, ws: WebSocketConnection, request: HttpRequest) -> None:
+        await ws.send_message("ok")
 
 
 async def exchange(pieces: list[bytes], receive_size: int) -> bytes:

@@ -43,55 +43,44 @@ SANS_IO = (
     "gateway.ipp.*",  # the IPP codec
     "gateway.server.http11",  # the HTTP/1.1 parser
     "gateway.server.values",  # IPP value checks
+    "gateway.server.attributes",  # printer attributes from capabilities and a snapshot
     "drivers.transports.lpd_protocol",  # the LPD dialogue
     "drivers.pjl",  # the PJL dialogue
     "drivers.ieee1284",  # IEEE 1284 device ids
     "drivers.uri",  # device URIs
     "drivers.errors",
-    "drivers.driver",  # capabilities
-    # The raster codecs and the format vocabulary.
-    "drivers.filters.accel",
-    "drivers.filters.packbits",
-    "drivers.filters.raster",
+    # The bottom layer: formats, capabilities, the raster model, PackBits and the codec choice.
+    "drivers.model.*",
+    # The raster codecs and the format sniffer.
+    "drivers.filters.linecodec",
     "drivers.filters.packet_reader",
     "drivers.filters.pwg_raster",
     "drivers.filters.urf",
     "drivers.filters.pnm",
     "drivers.filters.convert",
     "drivers.filters.sniff",
-    "drivers.filters.formats",
 )
 
-# Sans-I/O modules that reach trio today, all through one path: drivers.driver imports
-# drivers.languages at import time to register the languages, and a language imports
-# drivers.filters.stage (trio); drivers.filters.raster imports drivers.driver (in
-# media_name_for) for MEDIA_SIZES. To be removed by the driver refactor of issue 10 item 3
-# (the raster model moves to a bottom layer, languages are registered explicitly).
-KNOWN_IO_REACHERS = frozenset({
-    "drivers.driver",
-    "drivers.filters.raster",
-    "drivers.filters.packet_reader",
-    "drivers.filters.pwg_raster",
-    "drivers.filters.urf",
-    "drivers.filters.pnm",
-    "drivers.filters.convert",
-})
+# Sans-I/O modules that reach trio today (none: the languages are registered explicitly and
+# the raster model is in drivers.model, which imports nothing above it).
+KNOWN_IO_REACHERS: frozenset[str] = frozenset()
 
-# Import cycles among the modules of one area, one strongly connected component each. To be
-# removed by the driver refactor of issue 10 item 3 (drivers.driver <-> drivers.languages.*,
-# filters <-> languages) and by the store of item 1 (Printer <-> System).
+# Import cycles among the modules of one area, one strongly connected component each.
 CYCLE_AREAS = ("drivers", "gateway.core")
-KNOWN_CYCLES = frozenset({
-    frozenset({
-        "drivers.driver",  # imports drivers.languages to register them
-        "drivers.languages",
-        "drivers.languages.pcl",
-        "drivers.languages.pclxl",
-        "drivers.languages.postscript",
-        "drivers.languages.text",
-        "drivers.filters.raster",  # imports drivers.driver for MEDIA_SIZES
-    }),
-})
+KNOWN_CYCLES: frozenset[frozenset[str]] = frozenset()
+
+# The layers of the paper side, bottom first: a module imports from its own layer and the
+# layers below only (imports under TYPE_CHECKING aside). The languages are listed by the
+# registry alone, and nothing below a language knows one. Modules not listed (the transports,
+# the pipeline, the CLI, the facade) are not held to this.
+DRIVERS_LAYERS = (
+    ("drivers.errors", "drivers.pjl"),
+    ("drivers.model",),  # formats, capabilities, the raster model, PackBits
+    ("drivers.filters",),  # readers, converters, stages, Ghostscript, the planning toolkit
+    ("drivers.driver",),  # the Driver base: the contract of a language
+    ("drivers.languages",),  # one module per language
+    ("drivers.registry",),  # the explicit list of the languages
+)
 
 # Imports whose module name is computed, which the walk cannot follow: plugin discovery by
 # walking a package (drivers.transport loads every drivers.transports.* module this way, so
@@ -400,6 +389,24 @@ def test_no_import_cycles(area: str) -> None:
                       f"be exactly {sorted(sorted(c) for c in found)}")
 
 
+def _layer(name: str) -> int | None:
+    return next((i for i, layer in enumerate(DRIVERS_LAYERS)
+                 if any(in_area(name, area) for area in layer)), None)
+
+
+def test_drivers_layers_import_only_downwards() -> None:
+    found = []
+    for name, module in MODULES.items():
+        own = _layer(name)
+        if own is None:
+            continue
+        for target, line in module.imports:
+            layer = _layer(target)
+            if layer is not None and layer > own:
+                found.append(f"{name}:{line} -> {target}")
+    assert not found, "imports up the drivers layers:\n  " + "\n  ".join(found)
+
+
 def test_dynamic_imports_are_known() -> None:
     found = {n for n, m in MODULES.items() if m.dynamic}
     assert found == KNOWN_DYNAMIC_IMPORTS, (
@@ -469,3 +476,22 @@ def test_walk_follows_lazy_exports_from_their_importers_only(tmp_path: Path) -> 
     assert io_reached(modules, "pkg.whole") != []
     assert io_reached(modules, "pkg.aliased") == []
     assert [name for name, _ in modules["pkg.user_loop"].written] == ["pkg"]
+
+
+def test_no_test_module_imports_another() -> None:
+    """What tests share lives where its purpose says: plain functions and classes in
+    tests/support/, real peers' process plumbing in tests/peers/, fixtures in conftest.py files.
+    So no module under tests/ (or bench/) imports a test module (`test_*.py`) or a conftest:
+    that would run another module's tests' setup and hide where a shared helper lives."""
+    modules = discover(REPO, ("tests", "bench"))
+
+    def is_test_module(name: str) -> bool:
+        last = name.rpartition(".")[2]
+        return last.startswith("test_") or last == "conftest"
+
+    found = [f"{module.path.relative_to(REPO)}:{line} imports {target}"
+             for name, module in sorted(modules.items())
+             for target, line in module.written
+             if target != name and target in modules and is_test_module(target)]
+    assert not found, ("move what is shared to tests/support/ (fixtures to a conftest.py):\n  "
+                       + "\n  ".join(found))

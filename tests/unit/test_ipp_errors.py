@@ -14,7 +14,7 @@ from gateway.ipp.reader import (
     RequestReceived,
     decode_message,
 )
-from tests.unit.test_ipp_codec import HEADER, entry, one_group
+from tests.support.ipp_bytes import HEADER, entry, one_group
 
 BAD = Status.CLIENT_ERROR_BAD_REQUEST
 TOO_LONG = Status.CLIENT_ERROR_REQUEST_VALUE_TOO_LONG

@@ -12,7 +12,7 @@ from gateway.ipp.reader import (
     RequestReceived,
 )
 from gateway.ipp.writer import encode_message, request
-from tests.unit.test_ipp_codec import GET_PRINTER_ATTRIBUTES
+from tests.support.ipp_bytes import GET_PRINTER_ATTRIBUTES
 
 Event = RequestReceived | DocumentData | EndOfDocument | NeedData
 

@@ -3,14 +3,8 @@ with the right pages, media size and pixels."""
 
 from __future__ import annotations
 
-import subprocess
-from dataclasses import dataclass
-
 import pytest
 
-from drivers.driver import MEDIA_SIZES, Capabilities, PrintOptions
-from drivers.filters.pnm import PnmReader
-from drivers.filters.raster import Band, PageStart, PixelFormat, RasterPage, expand
 from drivers.languages.postscript import (
     PsJob,
     PsRasterWriter,
@@ -18,34 +12,9 @@ from drivers.languages.postscript import (
     ps_string,
     setup_features,
 )
-
-
-@dataclass
-class RenderedPage:
-    width_pt: float
-    height_pt: float
-    lines: list[bytes]
-
-
-def render(document: bytes, dpi: int = 36, device: str = "pgmraw") -> list[RenderedPage]:
-    """Ghostscript's rendering of a document: one entry per page (fails on any PS error)."""
-    result = subprocess.run(
-        ["gs", "-q", "-dSAFER", "-dBATCH", "-dNOPAUSE", f"-sDEVICE={device}", f"-r{dpi}",
-         "-dNOINTERPOLATE", "-dUseFastColor", "-sOutputFile=-", "-"],
-        input=document, capture_output=True, timeout=120, check=False,
-    )
-    assert result.returncode == 0 and b"Error" not in result.stderr, result.stderr[-2000:]
-    reader = PnmReader(dpi)
-    reader.feed(result.stdout)
-    reader.end_of_input()
-    pages: list[RenderedPage] = []
-    for event in reader.events():
-        if isinstance(event, PageStart):
-            width, height = event.page.size_points
-            pages.append(RenderedPage(width, height, []))
-        elif isinstance(event, Band):
-            pages[-1].lines.extend(expand(event.rows))
-    return pages
+from drivers.model.capabilities import MEDIA_SIZES, Capabilities, PrintOptions
+from drivers.model.raster import PixelFormat, RasterPage
+from tests.support.gs_render import render
 
 
 def max_difference(got: list[bytes], wanted: list[bytes]) -> int:
@@ -182,7 +151,7 @@ def test_print_quality_asks_for_a_resolution() -> None:
 
 def test_jpeg_is_embedded_verbatim_after_dctdecode() -> None:
     """A baseline JPEG goes into the PostScript byte for byte: no decode, no re-encode."""
-    from drivers.filters.image_ps import ImageToPostScript
+    from drivers.languages.postscript import ImageToPostScript
     from tests.peers import CORPUS_DIR
 
     jpeg = CORPUS_DIR / "ladybird-2560x1600.jpg"

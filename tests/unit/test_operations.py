@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import gzip
 import zlib
-from collections.abc import AsyncGenerator
 from pathlib import Path
 
 import pytest
 import trio
 
-from drivers.driver import RAW_PASSTHROUGH_FORMATS
+from drivers.languages.raw import RAW_PASSTHROUGH_FORMATS
 from gateway.config import Config, PrinterConfig
-from gateway.core.job import Job
+from gateway.core.events import JobCompleted
 from gateway.core.system import System
 from gateway.ipp.enums import GroupTag, JobState, Operation, Status, ValueTag
 from gateway.ipp.model import Attribute, Collection, IntRange, Message, Resolution
-from gateway.ipp.reader import decode_message
-from gateway.ipp.writer import encode_message, request
-from gateway.server import ops_jobs, ops_printer  # noqa: F401  (registers the handlers)
-from gateway.server.operations import Endpoint, dispatch
+from gateway.ipp.writer import request
+from tests.support.ipp_dispatch import call, job_attr, op_attr
 
 T = ValueTag
 URI = "ipp://localhost:8631/ipp/print"
@@ -35,32 +32,6 @@ def system(tmp_path: Path) -> System:
                                             driver="postscript")),
                     multiple_operation_timeout=60)
     return System(config)
-
-
-async def call(system: System, message: Message, document: bytes = b"") -> Message:
-    async def chunks() -> AsyncGenerator[bytes, None]:
-        for start in range(0, len(document), 1000):
-            yield document[start:start + 1000]
-
-    # Round-trip the request through the codec as the server would see it.
-    decoded, _ = decode_message(encode_message(message))
-    reply = await dispatch(system, Endpoint("localhost", 8631), decoded, chunks)
-    response, rest = decode_message(reply)
-    assert rest == b""
-    assert response.request_id == message.request_id
-    return response
-
-
-def op_attr(response: Message, name: str) -> Attribute | None:
-    return response.operation_attributes.get(name)
-
-
-def job_attr(response: Message, name: str) -> object:
-    group = response.group(GroupTag.JOB)
-    assert group is not None, response
-    attr = group.get(name)
-    assert attr is not None, name
-    return attr.value
 
 
 async def print_job(system: System, data: bytes = b"%PDF-1.4 test", **attrs: tuple[int, object]
@@ -307,23 +278,15 @@ async def test_get_jobs_filters(system: System) -> None:
     assert bad.code == Status.CLIENT_ERROR_ATTRIBUTES_OR_VALUES_NOT_SUPPORTED
 
 
-async def test_jobs_print_through_the_worker(system: System, tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    finished = trio.Event()
-    persist = system.job_finished
-
-    def job_finished(job: Job) -> None:
-        persist(job)
-        if job.state.is_terminal:
-            finished.set()
-
-    monkeypatch.setattr(system, "job_finished", job_finished)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(system.run)
-        job_id = job_attr(await print_job(system, b"%PDF-1.4 worker"), "job-id")
-        with trio.fail_after(10):
-            await finished.wait()
-        nursery.cancel_scope.cancel()
+async def test_jobs_print_through_the_worker(system: System, tmp_path: Path) -> None:
+    with system.bus.subscribe(kinds=["job-completed"]) as completions:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(system.run)
+            job_id = job_attr(await print_job(system, b"%PDF-1.4 worker"), "job-id")
+            with trio.fail_after(10):
+                event = await completions.receive()
+            assert isinstance(event, JobCompleted) and event.job.id == job_id
+            nursery.cancel_scope.cancel()
     job = system.jobs[job_id]  # type: ignore[index]
     assert job.state is JobState.COMPLETED
     assert (tmp_path / "out" / f"job-{job_id:05d}.prn").read_bytes() == b"%PDF-1.4 worker"

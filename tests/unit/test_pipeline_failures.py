@@ -7,11 +7,12 @@ from pathlib import Path
 
 import trio
 
-from drivers.driver import PrintOptions, get_driver
 from drivers.errors import ConversionError
 from drivers.filters.planner import Context, Plan
 from drivers.filters.stage import Inbox, Outbox, Progress, Stage
+from drivers.model.capabilities import PrintOptions
 from drivers.pipeline import _run
+from drivers.registry import get_driver
 from drivers.transport import JobInfo, open_transport
 
 

@@ -31,14 +31,23 @@ from drivers import (
 )
 from drivers import transport as transport_module
 from gateway.config import Config, PrinterConfig
+from gateway.core.events import (
+    Event,
+    JobCompleted,
+    JobProgress,
+    JobStateChanged,
+    PrinterStateChanged,
+    job_id_of,
+)
 from gateway.core.job import Job
 from gateway.core.printer import Printer
+from gateway.core.spool import SpoolBatch
 from gateway.core.system import PRINT_PATH, System
 from gateway.ipp.enums import JobState, Operation, PrinterState, Status, ValueTag
 from gateway.ipp.reader import decode_message
 from gateway.ipp.writer import encode_message, request
-from gateway.server import ops_jobs, ops_printer  # noqa: F401  (registers the handlers)
-from gateway.server.operations import Endpoint, dispatch
+from gateway.server.operation_table import dispatch
+from gateway.server.operations import Endpoint
 
 SCHEME = "policytest"
 PRINTER = "p"
@@ -159,22 +168,30 @@ def _system(tmp_path: Path, *, status_interval: float = 0.0) -> tuple[System, De
     device = _DEVICES[name] = Device()
     config = Config(spool=tmp_path / "spool", printers=(
         PrinterConfig(PRINTER, f"{SCHEME}://{name}/", status_interval=status_interval),))
-    return System(config), device
+    system = System(config)
+    system.store.run_blocking = _write_inline
+    return system, device
+
+
+async def _write_inline(write: Callable[[SpoolBatch], None], batch: SpoolBatch) -> None:
+    # The spool's writes, inline: a worker thread would let the autojump clock move while
+    # it runs (see _read), and the times asserted here would no longer be exact.
+    write(batch)
 
 
 def _printer(system: System) -> Printer:
     return system.printers[PRINTER]
 
 
-def _queue(system: System, data: bytes = DOCUMENT) -> Job:
+async def _queue(system: System, data: bytes = DOCUMENT) -> Job:
     """A job as Print-Job leaves it: created, its document spooled, then queued."""
     job = system.create_job(_printer(system), name="policy", user="test", template={},
                             document_format="application/octet-stream")
     file = system.spool.open_document(job.id)
     file.write(data)
     system.spool.finish_document(file)
-    job.has_document, job.document_bytes = True, len(data)
-    system.queue_job(job)
+    system.store.update(job, has_document=True, document_bytes=len(data))
+    await system.queue_job(job)
     return job
 
 
@@ -219,7 +236,7 @@ async def test_retry_waits_out_the_backoff_then_prints_once(
     printer = _printer(system)
     device.script = [_refused("connection refused"),
                      *[_refused("the device is offline", "offline") for _ in range(6)]]
-    job = _queue(system)
+    job = await _queue(system)
     async with _running(system):
         start = trio.current_time()
         await device.until_attempts(1)
@@ -250,7 +267,7 @@ async def test_backoff_starts_over_after_the_device_accepts(
         tmp_path: Path, autojump_clock: MockClock) -> None:
     system, device = _system(tmp_path)
     device.script = [_refused("connection refused")] * 3 + [None] + [_refused("timed out")]
-    first, second = _queue(system), _queue(system)
+    first, second = await _queue(system), await _queue(system)
     async with _running(system):
         await device.until_printed(2)
     assert device.attempted_jobs() == [first.id] * 4 + [second.id] * 2
@@ -266,7 +283,7 @@ async def test_status_shown_while_a_job_waits_to_retry(
     printer = _printer(system)
     device.status = DeviceStatus(frozenset({"media-empty"}), "Load paper in tray 2.")
     device.script = [_refused("connection refused")] * 5  # waits 1, 2, 5, 10, then 30 s
-    job = _queue(system)
+    job = await _queue(system)
     async with _running(system):
         await device.until_attempts(5)
         await trio.sleep_until(device.attempts[-1].at + 20)  # several status queries later
@@ -286,7 +303,7 @@ async def test_retry_current_goes_again_at_once_only_the_first_time(
     system, device = _system(tmp_path)
     hiccup: DriverError = TransportError("connection reset", Outcome.RETRY_CURRENT)
     device.script = [hiccup] * 4 + [None] + [hiccup]
-    first, second = _queue(system), _queue(system)
+    first, second = await _queue(system), await _queue(system)
     async with _running(system):
         await device.until_printed(2)
     assert device.attempted_jobs() == [first.id] * 5 + [second.id] * 2
@@ -303,7 +320,7 @@ async def test_hold_waits_for_release_and_the_queue_goes_on(
     system, device = _system(tmp_path)
     printer = _printer(system)
     device.script = [TransportError("the job needs manual feed", Outcome.HOLD)]
-    held, other = _queue(system), _queue(system)
+    held, other = await _queue(system), await _queue(system)
     async with _running(system):
         await device.until_printed(1)  # the next job prints meanwhile
         assert (held.state, held.reasons) == (JobState.PENDING_HELD,
@@ -330,7 +347,7 @@ async def test_stop_printer_keeps_the_jobs_until_resume(
     system, device = _system(tmp_path)
     printer = _printer(system)
     device.script = [TransportError("paper jam in tray 1", Outcome.STOP_PRINTER, reason=reason)]
-    first, second = _queue(system), _queue(system)
+    first, second = await _queue(system), await _queue(system)
     async with _running(system):
         await device.until_attempts(1)
         await trio.sleep(600)
@@ -341,7 +358,7 @@ async def test_stop_printer_keeps_the_jobs_until_resume(
                                                 ["printer-stopped", "job-queued"])
         assert (second.state, second.reasons) == (JobState.PENDING, ["job-queued"])
         await _operate(system, Operation.RESUME_PRINTER)
-        assert first.reasons == ["job-queued"]
+        assert "printer-stopped" not in first.reasons  # queued again, or printing already
         await device.until_printed(2)
     assert [job_id for job_id, _ in device.printed] == [first.id, second.id]
     assert first.state is second.state is JobState.COMPLETED
@@ -361,8 +378,8 @@ async def test_cancel_outcome_aborts_the_job_and_the_next_prints(
         reason: str) -> None:
     system, device = _system(tmp_path)
     device.script = [failure]
-    doomed = _queue(system, document)
-    after = _queue(system)
+    doomed = await _queue(system, document)
+    after = await _queue(system)
     async with _running(system):
         await device.until_printed(1)
         await trio.sleep(600)
@@ -381,7 +398,7 @@ async def test_cancel_job_during_a_long_backoff_settles_at_once(
     system, device = _system(tmp_path)
     printer = _printer(system)
     device.script = [_refused("connection refused")] * 6
-    job = _queue(system)
+    job = await _queue(system)
     async with _running(system):
         await device.until_attempts(6)  # now waiting 60 s
         assert device.gaps() == [1, 2, 5, 10, 30]
@@ -400,10 +417,10 @@ async def test_a_new_job_does_not_cut_a_backoff_short(
         tmp_path: Path, autojump_clock: MockClock) -> None:
     system, device = _system(tmp_path)
     device.script = [_refused("connection refused")] * 5  # the fifth waits 30 s
-    failing = _queue(system)
+    failing = await _queue(system)
     async with _running(system):
         await device.until_attempts(5)
-        _queue(system)
+        await _queue(system)
         await device.until_printed(2)
     assert device.attempted_jobs()[:6] == [failing.id] * 6
     assert device.gaps()[:5] == [1, 2, 5, 10, 30]
@@ -417,7 +434,7 @@ async def test_a_paused_printer_prints_nothing_then_the_queue_in_order(
     printer = _printer(system)
     async with _running(system):
         await _operate(system, Operation.PAUSE_PRINTER)
-        jobs = [_queue(system) for _ in range(3)]
+        jobs = [await _queue(system) for _ in range(3)]
         await trio.sleep(600)
         assert device.attempts == []
         assert (printer.state, printer.state_reasons) == (PrinterState.STOPPED, ["paused"])
@@ -427,3 +444,72 @@ async def test_a_paused_printer_prints_nothing_then_the_queue_in_order(
     assert [job_id for job_id, _ in device.printed] == [job.id for job in jobs]
     assert all(job.state is JobState.COMPLETED for job in jobs)
     _assert_idle(printer)
+
+
+# -- the bus: every transition, in order ------------------------------------------------------
+
+P, H, R = JobState.PENDING, JobState.PENDING_HELD, JobState.PROCESSING
+
+
+def _transitions(events: list[Event], job: Job) -> list[tuple[str, JobState]]:
+    """The job's events but progress, as (kind, state); revisions must only grow."""
+    mine = [e for e in events if job_id_of(e) == job.id]
+    revisions = [e.revision for e in mine]
+    assert revisions == sorted(set(revisions))
+    return [(e.kind, e.job.state) for e in mine  # type: ignore[union-attr]
+            if not isinstance(e, JobProgress)]
+
+
+async def test_the_bus_sees_a_printed_job_from_created_to_completed(
+        tmp_path: Path, autojump_clock: MockClock) -> None:
+    system, device = _system(tmp_path)
+    with system.bus.subscribe() as subscription:
+        job = await _queue(system)
+        async with _running(system):
+            await device.until_printed(1)
+        events = subscription.drain()
+    assert _transitions(events, job) == [
+        ("job-created", H), ("job-state-changed", P), ("job-state-changed", R),
+        ("job-completed", JobState.COMPLETED)]
+    progress = [e for e in events if isinstance(e, JobProgress)]
+    assert progress and progress[-1].job.bytes_sent == len(DOCUMENT)
+    states = [e.printer.state for e in events if isinstance(e, PrinterStateChanged)]
+    assert states == [PrinterState.PROCESSING, PrinterState.IDLE]
+
+
+async def test_the_bus_sees_a_job_fail_retry_and_complete(
+        tmp_path: Path, autojump_clock: MockClock) -> None:
+    system, device = _system(tmp_path)
+    device.script = [_refused("connection refused")]
+    with system.bus.subscribe() as subscription:
+        job = await _queue(system)
+        async with _running(system):
+            await device.until_printed(1)
+        events = subscription.drain()
+    assert _transitions(events, job) == [
+        ("job-created", H), ("job-state-changed", P), ("job-state-changed", R),
+        ("job-state-changed", P), ("job-state-changed", R),
+        ("job-completed", JobState.COMPLETED)]
+    requeued = [e for e in events if isinstance(e, JobStateChanged) and e.previous is R]
+    assert requeued[0].job.message == "connection refused"
+    assert requeued[0].job.reasons == ("job-queued",)
+
+
+async def test_the_bus_sees_a_canceled_job_end(
+        tmp_path: Path, autojump_clock: MockClock) -> None:
+    system, device = _system(tmp_path)
+    device.script = [_refused("connection refused")]
+    with system.bus.subscribe() as subscription:
+        job = await _queue(system)
+        async with _running(system):
+            await device.until_attempts(1)  # now it waits out its backoff
+            await _operate(system, Operation.CANCEL_JOB, job)
+            await trio.testing.wait_all_tasks_blocked()
+        events = subscription.drain()
+    assert _transitions(events, job) == [
+        ("job-created", H), ("job-state-changed", P), ("job-state-changed", R),
+        ("job-state-changed", P), ("job-completed", JobState.CANCELED)]
+    assert not device.printed
+    (completed,) = [e for e in events if isinstance(e, JobCompleted)]
+    assert completed.job.reasons == ("job-canceled-by-user",)
+    assert completed.previous is P  # canceled while it waited out its backoff

@@ -16,22 +16,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drivers.errors import ConversionError
-from drivers.filters import accel, convert, packet_reader
+from drivers.filters import convert, packet_reader
 from drivers.filters.convert import _THRESHOLD_MATRIX, Ditherer
-from drivers.filters.packbits import packbits_bilevel_py, packbits_py, unpackbits
+from drivers.filters.linecodec import LineOverflow, decode_line_py, encode_packets
 from drivers.filters.pwg_raster import PwgRasterReader, PwgRasterWriter
-from drivers.filters.raster import (
-    LineOverflow,
-    PixelFormat,
-    RasterEvent,
-    RasterPage,
-    Row,
-    decode_line_py,
-    encode_packets,
-)
 from drivers.filters.urf import UrfReader, UrfWriter
 from drivers.languages import pcl
 from drivers.languages.pcl import _delta_row_py, _pcl_band_py
+from drivers.model import accel
+from drivers.model.packbits import packbits_bilevel_py, packbits_py, unpackbits
+from drivers.model.raster import PixelFormat, RasterEvent, RasterPage, Row
 
 ROOT = Path(__file__).resolve().parents[2]
 EXTENSION = accel.load_extension()
@@ -285,8 +279,9 @@ def test_readers_give_the_same_events_and_errors_with_and_without_c(
 
 def test_active_implementation_follows_the_environment() -> None:
     probe = (
-        "from drivers.filters import accel, convert, raster; from drivers.languages import pcl; "
-        "print(accel.ACCELERATED, raster.decode_line, pcl._pcl_band, convert._native_dither)"
+        "from drivers.filters import convert, linecodec; from drivers.languages import pcl; "
+        "from drivers.model import accel; "
+        "print(accel.ACCELERATED, linecodec.decode_line, pcl._pcl_band, convert._native_dither)"
     )
     for forced, expected in (("1", "False <function decode_line_py"), ("", str(bool(EXTENSION)))):
         env = {**os.environ, accel.PURE_PYTHON_ENV: forced}

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from drivers.driver import get_driver
-from drivers.filters import planner
+from drivers.driver import accepted_formats
+from drivers.registry import get_driver
 from drivers.transport import DeviceStatus
 from gateway import logs
 from gateway.config import (
@@ -32,7 +32,8 @@ from gateway.core.job import Job
 from gateway.core.printer import capabilities_for
 from gateway.core.spool import Spool
 from gateway.core.spool_lock import LockInfo, SpoolInUse, SpoolLock, read_lock_info
-from gateway.core.system import JOB_ID_BLOCK, System
+from gateway.core.store import JOB_ID_BLOCK
+from gateway.core.system import System
 from gateway.ratelimit import LogRateLimiter, client_key
 from gateway.server.http import HttpRequest, HttpResponse, RequestBody
 from gateway.server.switch import SwitchableApp
@@ -71,10 +72,10 @@ def test_printer_argument_errors(text: str, message: str) -> None:
 def test_raw_queue_passes_only_octet_stream_unless_told() -> None:
     raw = get_driver("raw")
     bare = capabilities_for(raw, PrinterConfig("p", "file:///tmp/x/"))
-    assert planner.accepted_formats(raw, bare) == ("application/octet-stream",)
+    assert accepted_formats(raw, bare) == ("application/octet-stream",)
     listed = capabilities_for(raw, parse_printer_arg(
         "p=file:///tmp/x/,formats=application/pdf,application/octet-stream"))
-    assert set(planner.accepted_formats(raw, listed)) == {"application/pdf",
+    assert set(accepted_formats(raw, listed)) == {"application/pdf",
                                                           "application/octet-stream"}
 
 
@@ -82,7 +83,7 @@ def test_default_printer_converts(tmp_path: Path) -> None:
     printer = default_printer(tmp_path)
     assert printer.driver == DEFAULT_PRINTER_DRIVER != "raw"
     caps = capabilities_for(get_driver(printer.driver), printer)
-    assert "application/pdf" in planner.accepted_formats(get_driver(printer.driver), caps)
+    assert "application/pdf" in accepted_formats(get_driver(printer.driver), caps)
 
 
 def test_server_user_and_log_file_keys() -> None:
@@ -147,37 +148,39 @@ def _system(spool: Path, *printers: str, history: int = 200) -> System:
         PrinterConfig(name, f"file://{spool}/out/{name}/") for name in printers)))
 
 
-def _new_job(system: System, printer: str) -> Job:
-    return system.create_job(system.printers[printer], name="n", user="u", template={},
-                             document_format="application/octet-stream")
+async def _new_job(system: System, printer: str) -> Job:
+    job = system.create_job(system.printers[printer], name="n", user="u", template={},
+                            document_format="application/octet-stream")
+    await system.store.flushed()  # as the request that creates it does before answering
+    return job
 
 
-def test_job_ids_survive_a_crash_and_a_clean_stop(tmp_path: Path) -> None:
+async def test_job_ids_survive_a_crash_and_a_clean_stop(tmp_path: Path) -> None:
     system = _system(tmp_path, "a", history=0)
-    assert [_new_job(system, "a").id for _ in range(3)] == [1, 2, 3]
+    assert [(await _new_job(system, "a")).id for _ in range(3)] == [1, 2, 3]
     for job_id in list(system.jobs):  # every record gone, as a trimmed history leaves it
         system.spool.delete(job_id)
     crashed = _system(tmp_path, "a", history=0)  # no close(): the reserved block is skipped
-    assert _new_job(crashed, "a").id == 1 + JOB_ID_BLOCK
-    crashed.close()
+    assert (await _new_job(crashed, "a")).id == 1 + JOB_ID_BLOCK
+    await crashed.store.close()
     for job_id in list(crashed.jobs):
         crashed.spool.delete(job_id)
-    assert _new_job(_system(tmp_path, "a"), "a").id == 2 + JOB_ID_BLOCK
+    assert (await _new_job(_system(tmp_path, "a"), "a")).id == 2 + JOB_ID_BLOCK
 
 
-def test_jobs_of_an_unconfigured_printer_are_kept(tmp_path: Path,
+async def test_jobs_of_an_unconfigured_printer_are_kept(tmp_path: Path,
                                                   caplog: pytest.LogCaptureFixture) -> None:
     system = _system(tmp_path, "office")
-    job = _new_job(system, "office")
+    job = await _new_job(system, "office")
     spool = Spool(tmp_path)
     spool.open_document(job.id).close()
-    system.close()
+    await system.store.close()
     with caplog.at_level(logging.WARNING):
         renamed = _system(tmp_path, "front")
     assert list(renamed.orphans) == [job.id] and not renamed.jobs
     assert "printer 'office' is not configured; its 1 job(s)" in caplog.text
     assert spool.record_path(job.id).exists() and spool.document_path(job.id).exists()
-    assert _new_job(renamed, "front").id == job.id + 1  # never the orphan's id again
+    assert (await _new_job(renamed, "front")).id == job.id + 1  # never the orphan's id again
     back = _system(tmp_path, "office", "front")
     assert job.id in back.jobs and not back.orphans
 
@@ -258,11 +261,9 @@ class _SlowApp:
     def __init__(self, name: str, release: trio.Event) -> None:
         self.name, self.release = name, release
 
-    async def handle_ipp(self, request: HttpRequest, body: RequestBody) -> bytes:
-        await self.release.wait()
-        return self.name.encode()
-
-    async def handle_get(self, request: HttpRequest) -> HttpResponse:
+    async def handle(self, request: HttpRequest, body: RequestBody) -> HttpResponse:
+        if request.method == "POST":
+            await self.release.wait()
         return HttpResponse(200, [], self.name.encode())
 
 
@@ -270,9 +271,9 @@ async def test_switch_waits_for_requests_in_flight_and_holds_new_ones() -> None:
     release = trio.Event()
     app = SwitchableApp(_SlowApp("old", release))
     request = HttpRequest("POST", "/", "/", [], "h", 1, "ipp", "c")
-    answers: list[bytes] = []
+    answers: list[HttpResponse] = []
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(lambda: _collect(answers, app.handle_ipp(request, None)))  # type: ignore[arg-type]
+        nursery.start_soon(lambda: _collect(answers, app.handle(request, None)))  # type: ignore[arg-type]
         await trio.testing.wait_all_tasks_blocked()
         assert app.in_flight == 1
         with trio.move_on_after(1) as quick:
@@ -282,12 +283,12 @@ async def test_switch_waits_for_requests_in_flight_and_holds_new_ones() -> None:
         release.set()
         async with app.closed() as drained:
             assert drained
-            nursery.start_soon(lambda: _collect(answers, app.handle_get(request)))  # type: ignore[arg-type]
+            get = HttpRequest("GET", "/", "/", [], "h", 1, "ipp", "c")
+            nursery.start_soon(lambda: _collect(answers, app.handle(get, None)))  # type: ignore[arg-type]
             await trio.testing.wait_all_tasks_blocked()
             assert len(answers) == 1  # held at the door while closed
             app.current = _SlowApp("new", release)
-    assert answers[0] == b"old"
-    assert isinstance(answers[1], HttpResponse) and answers[1].body == b"new"
+    assert [answer.body for answer in answers] == [b"old", b"new"]
 
 
 async def _collect(answers: list, call) -> None:  # type: ignore[no-untyped-def, type-arg]
