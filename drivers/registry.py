@@ -13,7 +13,8 @@ How to add a language (say ESC/P, in `drivers/languages/escp.py`):
      and/or a text writer fulfilling `drivers.filters.text.TextWriter` (`start_job`,
      `page(lines)`, `end_job`), made per job from (options, caps[, layout]);
    - a `Driver` subclass with class attributes `family`, `native_formats`, `convertible`
-     (every format it prints, native included: e.g. `(*DOCUMENT_FORMATS, ESCP)`), and, when
+     (every format it prints, native included: `(*DOCUMENT_FORMATS, PCL)` for PCL 5, just
+     `DOCUMENT_FORMATS` for ESC/P, which has no native format), and, when
      they apply, `collates`, `pjl_language` (its `@PJL ENTER LANGUAGE=` name; None: no PJL
      wrapper) and `passes_through`;
    - its `route(fmt)`: for each format, a plan from `drivers.filters.planner` —

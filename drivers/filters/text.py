@@ -40,8 +40,10 @@ def layout(options: PrintOptions, caps: Capabilities) -> TextLayout:
     if landscape:
         width, height = height, width
     top, bottom, left, right = (max(m * 72 / 2540, 18.0) for m in caps.margins)
-    columns = max(10, int((width - left - right) // CHAR_WIDTH))
-    lines = max(5, int((height - top - bottom) // LINE_HEIGHT))
+    # Rounded before flooring: in binary floating point 576 // 7.2 is 79.0, one column short
+    # on US Letter.
+    columns = max(10, int(round((width - left - right) / CHAR_WIDTH, 6)))
+    lines = max(5, int(round((height - top - bottom) / LINE_HEIGHT, 6)))
     return TextLayout(columns, lines, landscape, left, top, width, height)
 
 

@@ -47,11 +47,10 @@ Text is draft (ESC x 0) at print-quality 3, and at 4 on 9-pin; letter quality ot
 
 from __future__ import annotations
 
-import codecs
 import math
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -72,7 +71,7 @@ from drivers.model.formats import DOCUMENT_FORMATS, OCTET_STREAM, TEXT
 from drivers.model.raster import PixelFormat, RasterPage, Row
 
 ESC = b"\x1b"
-CR, LF, FF = b"\r", b"\n", b"\x0c"
+CR, FF = b"\r", b"\x0c"
 INIT = ESC + b"@"
 KINDS = ("9pin", "24pin", "escp2")
 ESCP2_UNIT = 360  # ESC ( U 01 00 0A: 10/3600" = 1/360"
@@ -499,29 +498,12 @@ class EscpTextLayout:
     top_lines: int = 0  # blank lines at the top of each page
 
 
-def text_layout(model: EscpModel, width_pt: float, height_pt: float,
-                margins_pt: tuple[float, float, float, float] = (0, 0, 0, 0)) -> EscpTextLayout:
-    """The layout of a page of `width_pt` x `height_pt`; margins top, bottom, left, right.
-    The page is at most the model's printable width and 127 lines (ESC C's limit)."""
-    top, bottom, left, right = margins_pt
-    char_pt, line_pt = 72 / TEXT_CPI, 72 / TEXT_LPI
-    page_lines = min(127, int(height_pt / line_pt + 1e-6))
-    top_lines, bottom_lines = round(top / line_pt), round(bottom / line_pt)
-    width = min(width_pt, model.printable_width_in * 72)
-    left_columns = round(left / char_pt)
-    columns = int((width - left_columns * char_pt - right) / char_pt + 1e-6)
-    lines = page_lines - top_lines - bottom_lines
-    if columns < 10 or lines < 5:
-        raise ConversionError(f"a text page of {columns} columns and {lines} lines is too small")
-    return EscpTextLayout(columns, lines, page_lines, left_columns, top_lines)
-
-
 def formatter_layout(model: EscpModel, columns: int, lines: int, left_pt: float, top_pt: float,
                      page_height_pt: float) -> EscpTextLayout:
-    """The layout for pages set by another paginator (the shared text formatter's columns,
-    lines and margins): the left margin narrowed where the lines would pass the carriage,
-    the top margin where the lines would pass the page. A layout that cannot fit at all (a
-    landscape page, say) is refused."""
+    """The shared text formatter's layout (its columns, lines and margins) in the printer's
+    terms: the left margin narrowed where the lines would pass the carriage, the top margin
+    where the lines would pass the page. A layout that cannot fit at all (a landscape page,
+    say) is refused."""
     page_lines = min(127, int(page_height_pt * TEXT_LPI / 72 + 1e-6))
     if columns > model.text_columns or lines > page_lines:
         raise ConversionError(
@@ -578,7 +560,8 @@ class EscpTextWriter:
         try:
             return line.encode("cp437")
         except UnicodeEncodeError:
-            return b"".join(self._char(ch) for ch in line)
+            # Composed first: a letter and its combining accent are one character on paper.
+            return b"".join(self._char(ch) for ch in unicodedata.normalize("NFC", line))
 
     def _char(self, ch: str) -> bytes:
         if (known := self._encoded.get(ch)) is None:
@@ -590,120 +573,6 @@ class EscpTextWriter:
                 known = plain.encode("cp437", "replace") if len(plain) == 1 else b"?"
             self._encoded[ch] = known
         return known
-
-
-_TOKENS = re.compile(r"\r\n|\n|\f|\r|\t|[^\r\n\f\t]+")
-TAB = 8
-
-
-class EscpTextConverter:
-    """A converter (feed bytes, get bytes) for text/plain: UTF-8 text laid out in lines of
-    `layout.columns` (longer lines wrap, tabs every 8), `layout.lines` a page; a form feed
-    starts a new page. A bare CR overprints the line being printed, as the printer does.
-
-    Memory: the line and the page being set, never more. `wanted(page)` selects pages
-    (page-ranges); `on_page()` is called for each page sent."""
-
-    def __init__(self, writer: EscpTextWriter, on_page: Callable[[], None],
-                 wanted: Callable[[int], bool] | None = None) -> None:
-        self.writer = writer
-        self._on_page = on_page
-        self._wanted = wanted
-        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        self._line: list[str] = []
-        self._col = 0
-        self._open = False  # the current line has had something in it
-        self._page: list[str] = []
-        self._full = False  # the last page went because it was full: a form feed adds none
-        self._pending_cr = False  # a CR at the end of a chunk: maybe half of CR LF
-        self._visible = False
-        self._started = False
-        self.pages = 0
-
-    def feed(self, data: bytes) -> Iterator[bytes]:
-        yield from self._text(self._decoder.decode(data))
-
-    def finish(self) -> Iterator[bytes]:
-        yield from self._text(self._decoder.decode(b"", final=True))
-        if self._pending_cr:
-            self._pending_cr = False
-            self._carriage_return()
-        if self._open:
-            yield from self._end_line()
-        if self._page:
-            yield from self._flush()
-        if not self._visible:
-            raise ConversionError("the text document has nothing to print")
-        yield from self._start()
-        yield self.writer.end_job()
-
-    def _text(self, text: str) -> Iterator[bytes]:
-        if self._pending_cr:
-            self._pending_cr = False
-            text = "\r" + text
-        if text.endswith("\r"):
-            self._pending_cr, text = True, text[:-1]
-        for token in _TOKENS.findall(text):
-            if token in ("\n", "\r\n"):
-                yield from self._end_line()
-            elif token == "\f":
-                yield from self._form_feed()
-            elif token == "\r":
-                self._carriage_return()
-            elif token == "\t":
-                yield from self._put(" " * (TAB - self._col % TAB))
-            else:
-                run = _CONTROL.sub("", unicodedata.normalize("NFC", token))
-                self._visible = self._visible or (not run.isspace() and bool(run))
-                yield from self._put(run)
-
-    def _carriage_return(self) -> None:
-        self._col = 0
-        self._open = True
-
-    def _put(self, run: str) -> Iterator[bytes]:
-        columns = self.writer.layout.columns
-        while run:
-            if self._col == columns:
-                yield from self._end_line()
-            take = run[: columns - self._col]
-            run = run[len(take) :]
-            line, col = self._line, self._col
-            for i, ch in enumerate(take, col):
-                if i == len(line):
-                    line.append(ch)
-                elif ch != " ":
-                    line[i] = ch
-            self._col = col + len(take)
-            self._open = True
-
-    def _end_line(self) -> Iterator[bytes]:
-        self._page.append("".join(self._line).rstrip())
-        self._line, self._col, self._open, self._full = [], 0, False, False
-        if len(self._page) == self.writer.layout.lines:
-            yield from self._flush()
-            self._full = True
-
-    def _form_feed(self) -> Iterator[bytes]:
-        if self._open:
-            yield from self._end_line()
-        if not self._full:
-            yield from self._flush()
-        self._full = False
-
-    def _flush(self) -> Iterator[bytes]:
-        page, self._page = self._page, []
-        self.pages += 1
-        if self._wanted is not None and not self._wanted(self.pages):
-            return
-        yield from self._start()
-        yield self.writer.page(page)
-        self._on_page()
-
-    def _start(self) -> Iterator[bytes]:
-        if not self._started:
-            self._started = True
-            yield self.writer.start_job()
 
 
 # -- a job's writers ------------------------------------------------------------------------

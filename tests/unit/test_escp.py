@@ -8,6 +8,7 @@ import random
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -15,7 +16,8 @@ import pytest
 
 from drivers.errors import ConversionError
 from drivers.filters.planner import Context, CopyPlan
-from drivers.filters.text import TextLayout
+from drivers.filters.stage import ConverterStage
+from drivers.filters.text import TextFormatter, TextLayout
 from drivers.languages.escp import (
     MODELS,
     Escp,
@@ -23,20 +25,18 @@ from drivers.languages.escp import (
     EscpRaster,
     EscpRasterWriter,
     EscpText,
-    EscpTextConverter,
     EscpTextLayout,
-    EscpTextWriter,
     _Resampler,
     _Transposer,
     escp2_rle,
     formatter_layout,
-    text_layout,
 )
 from drivers.model.capabilities import (
     LANDSCAPE,
     MEDIA_SIZES,
     PORTRAIT,
     REVERSE_PORTRAIT,
+    MediaSize,
     PrintOptions,
 )
 from drivers.model.formats import DOCUMENT_FORMATS, PDF, TEXT
@@ -235,22 +235,6 @@ def test_escp2_tiny_page_bytes() -> None:
     )
 
 
-def test_text_job_bytes() -> None:
-    model = MODELS["escp-24pin"]
-    writer = EscpTextWriter(model, 4, EscpTextLayout(columns=10, lines=5, page_lines=66,
-                                                     left_columns=3, top_lines=1))
-    pages: list[bytes] = []
-    converter = EscpTextConverter(writer, lambda: pages.append(b""))
-    data = b"".join(converter.feed("héllo\tx\n".encode()))
-    data += b"".join(converter.finish())
-    assert data == (
-        ESC + b"@" + ESC + b"x\x01" + ESC + b"R\x00" + ESC + b"t\x01" + ESC + b"6"
-        + ESC + b"P" + ESC + b"2" + ESC + b"O" + ESC + b"C\x42" + ESC + b"l\x03"
-        + b"\r\n" + b"h\x82llo   x" + b"\r\x0c" + ESC + b"@"
-    )
-    assert len(pages) == 1
-
-
 # -- raster round trips ---------------------------------------------------------------------
 
 
@@ -382,22 +366,45 @@ def test_the_reader_rejects_what_it_does_not_know() -> None:
 
 # -- text -----------------------------------------------------------------------------------
 
+# A small sheet for the shared layout: 20 columns of 7.2 points and 6 lines of 12 points between
+# its 1/4" margins; 9 lines (ESC C) a page, 2 blank ones at the top, a left margin of 2 columns.
+SMALL = MediaSize("custom_small_181x108pt", 6386, 3810)
+SMALL_LAYOUT = EscpTextLayout(columns=20, lines=6, page_lines=9, left_columns=2, top_lines=2)
 
-def run_text(data: bytes | list[bytes], layout: EscpTextLayout, name: str = "escp-24pin",
-             quality: int = 4, wanted: object = None) -> tuple[bytes, int]:
-    model = MODELS[name]
-    writer = EscpTextWriter(model, quality, layout)
+
+def text_converter(name: str, options: PrintOptions,
+                   on_page: Callable[[], None]) -> tuple[TextFormatter, EscpTextLayout]:
+    """The converter the driver's text plan runs, and the layout its writer prints at."""
+    driver = get_driver(name)
+    caps = driver.capabilities.with_changes(media=(*driver.capabilities.media, SMALL))
+    plan = driver.plan(TEXT, caps)
+    assert plan is not None
+    [stage] = plan.stages(Context(driver, caps, options))
+    assert isinstance(stage, ConverterStage)
+    formatter = getattr(stage, "_make")(on_page)  # noqa: B009 - the stage makes it per run
+    assert isinstance(formatter, TextFormatter)
+    layout = formatter.layout
+    return formatter, formatter_layout(MODELS[name], layout.columns, layout.lines, layout.left,
+                                       layout.top, layout.page_height)
+
+
+def run_text(data: bytes | list[bytes], name: str = "escp-24pin", quality: int = 4,
+             media: str = SMALL.name, page_ranges: tuple[tuple[int, int], ...] = (),
+             ) -> tuple[bytes, int, EscpTextLayout]:
+    """The job's bytes, the pages reported, and the ESC/P layout of the shared formatter's."""
     sent: list[int] = []
-    converter = EscpTextConverter(writer, lambda: sent.append(1),
-                                  wanted if callable(wanted) else None)
+    options = PrintOptions(print_quality=quality, media=media, page_ranges=page_ranges)
+    converter, layout = text_converter(name, options, lambda: sent.append(1))
     chunks = data if isinstance(data, list) else [data]
     out = b"".join(piece for chunk in chunks for piece in converter.feed(chunk))
-    return out + b"".join(converter.finish()), len(sent)
+    return out + b"".join(converter.finish()), len(sent), layout
 
 
 def text_pages(out: bytes, layout: EscpTextLayout, name: str = "escp-24pin") -> list[list[str]]:
     model = MODELS[name]
     job = decode_escp(out, model.kind, columns=model.text_columns)
+    assert job.state["ESC C"] == layout.page_lines
+    assert job.state.get("ESC l", 0) == layout.left_columns
     pages = []
     for page in job.pages:
         assert page.length == Fraction(layout.page_lines, 6)
@@ -406,21 +413,35 @@ def text_pages(out: bytes, layout: EscpTextLayout, name: str = "escp-24pin") -> 
     return pages
 
 
-LAYOUT = EscpTextLayout(columns=20, lines=6, page_lines=10, left_columns=2, top_lines=2)
+def test_the_small_sheet_has_the_layout_the_tests_expect() -> None:
+    _, _, layout = run_text(b"x")
+    assert layout == SMALL_LAYOUT
+
+
+def test_text_job_bytes() -> None:
+    """A4 in the shared layout: 77 columns, 67 lines, ESC C 70, ESC l 2, 2 blank top lines."""
+    out, sent, layout = run_text("héllo\tx\n".encode(), media="iso_a4_210x297mm")
+    assert layout == EscpTextLayout(77, 67, 70, 2, 2)
+    assert out == (
+        ESC + b"@" + ESC + b"x\x01" + ESC + b"R\x00" + ESC + b"t\x01" + ESC + b"6"
+        + ESC + b"P" + ESC + b"2" + ESC + b"O" + ESC + b"C\x46" + ESC + b"l\x02"
+        + b"\r\n\r\n" + b"h\x82llo   x" + b"\r\x0c" + ESC + b"@"
+    )
+    assert sent == 1
 
 
 def test_text_wraps_long_lines() -> None:
-    out, sent = run_text(b"x" * 45 + b"\n" + b"12345678901234567890\nend", LAYOUT)
-    assert text_pages(out, LAYOUT) == [
+    out, sent, layout = run_text(b"x" * 45 + b"\n" + b"12345678901234567890\nend")
+    assert text_pages(out, layout) == [
         ["x" * 20, "x" * 20, "x" * 5, "12345678901234567890", "end"]]
     assert sent == 1
 
 
 def test_text_pages_by_length_and_form_feed() -> None:
     lines = b"".join(b"line %d\n" % n for n in range(8))
-    out, sent = run_text(b"\fa\fb\n\f" + lines + b"\f" + b"x\n" * 6 + b"\fz", LAYOUT)
-    assert text_pages(out, LAYOUT) == [
-        [""],  # a form feed first: a blank page (a page of one empty line)
+    out, sent, layout = run_text(b"\fa\fb\n\f" + lines + b"\f" + b"x\n" * 6 + b"\fz")
+    assert text_pages(out, layout) == [
+        [""],  # a form feed first: a blank page (as the reader sees it: one empty line)
         ["a"],
         ["b"],  # the line before the form feed is not followed by a blank one
         [f"line {n}" for n in range(6)],
@@ -430,20 +451,19 @@ def test_text_pages_by_length_and_form_feed() -> None:
     ]
     assert sent == 7
     job = decode_escp(out, "24pin")
-    assert job.state["ESC C"] == 10 and "LF" in job.commands
+    assert job.commands.count("FF") == 7 and "LF" in job.commands
 
 
 def test_text_page_length_from_the_media() -> None:
-    model = MODELS["escp-9pin"]
-    layout = text_layout(model, *A4_PT, margins_pt=(12, 12, 18, 18))
-    assert layout == EscpTextLayout(columns=75, lines=68, page_lines=70, left_columns=2,
-                                    top_lines=1)
-    letter = text_layout(model, 612, 792)
-    assert (letter.page_lines, letter.columns, letter.lines) == (66, 80, 66)
-    out, _ = run_text(b"".join(b"%d\n" % n for n in range(140)), letter, "escp-9pin")
+    # Letter in the shared layout: 63 lines, ESC C 66; the lines nearly fill the 80-column
+    # carriage, so the left margin is what is left of it.
+    out, _, letter = run_text(b"".join(b"%d\n" % n for n in range(140)), "escp-9pin",
+                              media="na_letter_8.5x11in")
+    assert (letter.lines, letter.page_lines, letter.top_lines) == (63, 66, 2)
+    assert letter.columns == 80 and letter.left_columns == 0
     pages = text_pages(out, letter, "escp-9pin")
-    assert [len(p) for p in pages] == [66, 66, 8]  # full pages end without a stray line feed
-    assert pages[1][0] == "66"
+    assert [len(p) for p in pages] == [63, 63, 14]  # full pages end without a stray line feed
+    assert pages[1][0] == "63" and pages[2][-1] == "139"
 
 
 def test_a_layout_from_another_paginator_fits_the_carriage() -> None:
@@ -457,25 +477,25 @@ def test_a_layout_from_another_paginator_fits_the_carriage() -> None:
 
 
 def test_text_outside_pc437_prints_safely() -> None:
-    text = "Grüße \u2013 \u201ezitat\u201c \u2022 ñ 日本 \x1b@ \x07bell € e\u0301\n"
-    out, _ = run_text(text.encode(), LAYOUT)
+    text = "Grüße \u2013 \u201ezitat\u201c \u2022 ñ 日本 \x1b@ \x07bell\x08\u009b € e\u0301\n"
+    out, _, layout = run_text(text.encode())
     body = out[out.index(b"\r\n") : -2]  # the lines, without the header and the ESC @ after
     assert not re.search(rb"[\x00-\x09\x0b\x0e-\x1f\x7f]", body)  # no command sneaks in
-    assert text_pages(out, LAYOUT) == [["Grüße - \"zitat\" ∙ ñ", "?? @ bell ? é"]]
+    assert text_pages(out, layout) == [["Grüße - \"zitat\" ∙ ñ", "?? @ bell ? é"]]
 
 
 def test_text_streams_in_any_chunks() -> None:
     data = "a\r\nbé\tc\r\r\nd\fe\ré_\n".encode() * 20
-    whole, _ = run_text(data, LAYOUT)
-    pieces, _ = run_text([data[i : i + 1] for i in range(len(data))], LAYOUT)
+    whole, _, layout = run_text(data)
+    pieces, _, _ = run_text([data[i : i + 1] for i in range(len(data))])
     assert pieces == whole
-    pages = text_pages(whole, LAYOUT)
+    pages = text_pages(whole, layout)
     assert pages[:2] == [["a", "bé      c", "d"], ["é_", "a", "bé      c", "d"]]
 
 
 def test_text_overstrike_and_tabs() -> None:
-    out, _ = run_text(b"abc  def\r___\nx\ty\n", LAYOUT)
-    assert text_pages(out, LAYOUT) == [["___  def", "x       y"]]
+    out, _, layout = run_text(b"abc  def\r___\nx\ty\n")
+    assert text_pages(out, layout) == [["___  def", "x       y"]]
 
 
 def test_corpus_text_file_prints_line_for_line() -> None:
@@ -484,10 +504,8 @@ def test_corpus_text_file_prints_line_for_line() -> None:
     if not source.exists():
         pytest.skip("the corpus is not here")
     data = source.read_bytes()
-    model = MODELS["escp-24pin"]
-    layout = text_layout(model, *A4_PT, margins_pt=(18, 18, 18, 18))
     chunks = [data[i : i + 4096] for i in range(0, len(data), 4096)]
-    out, sent = run_text(chunks, layout)
+    out, sent, layout = run_text(chunks, media="iso_a4_210x297mm")
     pages = text_pages(out, layout)
     want = []
     for line in data.decode().replace("\f", "").split("\n")[:-1]:
@@ -502,10 +520,10 @@ def test_corpus_text_file_prints_line_for_line() -> None:
 
 
 def test_text_page_ranges_and_empty_documents() -> None:
-    out, sent = run_text(b"one\ftwo\fthree", LAYOUT, wanted=lambda page: page != 2)
-    assert text_pages(out, LAYOUT) == [["one"], ["three"]] and sent == 2
+    out, sent, layout = run_text(b"one\ftwo\fthree", page_ranges=((1, 1), (3, 3)))
+    assert text_pages(out, layout) == [["one"], ["three"]] and sent == 2
     with pytest.raises(ConversionError, match="nothing to print"):
-        run_text(b" \n\t\n", LAYOUT)
+        run_text(b" \n\t\n")
 
 
 # -- Ghostscript ----------------------------------------------------------------------------

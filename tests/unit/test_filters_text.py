@@ -59,6 +59,13 @@ def test_layout_from_media_margins_and_orientation() -> None:
     assert landscape.landscape and landscape.columns > landscape.lines
 
 
+def test_layout_counts_the_columns_that_fit_exactly() -> None:
+    # US Letter with 1/4 inch margins is 8 inches of 1/10 inch characters: 80, not the 79
+    # that flooring 576 / 7.2 in binary floating point gives.
+    letter = layout(PrintOptions(media="na_letter_8.5x11in"), Capabilities())
+    assert letter.columns == 80
+
+
 @pytest.mark.parametrize("chunks, expected", [
     ([b"a\nb\n"], b"a\r\nb\r\n\f"),
     ([b"a\r", b"\nb"], b"a\r\nb\r\n\f"),
