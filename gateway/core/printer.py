@@ -141,9 +141,6 @@ class Printer:
             self.state_changed_at = time.time()
             self.store.publish_printer(self.snapshot())
 
-    def _set_state(self, state: PrinterState, message: str) -> None:
-        self._change(state, message)
-
     def wake(self) -> None:
         self._wakeup.set()
 
@@ -280,7 +277,7 @@ class Printer:
         self.store.transition(job, JobEvent.START, "job-printing", attempts=job.attempts + 1,
                               impressions_completed=0, sheets_completed=0, bytes_sent=0)
         self.current_job = job
-        self._set_state(PrinterState.PROCESSING, f"Printing job {job.id}.")
+        self._change(PrinterState.PROCESSING, f"Printing job {job.id}.")
         log.info("printer %s: job %d: printing (attempt %d) to %s", self.name, job.id,
                  job.attempts, self.device_uri.redacted())
         transport: Transport | None = None
@@ -311,9 +308,9 @@ class Printer:
             if transport is not None:
                 await self._abort_quietly(job, transport)
             if not self.stopped_by_device and not self.paused and retry is None:
-                self._set_state(PrinterState.IDLE, "Ready.")
+                self._change(PrinterState.IDLE, "Ready.")
             elif self.paused and not self.stopped_by_device:
-                self._set_state(PrinterState.STOPPED, "Paused.")
+                self._change(PrinterState.STOPPED, "Paused.")
         # On disk before the next job: after a kill -9, a printed job is not printed again.
         await self._flush_quietly(job)
         return retry

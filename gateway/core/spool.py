@@ -99,12 +99,6 @@ class Spool:
             return set()
         return {name for name in names if isinstance(name, str)}
 
-    def save_paused(self, printer: str, paused: bool) -> None:
-        names = self.paused_printers()
-        names = names | {printer} if paused else names - {printer}
-        write_atomically(self.root / "printers.json",
-                         json.dumps({"paused": sorted(names)}).encode())
-
     def document_path(self, job_id: int) -> Path:
         return self.jobs_dir / f"{job_id:05d}.doc"
 
@@ -145,9 +139,6 @@ class Spool:
                 self.delete(job_id)
             else:
                 self.delete_document(job_id)
-
-    def save(self, job: Job) -> None:
-        write_atomically(self.record_path(job.id), json.dumps(job.to_record()).encode())
 
     def delete(self, job_id: int) -> None:
         for path in (self.record_path(job_id), self.document_path(job_id)):
