@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import socket
-import struct
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -148,14 +146,6 @@ def _newest_job(port: int) -> int:
     newest = max(ids)  # type: ignore[type-var]
     assert isinstance(newest, int)
     return newest
-
-
-def test_struct_helper_is_big_endian() -> None:
-    # The raw tests above hand-build headers; make sure the layout they assume holds.
-    assert struct.pack(">bbHi", 2, 0, 0x0B, 7) == b"\x02\x00\x00\x0b\x00\x00\x00\x07"
-
-
-_ = Path
 
 
 def test_startup_log_names_the_raster_codec(gateway: GatewayProcess) -> None:
