@@ -119,6 +119,8 @@ def checkout_starter(checkout: Path) -> Callable[[Path], Server]:
             directory.mkdir(parents=True, exist_ok=True)
         port = free_port()
         argv = gateway_argv(port, workdir / "spool", workdir / "output", "default", ())
+        if "no-dnssd" in (checkout / "gateway" / "cli.py").read_text():
+            argv.append("--no-dnssd")  # nothing multicasts on this machine's own network
         env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(checkout),
                    PYTHONPYCACHEPREFIX=str(workdir.parent / "pycache"))  # none in the checkout
         proc = spawn_logged(argv, workdir / LOG_NAME, env=env, cwd=checkout)

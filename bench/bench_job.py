@@ -193,6 +193,8 @@ def start_gateway(checkout: Path, workdir: Path, python: str) -> Gateway:
             "--printer", f"{PRINTER}={(workdir / 'out').as_uri()}/,driver=raw,formats={FORMAT}"]
     if os.geteuid() == 0:  # as root it would hand itself to lp, who cannot write here
         argv += ["--user", "root"]
+    if "no-dnssd" in (checkout / "gateway" / "cli.py").read_text():
+        argv.append("--no-dnssd")  # nothing multicasts on this machine's own network
     log = workdir / "gateway.log"
     proc = spawn_logged(argv, log, env=child_env(checkout, workdir), cwd=checkout)
     started = False

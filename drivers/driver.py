@@ -57,7 +57,9 @@ class Driver(ABC):
     collated copies of a multi-page document (a copy count that repeats the whole document,
     not each page); where it cannot, the pipeline sends the document once per copy.
     `passes_through`: the document goes to the printer untouched (a raw queue): the gateway
-    can apply no option to it.
+    can apply no option to it, and makes copies by sending it once per copy, as CUPS backends
+    do for raw queues. `fixed_options`: the IPP job-template attributes it can take only at
+    their default value; the printer advertises that value alone in their `*-supported`.
     """
 
     family: ClassVar[str]
@@ -65,6 +67,7 @@ class Driver(ABC):
     convertible: ClassVar[tuple[str, ...]]  # what it prints, native formats included
     collates: bool = False  # a class's default; a driver may say otherwise
     passes_through: ClassVar[bool] = False
+    fixed_options: ClassVar[tuple[str, ...]] = ()
     # The `@PJL ENTER LANGUAGE=` name of its output; None: its jobs are never PJL-wrapped here.
     pjl_language: ClassVar[str | None] = None
 
@@ -112,6 +115,12 @@ class Driver(ABC):
         return tuple(f for f in allowed if f == OCTET_STREAM or self.plan(f, caps) is not None)
 
     # ---- Options ------------------------------------------------------------------------
+
+    def fixed(self, caps: Capabilities) -> tuple[str, ...]:
+        """The job-template attributes a printer with `caps` takes only at their default
+        (`fixed_options`, and whatever its capabilities rule out): their *-supported lists
+        that default alone ("page-ranges": page-ranges-supported is false)."""
+        return self.fixed_options
 
     def unsupported_options(self, fmt: str, caps: Capabilities,
                             options: PrintOptions) -> list[str]:
@@ -163,14 +172,17 @@ class Driver(ABC):
         copies (PCL 5 ESC&l#X, PCL XL PageCopies and PostScript /NumCopies all repeat each
         page), collated copies in a language that collates (PostScript level 3 /Collate), and a
         document of one page, whose two orders are the same. Otherwise collated copies are the
-        document sent once per copy. The page count is not known before converting (PDF,
-        PostScript, text, PWG and URF, whose header counts a client may leave wrong), so only
-        images and a page-ranges of one page count as one page; any other document is
-        repeated, which is right whatever its length."""
+        document sent once per copy, and so are any copies of a document passed through. The
+        page count is not known before converting (PDF, PostScript, text, PWG and URF, whose
+        header counts a client may leave wrong), so only images and a page-ranges of one page
+        count as one page; any other document is repeated, which is right whatever its
+        length."""
         copies = options.copies
         once = replace(options, copies=1)
-        if copies <= 1 or self.passes_through:  # passed through: copies are unsupported
+        if copies <= 1:
             return CopyPlan(1, options, 1)
+        if self.passes_through:  # nothing in the document to set a count in: send it again
+            return CopyPlan(copies, once, 1)
         one_page = self.single_page(fmt, caps, options)
         if chosen.repeats_for_copies:  # no copy count at all: the pipeline makes every copy
             if options.collate or one_page:

@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--user", help="when started as root, the account to run as after "
                                     "binding the ports (default lp; root keeps root)")
     run.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    run.add_argument("--no-dnssd", action="store_true",
+                     help="do not advertise the printers over DNS-SD (dnssd.enabled = false)")
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file", type=Path)
     commands.add_parser("devices", help="list attached USB printers and serial ports")
@@ -68,6 +70,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         changes["user"] = parse_user(args.user, "--user")
     if args.log_level:
         changes["log_level"] = args.log_level
+    if args.no_dnssd:
+        changes["dnssd"] = dataclasses.replace(config.dnssd, enabled=False)
     return dataclasses.replace(config, **changes)  # type: ignore[arg-type]
 
 
@@ -81,6 +85,7 @@ async def serve(config: Config, args: argparse.Namespace) -> None:
     startup.prepare_log_file(config.log_file, account)
     lock = startup.prepare_spool(config, account)
     try:
+        tls = startup.prepare_tls(config, account)
         listeners = await startup.open_listeners(config.listen)
         if account is not None:
             preload.import_everything()
@@ -92,7 +97,8 @@ async def serve(config: Config, args: argparse.Namespace) -> None:
             if (warning := preload.unreadable_installation()) is not None:
                 log.warning("%s", warning)
         system = await System.open(config)
-        await Gateway(config, lambda: config_from_args(args), lock, listeners, system).run()
+        await Gateway(config, lambda: config_from_args(args), lock, listeners, system,
+                      tls).run()
     finally:
         lock.release()
 

@@ -34,6 +34,9 @@ USER_PATTERN = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}\$?$")
 # What `--printer NAME=URI,KEY=VALUE...` may set after the URI.
 PRINTER_ARG_KEYS = ("driver", "formats")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,126}$")
+# A network interface name as Linux allows it (IFNAMSIZ: at most 15 bytes, no "/" or space).
+INTERFACE_PATTERN = re.compile(r"^[^/\s:]{1,15}$")
+DNSSD_BACKENDS = ("auto", "avahi", "zeroconf")
 
 
 class ConfigError(Exception):
@@ -69,6 +72,17 @@ class PrinterConfig:
 
 
 @dataclass(frozen=True)
+class DnssdConfig:
+    """`[dnssd]`: advertising the printers over DNS-SD (gateway.dnssd)."""
+
+    enabled: bool = True
+    # "auto": avahi-daemon over D-Bus where it runs (a second mDNS responder on that host
+    # would fight it over the host name), else python-zeroconf.
+    backend: str = "auto"
+    interfaces: tuple[str, ...] = ()  # advertise on these only; () = every interface
+
+
+@dataclass(frozen=True)
 class Config:
     listen: tuple[ListenAddress, ...] = (ListenAddress("", DEFAULT_PORT),)
     spool: Path = field(default_factory=lambda: default_spool())
@@ -82,7 +96,13 @@ class Config:
     # means DEFAULT_USER. "root" keeps root (warned about at start).
     user: str = ""
     log_file: Path | None = None  # rotated at LOG_FILE_BYTES; None = standard error
+    # IPPS on the listen ports (gateway.tls): with a self-signed certificate kept in the
+    # spool, unless both tls_certificate and tls_key name a PEM pair to serve instead.
+    tls: bool = True
+    tls_certificate: Path | None = None
+    tls_key: Path | None = None
     source: str = "built-in default"
+    dnssd: DnssdConfig = DnssdConfig()
 
 
 def default_spool() -> Path:
@@ -149,13 +169,14 @@ def load_config(path: Path) -> Config:
 
 
 def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> Config:
-    _only_keys(data, {"server", "printer"}, "")
+    _only_keys(data, {"server", "printer", "dnssd"}, "")
     server = data.get("server", {})
     _expect(server, dict, "server", "a table")
     _only_keys(
         server,
         {"listen", "spool", "log_level", "job_history", "max_job_mb", "read_timeout",
-         "multiple_operation_timeout", "user", "log_file"},
+         "multiple_operation_timeout", "user", "log_file", "tls", "tls_certificate",
+         "tls_key"},
         "server.",
     )
     listen_list = server.get("listen", [f"*:{DEFAULT_PORT}"])
@@ -176,6 +197,7 @@ def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> Config:
                "server.multiple_operation_timeout", 10, 86400)
     user = parse_user(_str(server.get("user", ""), "server.user"), "server.user")
     log_file = _optional_path(server.get("log_file"), "server.log_file")
+    tls, tls_certificate, tls_key = _tls(server)
     raw_printers = data.get("printer", [])
     _expect(raw_printers, list, "printer", "an array of tables ([[printer]])")
     printers = tuple(_printer(p, f"printer[{i}]") for i, p in enumerate(raw_printers))
@@ -185,7 +207,41 @@ def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> Config:
             raise ConfigError(f"printer: the name {name!r} is used twice; names must be unique")
     return Config(listen=listen, spool=spool, printers=printers, log_level=log_level,
                   job_history=history, max_job_bytes=max_mb << 20, read_timeout=timeout,
-                  multiple_operation_timeout=mot, user=user, log_file=log_file, source=source)
+                  multiple_operation_timeout=mot, user=user, log_file=log_file,
+                  tls=tls, tls_certificate=tls_certificate, tls_key=tls_key, source=source,
+                  dnssd=_dnssd(data.get("dnssd", {})))
+
+
+def _dnssd(raw: Any) -> DnssdConfig:
+    _expect(raw, dict, "dnssd", "a table")
+    _only_keys(raw, {"enabled", "backend", "interfaces"}, "dnssd.")
+    enabled = _optional_bool(raw.get("enabled", True), "dnssd.enabled")
+    backend = _choice(raw.get("backend", "auto"), "dnssd.backend", DNSSD_BACKENDS)
+    interfaces = []
+    for i, value in enumerate(_list(raw.get("interfaces", []), "dnssd.interfaces")):
+        name = _str(value, f"dnssd.interfaces[{i}]")
+        if not INTERFACE_PATTERN.match(name):
+            raise ConfigError(f"dnssd.interfaces[{i}]: {name!r} is not a network interface "
+                              "name (e.g. eth0, wlan0)")
+        interfaces.append(name)
+    return DnssdConfig(enabled=bool(enabled), backend=backend,
+                       interfaces=tuple(dict.fromkeys(interfaces)))
+
+
+def _tls(server: dict[str, Any]) -> tuple[bool, Path | None, Path | None]:
+    """`server.tls` (default true) and the optional `tls_certificate` / `tls_key` pair."""
+    enabled = _optional_bool(server.get("tls", True), "server.tls")
+    certificate = _optional_path(server.get("tls_certificate"), "server.tls_certificate")
+    key = _optional_path(server.get("tls_key"), "server.tls_key")
+    if (certificate is None) != (key is None):
+        given, missing = (("tls_certificate", "tls_key") if key is None
+                          else ("tls_key", "tls_certificate"))
+        raise ConfigError(f"server.{missing}: needed with server.{given} (a certificate and "
+                          "its key go together; leave both out for a self-signed certificate)")
+    if certificate is not None and not enabled:
+        raise ConfigError("server.tls_certificate: given while server.tls = false; remove it "
+                          "or turn TLS on")
+    return bool(enabled), certificate, key
 
 
 def _printer(raw: Any, key: str) -> PrinterConfig:

@@ -17,6 +17,9 @@ log = logging.getLogger("gateway")
 
 # Our packages, imported whole; `__main__` modules would run their command lines.
 PACKAGES = ("gateway", "drivers")
+# Run in a child process at start (and imported only by a renewal, every two years): left
+# out so that the gateway does not carry `cryptography` in memory.
+NOT_PRELOADED = frozenset({"gateway.certificates"})
 # Imported lazily by libraries on some paths: host names with non-ASCII labels (socket, trio),
 # the file type guesses of Pillow's plugins.
 STDLIB_LAZY = ("encodings.idna", "encodings.ascii", "encodings.latin_1", "stringprep",
@@ -30,7 +33,7 @@ def import_everything() -> int:
     for name in PACKAGES:
         package = importlib.import_module(name)
         for module in pkgutil.walk_packages(package.__path__, prefix=f"{name}."):
-            if module.name.endswith(".__main__"):
+            if module.name.endswith(".__main__") or module.name in NOT_PRELOADED:
                 continue
             importlib.import_module(module.name)
             count += 1

@@ -16,6 +16,7 @@ import os
 import signal
 import socket
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import trio
 
@@ -25,15 +26,19 @@ from gateway.authority import url
 from gateway.config import Config, ConfigError
 from gateway.core.spool_lock import LockInfo, SpoolLock
 from gateway.core.system import System
+from gateway.dnssd import Advertiser
 from gateway.server.http import HttpLimits
 from gateway.server.ipp_endpoint import IppApp
-from gateway.server.listener import serve_listeners
+from gateway.server.listener import TlsServer, serve_listeners
 from gateway.server.switch import SwitchableApp
+from gateway.tls import ServerTls, TlsError
 
 log = logging.getLogger("gateway")
 
 RELOAD_DRAIN_TIMEOUT = 60.0  # seconds a reload waits for requests in flight
-RESTART_ONLY = ("listen", "spool", "user")
+# The TLS pair is read while root, before the hand-over: a reload could not read it again.
+RESTART_ONLY = ("listen", "spool", "user", "tls", "tls_certificate", "tls_key")
+RENEWAL_CHECK_INTERVAL = 86400.0  # seconds between looks at the certificate's end date
 
 
 def public_host_name() -> str:
@@ -54,8 +59,10 @@ def local_url(host: str, port: int) -> str:
 
 class Gateway:
     def __init__(self, config: Config, reread: Callable[[], Config], lock: SpoolLock,
-                 listeners: list[trio.SocketListener], system: System) -> None:
-        """`system` is the configuration's System, its spool read (`await System.open`)."""
+                 listeners: list[trio.SocketListener], system: System,
+                 tls: ServerTls | None = None) -> None:
+        """`system` is the configuration's System, its spool read (`await System.open`);
+        `tls` the TLS credentials (gateway.startup.prepare_tls), None for ipp:// only."""
         self.config = config
         self._reread = reread
         self._lock = lock
@@ -63,16 +70,29 @@ class Gateway:
         self._bound: list[tuple[str, int]] = []
         self._system_scope = trio.CancelScope()
         self._system_done = trio.Event()
+        self._dnssd_scope = trio.CancelScope()
+        self._dnssd_done = trio.Event()
+        self._dnssd_done.set()
         self.system = system
-        self.app = SwitchableApp(IppApp(self.system))
+        self.tls = tls
+        self._limits = HttpLimits(read_timeout=config.read_timeout)
+        self._tls_server = None if tls is None else TlsServer(lambda: tls.context, self._limits)
+        self.app = SwitchableApp(self._ipp_app(system))
+
+    def _ipp_app(self, system: System) -> IppApp:
+        upgrade = None if self._tls_server is None else self._tls_server.upgrade
+        return IppApp(system, tls_upgrade=upgrade)
 
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
             await self._start_system(nursery, self.system)
-            limits = HttpLimits(read_timeout=self.config.read_timeout)
             self._bound = await nursery.start(
-                functools.partial(serve_listeners, limits=limits), self.app, self._listeners)
+                functools.partial(serve_listeners, limits=self._limits, tls=self._tls_server),
+                self.app, self._listeners)
+            if self.tls is not None and self.tls.store is not None:
+                nursery.start_soon(self._renew_certificate, self.tls)
             self._announce()
+            await self._start_dnssd(nursery)
             sd_notify.notify("READY=1")
             log.info("raster codec: %s", "C (drivers.filters._rastercodec)" if ACCELERATED
                      else "pure Python (the C extension is not built, or IPP_GATEWAY_PURE_PYTHON)")
@@ -89,6 +109,17 @@ class Gateway:
                     sd_notify.notify("STOPPING=1")
                     nursery.cancel_scope.cancel()
                     break
+
+    async def _renew_certificate(self, tls: ServerTls) -> None:
+        """Replace the self-signed certificate when it nears its end, without a restart:
+        new connections get the new one, open ones keep theirs."""
+        while True:
+            await trio.sleep(RENEWAL_CHECK_INTERVAL)
+            try:
+                await trio.to_thread.run_sync(tls.renew_if_due, datetime.now(UTC))
+            except TlsError as exc:
+                log.error("TLS certificate renewal failed: %s; the current one stays (it "
+                          "ends %s)", exc, f"{tls.credentials.not_after:%Y-%m-%d}")
 
     async def _start_system(self, nursery: trio.Nursery, system: System) -> None:
         scope, done = trio.CancelScope(), trio.Event()
@@ -108,6 +139,29 @@ class Gateway:
         self._system_scope.cancel()
         await self._system_done.wait()
 
+    async def _start_dnssd(self, nursery: trio.Nursery) -> None:
+        """Advertise the current System's printers (the responder is never waited for)."""
+        scope, done = trio.CancelScope(), trio.Event()
+        advertiser = Advertiser(self.system, port=self._bound[0][1], host=public_host_name(),
+                                tls=self.tls is not None, config=self.config.dnssd)
+
+        async def run(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                      ) -> None:
+            try:
+                with scope:
+                    await advertiser.run(task_status=task_status)
+            finally:
+                done.set()
+
+        await nursery.start(run)
+        self._dnssd_scope, self._dnssd_done = scope, done
+
+    async def _stop_dnssd(self) -> None:
+        # Wait for the goodbyes: the same name registered again beside the old one would be
+        # taken for a collision and renamed "(2)".
+        self._dnssd_scope.cancel()
+        await self._dnssd_done.wait()
+
     async def reload(self, nursery: trio.Nursery) -> None:
         log.info("received SIGHUP: reloading the configuration (%s)", self.config.source)
         try:
@@ -121,13 +175,14 @@ class Gateway:
                 log.warning("reload postponed: %d request(s) still in flight after %g s; "
                             "send SIGHUP again", self.app.in_flight, RELOAD_DRAIN_TIMEOUT)
                 return
+            await self._stop_dnssd()
             await self._stop_system()
             try:
                 system = await System.open(new)
             except OSError as exc:
                 log.error("reload failed: %s; restarting the previous configuration", exc)
                 new, system = self.config, await System.open(self.config)
-            self.app.current = IppApp(system)
+            self.app.current = self._ipp_app(system)
             await self._start_system(nursery, system)
         if (new.log_level, new.log_file) != (self.config.log_level, self.config.log_file):
             try:
@@ -137,6 +192,7 @@ class Gateway:
                           exc.strerror)
         self.config = new
         self._announce()
+        await self._start_dnssd(nursery)
         log.info("reloaded: %d printer(s), %d job(s) in the spool", len(system.printers),
                  len(system.jobs))
 
@@ -153,11 +209,12 @@ class Gateway:
         system = self.system
         host = public_host_name()
         port = self._bound[0][1]
+        also = "" if self.tls is None else " (and ipps://)"
         for printer in system.printers.values():
-            log.info("printer %s: ipp://%s:%d%s -> %s (driver %s)", printer.name, host, port,
-                     system.printer_path(printer), printer.device_uri.redacted(),
+            log.info("printer %s: ipp://%s:%d%s%s -> %s (driver %s)", printer.name, host, port,
+                     system.printer_path(printer), also, printer.device_uri.redacted(),
                      printer.driver.name)
-        log.info("default printer: ipp://%s:%d/ipp/print (spool %s)", host, port,
+        log.info("default printer: ipp://%s:%d/ipp/print%s (spool %s)", host, port, also,
                  self.config.spool)
         self._lock.update(LockInfo(
             pid=os.getpid(),

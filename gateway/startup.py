@@ -4,6 +4,8 @@ each failure is one line that names the thing and the fix, never a bare errno st
 - the account to run as (root only binds the ports, then hands over: gateway.privileges);
 - the spool: created, locked (one gateway per spool), writable by that account, with room;
 - the log file's directory, so that it can rotate after the hand-over;
+- the TLS certificate and key (made in the spool on first start, or read from the configured
+  pair while still root: such a key is often readable by root alone);
 - each listen address, bound while still root.
 """
 
@@ -32,6 +34,7 @@ from gateway.privileges import (
     writable_by,
 )
 from gateway.server.listener import close_listeners
+from gateway.tls import TLS_DIRECTORY, ServerTls, TlsError, open_server_tls
 
 log = logging.getLogger("gateway")
 
@@ -103,6 +106,20 @@ def prepare_spool(config: Config, account: Account | None) -> SpoolLock:
         if not checked:
             lock.release()
     return lock
+
+
+def prepare_tls(config: Config, account: Account | None) -> ServerTls | None:
+    """The server's TLS (None with `server.tls = false`): the configured certificate and
+    key, else the self-signed pair in `<spool>/tls/`, owned by `account`."""
+    if not config.tls:
+        log.info("TLS is off (server.tls = false): ipp:// only")
+        return None
+    owner = None if account is None else (account.uid, account.gid)
+    try:
+        return open_server_tls(config.spool / TLS_DIRECTORY, certificate=config.tls_certificate,
+                               key=config.tls_key, owner=owner, in_child=True)
+    except TlsError as exc:
+        raise StartupError(str(exc)) from None
 
 
 def _check_writable(spool: Path, account: Account | None) -> None:

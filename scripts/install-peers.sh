@@ -19,9 +19,14 @@ declare -A PURPOSE=(
     [p910nd]="a port 9100 peer"
     [wrk]="HTTP load for bench/"
     [dbus]="dbus-daemon, which ippeveprinter needs even without DNS-SD"
+    [avahi-daemon]="the mDNS responder of the DNS-SD tests' namespace hosts, on a private bus"
+    [avahi-utils]="avahi-browse and avahi-publish, the DNS-SD tests' browser and stand-in"
+    [iproute2]="ip netns and veth pairs: the DNS-SD tests' two-host LAN"
+    [libnss-mdns]="HOST.local names for ippfind, ipptool and cupsd inside the DNS-SD tests' namespaces"
 )
 PACKAGES=(cups-ipp-utils cups-daemon cups-client cups-filters cups ghostscript poppler-utils
-          lpr p910nd wrk dbus)
+          lpr p910nd wrk dbus avahi-daemon avahi-utils iproute2
+          libnss-mdns)
 DAEMONS=(cupsd lpd p910nd avahi-daemon dbus-daemon cups-browsed)
 SYSTEMD_UNITS=(cups.socket cups.path cups.service lpd.service p910nd.service
                avahi-daemon.socket avahi-daemon.service dbus.socket dbus.service

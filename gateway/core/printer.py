@@ -328,12 +328,13 @@ class Printer:
         # a converting one prints what the document was found to be.
         fmt = job.document_format if raw else (job.format_detected or job.document_format)
         options = print_options(job)
-        # Only a raw document leaves the copies to the device (LPD print lines); converted
-        # data already carries them (&l#X, /NumCopies, or the document sent n times).
+        # The data carries the copies (&l#X, /NumCopies, or the document sent n times, raw
+        # included), so the device is asked for one. Its length is known beforehand only for
+        # a raw document sent once and whole.
+        whole_once = raw and options.copies == 1 and not options.page_ranges
         info = JobInfo(job_id=job.id, job_name=job.name, user=job.user, document_format=fmt,
-                       copies=options.copies if raw else 1,
-                       host=socket.gethostname()[:31] or "ipp-gateway",
-                       data_length=job.document_bytes if raw else None)
+                       copies=1, host=socket.gethostname()[:31] or "ipp-gateway",
+                       data_length=job.document_bytes if whole_once else None)
         sides = 2 if options.duplex else 1
 
         def progress(done: Progress) -> None:

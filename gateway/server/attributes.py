@@ -41,13 +41,16 @@ class PrinterDescription:
     operations: tuple[int, ...]  # operations-supported: what the dispatcher's table answers
     max_job_bytes: int  # job-k-octets-supported
     multiple_operation_timeout: int  # seconds a Create-Job waits for its document
+    # Job-template attributes its driver takes only at their default (Driver.fixed): their
+    # *-supported lists that default alone ("page-ranges": page-ranges-supported false).
+    fixed_options: tuple[str, ...] = ()
 
 # Job template attributes we accept at job creation (job-creation-attributes-supported).
 JOB_CREATION_ATTRIBUTES = (
     "copies", "finishings", "ipp-attribute-fidelity", "job-hold-until", "job-name",
     "job-priority", "media", "media-col", "multiple-document-handling", "orientation-requested",
-    "output-bin", "page-ranges", "print-color-mode", "print-content-optimize", "print-quality",
-    "print-rendering-intent", "print-scaling", "printer-resolution", "sides",
+    "output-bin", "overrides", "page-ranges", "print-color-mode", "print-content-optimize",
+    "print-quality", "print-rendering-intent", "print-scaling", "printer-resolution", "sides",
 )
 
 TEMPLATE_BASES = frozenset({
@@ -57,12 +60,35 @@ TEMPLATE_BASES = frozenset({
     "print-rendering-intent", "print-scaling", "printer-resolution", "sides",
     "media-source", "media-type", "media-size", "media-top-margin", "media-bottom-margin",
     "media-left-margin", "media-right-margin", "media-col-database", "media-size-name",
+    "overrides",
 })
 
 WHICH_JOBS = ("completed", "not-completed", "aborted", "all", "canceled", "pending",
               "pending-held", "processing", "processing-stopped")
 COMPRESSIONS = ("none", "deflate", "gzip")
 IDENTIFY_ACTIONS = ("display", "sound")
+
+
+# PWG 5100.14 (IPP Everywhere v1.1) section 6.2, as read here: a Printer MUST support
+# image/pwg-raster and image/jpeg and SHOULD support application/pdf; a Printer that supports
+# PDF MUST support page-ranges (and "pages" overrides) for it.
+IPP_EVERYWHERE_FORMATS = ("image/pwg-raster", "image/jpeg")
+PDF = "application/pdf"
+
+
+def is_ipp_everywhere(caps: Capabilities, description: PrinterDescription) -> bool:
+    """Whether a printer with `caps` that prints `description.formats` (its
+    document-format-supported) meets IPP Everywhere's format requirements: PWG raster and
+    JPEG, and, when PDF is listed, page-ranges honoured (not among the options its driver
+    fixes). PDF itself is recommended, not required. It decides "ipp-everywhere"
+    in ipp-features-supported; the DNS-SD `_print` subtype must follow the same answer.
+    A converting driver meets it whenever Ghostscript and the image filters are there; a raw
+    queue only when the formats configured for it (what its printer takes as it comes) do."""
+    formats = description.formats
+    if not all(f in formats for f in IPP_EVERYWHERE_FORMATS):
+        return False
+    return PDF not in formats or (caps.page_ranges
+                                  and "page-ranges" not in description.fixed_options)
 
 
 def is_job_template(name: str) -> bool:
@@ -120,6 +146,8 @@ def static_attributes(caps: Capabilities, description: PrinterDescription) -> li
         a("copies-supported", T.RANGE_OF_INTEGER, IntRange(1, caps.copies_max)),
         a("document-format-default", T.MIME_MEDIA_TYPE, "application/octet-stream"),
         a("document-format-supported", T.MIME_MEDIA_TYPE, *formats),
+        # PWG 5100.13: the longest document-password taken; 0: none is (no PDF is decrypted).
+        a("document-password-supported", T.INTEGER, 0),
         a("feed-orientation-supported", T.KEYWORD, "short-edge-first"),
         a("feed-orientation-default", T.KEYWORD, "short-edge-first"),
         a("finishings-default", T.ENUM, 3),
@@ -127,7 +155,8 @@ def static_attributes(caps: Capabilities, description: PrinterDescription) -> li
         a("generated-natural-language-supported", T.NATURAL_LANGUAGE, "en"),
         a("identify-actions-default", T.KEYWORD, "sound"),
         a("identify-actions-supported", T.KEYWORD, *IDENTIFY_ACTIONS),
-        a("ipp-features-supported", T.KEYWORD, "ipp-everywhere"),
+        a("ipp-features-supported", T.KEYWORD,
+          "ipp-everywhere" if is_ipp_everywhere(caps, description) else "none"),
         a("ipp-versions-supported", T.KEYWORD, "1.1", "2.0"),
         a("job-creation-attributes-supported", T.KEYWORD, *JOB_CREATION_ATTRIBUTES),
         a("job-hold-until-default", T.KEYWORD, "no-hold"),
@@ -172,6 +201,8 @@ def static_attributes(caps: Capabilities, description: PrinterDescription) -> li
         a("orientation-requested-supported", T.ENUM, 3, 4, 5, 6),
         a("output-bin-default", T.KEYWORD, "face-down"),
         a("output-bin-supported", T.KEYWORD, "face-down"),
+        # An override may name pages (PWG 5100.6) but change no attribute of them: the
+        # selectors are all there is to honour.
         a("overrides-supported", T.KEYWORD, "document-numbers", "pages"),
         a("page-ranges-supported", T.BOOLEAN, caps.page_ranges),
         a("pages-per-minute", T.INTEGER, caps.pages_per_minute),
@@ -215,6 +246,8 @@ def static_attributes(caps: Capabilities, description: PrinterDescription) -> li
     ]
     if caps.color:
         attrs.append(a("pages-per-minute-color", T.INTEGER, caps.pages_per_minute))
+    if description.fixed_options:
+        attrs = _only_defaults(attrs, description.fixed_options)
     if "image/pwg-raster" not in formats:
         attrs = [x for x in attrs if not x.name.startswith("pwg-raster-")]
     if "image/urf" not in formats:
@@ -222,23 +255,48 @@ def static_attributes(caps: Capabilities, description: PrinterDescription) -> li
     return attrs
 
 
+def _only_defaults(attrs: list[Attribute], names: tuple[str, ...]) -> list[Attribute]:
+    """`attrs` with each of `names`' -supported narrowed to its -default: what a driver can
+    only take at its default is not advertised beyond it."""
+    defaults = {x.name[: -len("-default")]: x for x in attrs if x.name.endswith("-default")}
+    narrowed = []
+    for x in attrs:
+        base = x.name[: -len("-supported")] if x.name.endswith("-supported") else ""
+        default = defaults.get(base) if base in names else None
+        if base == "page-ranges" and base in names:
+            narrowed.append(a(x.name, T.BOOLEAN, False))
+        else:
+            narrowed.append(x if default is None else Attribute(x.name, list(default.values)))
+    return narrowed
+
+
 def media_col_database(caps: Capabilities) -> Attribute:
     return a("media-col-database", T.BEGIN_COLLECTION,
              *[media_col(caps, m) for m in caps.media])
 
 
-def addressed_attributes(scheme: str, host: str, port: int, path: str) -> list[Attribute]:
+def addressed_attributes(scheme: str, host: str, port: int, path: str, *,
+                         tls: bool = True) -> list[Attribute]:
     """The URIs of the printer at `path` as the client reached it: `scheme` ("ipp" or
-    "ipps") and the Host it used; the web pages are on the same port, over TLS with ipps."""
+    "ipps") and the Host it used; the web pages are on the same port, over TLS with ipps.
+
+    With `tls` (IPPS served on the same port) `printer-uri-supported` lists the ipp and the
+    ipps URI, the one the client used first, so that a client taking the first value stays
+    on the transport it chose; `uri-security-supported` and `uri-authentication-supported`
+    run parallel to it."""
     secure = scheme == "ipps"
     web = url("https" if secure else "http", host, port)
+    schemes = [scheme]
+    if tls:
+        schemes.append("ipp" if secure else "ipps")
     return [
         a("printer-icons", T.URI, f"{web}/icon-sm.png", f"{web}/icon.png", f"{web}/icon-lg.png"),
         a("printer-more-info", T.URI, f"{web}/"),
         a("printer-supply-info-uri", T.URI, f"{web}/"),
-        a("printer-uri-supported", T.URI, url(scheme, host, port, path)),
-        a("uri-authentication-supported", T.KEYWORD, "requesting-user-name"),
-        a("uri-security-supported", T.KEYWORD, "tls" if secure else "none"),
+        a("printer-uri-supported", T.URI, *(url(each, host, port, path) for each in schemes)),
+        a("uri-authentication-supported", T.KEYWORD, *("none" for _ in schemes)),
+        a("uri-security-supported", T.KEYWORD,
+          *("tls" if each == "ipps" else "none" for each in schemes)),
     ]
 
 

@@ -53,7 +53,7 @@ class HttpRequest:
     headers: list[tuple[str, str]]  # lower-cased names, in order
     host: str  # from Host (no port; IPv6 without brackets, zone id as sent), else local address
     port: int  # from Host, else the local port
-    scheme: str  # "ipp" ("ipps" once TLS exists)
+    scheme: str  # "ipp", or "ipps" over TLS
     client: str  # peer address "ip:port", for logs
     http_version: str = "1.1"
 
@@ -235,6 +235,48 @@ def upgrade_offered(request: HttpRequest, protocol: str) -> bool:
     wanted = protocol.lower()
     return (any(part.strip().lower() == "upgrade" for part in connection.split(","))
             and any(part.strip().lower() == wanted for part in offered.split(",")))
+
+
+# What a 101 to an RFC 2817 upgrade names: TLS, then the protocol spoken inside it.
+TLS_UPGRADE_PROTOCOL = "TLS/1.2, HTTP/1.1"
+
+
+def tls_upgrade_offered(request: HttpRequest) -> bool:
+    """True if `request` offers an RFC 2817 switch to TLS that we can take: an HTTP/1.1
+    request without a body (a body sent before the switch would be in clear text, and the
+    request is answered after it) naming `TLS/1.x` (or plain `TLS`) in Upgrade, with the
+    "upgrade" Connection option. As cupsd, any TLS version offered is taken: the handshake
+    negotiates the version, and refuses one below 1.2. The CUPS client sends
+    `Upgrade: TLS/1.2,TLS/1.1,TLS/1.0` with `Connection: upgrade` on `OPTIONS *`."""
+    if request.http_version != "1.1":
+        return False
+    offered, connection = request.header("upgrade"), request.header("connection")
+    if offered is None or connection is None:
+        return False
+    if not any(part.strip().lower() == "upgrade" for part in connection.split(",")):
+        return False
+    if request.header("transfer-encoding") is not None or (
+            request.header("content-length") or "0").strip() != "0":
+        return False
+    return any(token == "tls" or token.startswith("tls/")
+               for token in (part.strip().lower() for part in offered.split(",")))
+
+
+def replayed_head(request: HttpRequest) -> bytes:
+    """The head of `request` as it would have come over TLS: the same method, target and
+    headers, without the Upgrade offer (and the "upgrade" Connection option)."""
+    lines = [f"{request.method} {request.target} HTTP/{request.http_version}\r\n"]
+    for name, value in request.headers:
+        if name == "upgrade":
+            continue
+        if name == "connection":
+            value = ", ".join(part.strip() for part in value.split(",")
+                              if part.strip() and part.strip().lower() != "upgrade")
+            if not value:
+                continue
+        lines.append(f"{name}: {value}\r\n")
+    lines.append("\r\n")
+    return "".join(lines).encode("latin-1")
 
 
 def format_address(address: object) -> str:

@@ -14,7 +14,7 @@ from gateway.ipp.model import Message
 from gateway.ipp.reader import NEED_DATA, DocumentData, EndOfDocument, IppReader, Limits
 from gateway.ipp.reader import RequestReceived as IppRequestReceived
 from gateway.ratelimit import CLIENT_LOG_LIMITER, client_key
-from gateway.server.http import HttpError, HttpRequest, RequestBody
+from gateway.server.http import HttpError, HttpRequest, RequestBody, Takeover
 from gateway.server.operation_table import dispatch
 from gateway.server.operations import Endpoint, Reply, encode_reply, printable
 from gateway.server.router import Router, ipp_post
@@ -28,12 +28,14 @@ _HOST = re.compile(r"[A-Za-z0-9._~%:!$&'()*+,;=-]{1,255}")
 
 class IppApp:
     """The gateway's `HttpApp`: its `router` serves IPP (POST application/ipp) on every
-    printer path, and the pages (gateway.server.web)."""
+    printer path, and the pages (gateway.server.web). With `tls_upgrade` (TLS on) it takes
+    RFC 2817 upgrades to TLS on every path (gateway.server.router)."""
 
-    def __init__(self, system: System, limits: Limits | None = None) -> None:
+    def __init__(self, system: System, limits: Limits | None = None, *,
+                 tls_upgrade: Callable[[HttpRequest], Takeover] | None = None) -> None:
         self.system = system
         self.limits = limits or Limits()
-        self.router = Router()
+        self.router = Router(tls_upgrade=tls_upgrade)
         post = ipp_post(self.handle_ipp)
         self.router.add(PRINT_PATH, post, methods=("POST",))
         self.router.add(PRINT_PATH + "/", post, methods=("POST",), prefix=True)

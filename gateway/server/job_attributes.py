@@ -6,7 +6,7 @@ import logging
 
 from gateway.core.job import Job
 from gateway.core.system import System
-from gateway.ipp.enums import ValueTag
+from gateway.ipp.enums import JobState, ValueTag
 from gateway.ipp.model import Attribute
 from gateway.ipp.writer import encode_attribute
 from gateway.ratelimit import LogRateLimiter
@@ -36,15 +36,30 @@ def job_uri(printer_uri: str, job: Job) -> str:
 
 def status_attributes(job: Job, printer_uri: str) -> list[Attribute]:
     """The attributes every job-creating operation returns."""
-    attrs = [
+    return [
         Attribute.of("job-id", T.INTEGER, job.id),
         Attribute.of("job-uri", T.URI, job_uri(printer_uri, job)),
         Attribute.of("job-state", T.ENUM, int(job.state)),
         Attribute.of("job-state-reasons", T.KEYWORD, *job.reasons),
+        # PWG 5100.14 lists it among the creation response's attributes: empty until the
+        # job has something to say.
+        Attribute.of("job-state-message", T.TEXT, job.message),
     ]
-    if job.message:
-        attrs.append(Attribute.of("job-state-message", T.TEXT, job.message))
-    return attrs
+
+
+def job_impressions(system: System, job: Job) -> Attribute:
+    """job-impressions (RFC 8011 5.3.17.2): the document's impressions, copies not counted.
+    Pages are counted only as they are converted, so the size is known once a job has
+    completed; until then, and for a raw queue that never looks inside its documents, it is
+    no-value (the 'unknown' PWG 5100.14 allows)."""
+    printer = system.printers.get(job.printer)
+    if job.state is not JobState.COMPLETED or printer is None or (
+            printer.driver.passes_through) or job.impressions_completed <= 0:
+        return Attribute.of("job-impressions", T.NO_VALUE)
+    copies = job.template.get("copies", 1) if isinstance(job.template, dict) else 1
+    per_copy = job.impressions_completed // copies if isinstance(copies, int) and copies > 0 \
+        else job.impressions_completed
+    return Attribute.of("job-impressions", T.INTEGER, max(1, per_copy))
 
 
 def _time(system: System, name: str, wall: float | None) -> list[Attribute]:
@@ -95,8 +110,6 @@ def _report_broken(job: Job, what: str) -> None:
 def _job_attributes(system: System, job: Job, printer_uri: str
                     ) -> tuple[list[Attribute], list[str]]:
     attrs = status_attributes(job, printer_uri)
-    if not job.message:
-        attrs.append(Attribute.of("job-state-message", T.TEXT, ""))
     attrs += [
         Attribute.of("job-uuid", T.URI, job.uuid),
         Attribute.of("job-printer-uri", T.URI, printer_uri),
@@ -105,6 +118,7 @@ def _job_attributes(system: System, job: Job, printer_uri: str
         Attribute.of("job-originating-user-name", T.NAME, job.user),
         Attribute.of("job-k-octets", T.INTEGER, job.k_octets),
         Attribute.of("job-k-octets-processed", T.INTEGER, job.k_octets_processed),
+        job_impressions(system, job),
         Attribute.of("job-impressions-completed", T.INTEGER, job.impressions_completed),
         Attribute.of("job-media-sheets-completed", T.INTEGER, job.sheets_completed),
         Attribute.of("document-format", T.MIME_MEDIA_TYPE, job.document_format),

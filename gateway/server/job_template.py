@@ -108,6 +108,27 @@ def _page_ranges(attr: Attribute, caps: Capabilities) -> JsonValue:
     return [list(r) for r in ranges]
 
 
+# What an override may hold (overrides-supported): the pages and documents it applies to, and
+# no attribute to change there, because none can be changed for some pages only.
+OVERRIDE_SELECTORS = ("document-numbers", "pages")
+
+
+def _overrides(attr: Attribute, caps: Capabilities) -> JsonValue:
+    """PWG 5100.6 overrides: each collection names its pages (and documents) and nothing
+    else; an override that would change an attribute is not supported. One that only
+    selects changes nothing, so it is accepted and not stored (None)."""
+    for override in values.collections(attr):
+        if override.get("pages") is None:
+            raise BadValue("an override needs pages")
+        for member in override:
+            if member.name not in OVERRIDE_SELECTORS:
+                raise BadValue(f"{member.name!r} cannot be overridden")
+            ranges = values.ranges(member, 1, INT32_MAX)
+            if member.name == "document-numbers" and not any(lo <= 1 <= hi for lo, hi in ranges):
+                raise BadValue("a job has one document: document-numbers must include 1")
+    return None
+
+
 def _finishings(attr: Attribute, caps: Capabilities) -> JsonValue:
     values.enums(attr, (3,))
     return 3
@@ -130,6 +151,7 @@ CHECKS: dict[str, Callable[[Attribute, Capabilities], JsonValue]] = {
     "number-up": _integer_in(lambda c: 1, lambda c: 1),
     "orientation-requested": _orientation,
     "output-bin": _keyword(lambda c: ("face-down",)),
+    "overrides": _overrides,
     "page-ranges": _page_ranges,
     "print-color-mode": _keyword(lambda c: c.color_modes),
     "print-content-optimize": _keyword(lambda c: ("auto",)),
@@ -141,7 +163,23 @@ CHECKS: dict[str, Callable[[Attribute, Capabilities], JsonValue]] = {
 }
 
 
-def check_template(job_group: list[Attribute], caps: Capabilities) -> TemplateCheck:
+# The -default each attribute a driver may fix (Driver.fixed_options) is fixed at, as
+# gateway.server.attributes advertises it.
+FIXED_DEFAULTS: dict[str, Callable[[Capabilities], JsonValue]] = {
+    "orientation-requested": lambda c: 3,
+    "page-ranges": lambda c: None,  # no default: none is supported
+    "print-color-mode": lambda c: "auto",
+    "print-quality": lambda c: 4,
+    "print-scaling": lambda c: "auto",
+    "printer-resolution": lambda c: c.default_resolution,
+    "sides": lambda c: "one-sided",
+}
+
+
+def check_template(job_group: list[Attribute], caps: Capabilities,
+                   fixed: tuple[str, ...] = ()) -> TemplateCheck:
+    """The job's template attributes checked against `caps`; those in `fixed` (the driver's
+    `fixed`) are supported only at their default."""
     accepted: dict[str, JsonValue] = {}
     unsupported: list[Attribute] = []
     for attr in job_group:
@@ -152,9 +190,14 @@ def check_template(job_group: list[Attribute], caps: Capabilities) -> TemplateCh
         if values.single_out_of_band(attr) is not None:
             continue  # e.g. 'default': use the printer default
         try:
-            accepted[attr.name] = check(attr, caps)
+            value = check(attr, caps)
+            if attr.name in fixed and value != FIXED_DEFAULTS[attr.name](caps):
+                raise BadValue(f"{attr.name} can only be its default")
         except BadValue:
             unsupported.append(attr)
+            continue
+        if value is not None:
+            accepted[attr.name] = value
     return TemplateCheck(accepted, unsupported)
 
 

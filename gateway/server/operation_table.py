@@ -14,6 +14,26 @@ from gateway.ipp.model import Message
 from gateway.server import ops_jobs, ops_printer
 from gateway.server.operations import DocumentStream, Endpoint, OperationTable, answer
 
+# The operation attributes each handler reads, beside the charset, language, target and
+# requesting-user-name every operation takes (and job-uri/job-id for a job's operations).
+_JOB_CREATION = frozenset({
+    "job-name", "ipp-attribute-fidelity", "document-name", "compression", "document-format",
+    "job-k-octets",
+})
+_SEND = frozenset({"last-document", "document-name", "compression", "document-format"})
+ATTRIBUTES = {
+    Operation.PRINT_JOB: _JOB_CREATION,
+    Operation.VALIDATE_JOB: _JOB_CREATION,
+    Operation.CREATE_JOB: _JOB_CREATION,
+    Operation.SEND_DOCUMENT: _SEND,
+    Operation.GET_JOB_ATTRIBUTES: frozenset({"requested-attributes"}),
+    Operation.GET_JOBS: frozenset({"which-jobs", "my-jobs", "limit", "first-index", "job-ids",
+                                   "requested-attributes"}),
+    Operation.GET_PRINTER_ATTRIBUTES: frozenset({"requested-attributes", "document-format"}),
+    Operation.CANCEL_MY_JOBS: frozenset({"job-ids"}),
+    Operation.IDENTIFY_PRINTER: frozenset({"identify-actions", "message"}),
+}
+
 OPERATIONS = OperationTable({
     Operation.PRINT_JOB: ops_jobs.print_job,
     Operation.VALIDATE_JOB: ops_jobs.validate_job,
@@ -30,7 +50,7 @@ OPERATIONS = OperationTable({
     Operation.CANCEL_MY_JOBS: ops_jobs.cancel_my_jobs,
     Operation.CLOSE_JOB: ops_jobs.close_job,
     Operation.IDENTIFY_PRINTER: ops_printer.identify_printer,
-})
+}, ATTRIBUTES)
 
 
 async def dispatch(system: System, endpoint: Endpoint, request: Message,

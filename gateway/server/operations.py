@@ -105,12 +105,38 @@ class Reply:
 Handler = Callable[[Call], Awaitable[Reply]]
 
 
-class OperationTable(Mapping[int, Handler]):
-    """Operation -> the handler that answers it; `supported` is operations-supported."""
+JOB_OPERATIONS = frozenset({
+    Operation.SEND_DOCUMENT, Operation.CANCEL_JOB, Operation.GET_JOB_ATTRIBUTES,
+    Operation.HOLD_JOB, Operation.RELEASE_JOB, Operation.CLOSE_JOB,
+})
 
-    def __init__(self, handlers: Mapping[Operation, Handler]) -> None:
+# The operation attributes every request carries (RFC 8011 4.1.4, 4.1.5) or may carry.
+COMMON_OPERATION_ATTRIBUTES = frozenset({
+    "attributes-charset", "attributes-natural-language", "printer-uri", "requesting-user-name",
+})
+JOB_TARGET_ATTRIBUTES = frozenset({"job-uri", "job-id"})
+
+
+class OperationTable(Mapping[int, Handler]):
+    """Operation -> the handler that answers it; `supported` is operations-supported.
+    `attributes` names, per operation, the operation attributes its handler reads beside the
+    common ones: any other one a request carries is ignored and returned in the unsupported
+    group (RFC 8011 4.1.7)."""
+
+    def __init__(self, handlers: Mapping[Operation, Handler],
+                 attributes: Mapping[Operation, frozenset[str]] | None = None) -> None:
         self._handlers: dict[int, Handler] = {int(op): h for op, h in handlers.items()}
         self.supported: tuple[int, ...] = tuple(sorted(self._handlers))
+        known = attributes or {}
+        self.attributes: dict[int, frozenset[str]] = {
+            int(op): COMMON_OPERATION_ATTRIBUTES | known.get(op, frozenset())
+            | (JOB_TARGET_ATTRIBUTES if op in JOB_OPERATIONS else frozenset())
+            for op in handlers}
+
+    def unsupported(self, code: int, group: Group) -> list[Attribute]:
+        """The operation attributes of `group` operation `code` does not support."""
+        known = self.attributes.get(code, COMMON_OPERATION_ATTRIBUTES)
+        return [attr for attr in group if attr.name not in known]
 
     def __getitem__(self, code: int) -> Handler:
         return self._handlers[code]
@@ -120,12 +146,6 @@ class OperationTable(Mapping[int, Handler]):
 
     def __len__(self) -> int:
         return len(self._handlers)
-
-
-JOB_OPERATIONS = frozenset({
-    Operation.SEND_DOCUMENT, Operation.CANCEL_JOB, Operation.GET_JOB_ATTRIBUTES,
-    Operation.HOLD_JOB, Operation.RELEASE_JOB, Operation.CLOSE_JOB,
-})
 
 
 def response_version(request: Message) -> tuple[int, int]:
@@ -271,7 +291,25 @@ async def _dispatch(table: OperationTable, system: System, endpoint: Endpoint,
     call = Call(system, endpoint, request, group, document, table)
     call.user = _requesting_user(call)
     _resolve_target(call, request.code)
-    return await handler(call)
+    ignored = table.unsupported(request.code, group)
+    reply = await handler(call)
+    return with_ignored(reply, ignored) if ignored else reply
+
+
+def with_ignored(reply: Reply, ignored: list[Attribute]) -> Reply:
+    """`reply` also telling of operation attributes that were ignored: RFC 8011 4.1.7 has the
+    Printer ignore an operation attribute it does not support, return it in the unsupported
+    group and answer successful-ok-ignored-or-substituted-attributes."""
+    if reply.status not in (Status.OK, Status.OK_IGNORED_OR_SUBSTITUTED):
+        return reply  # a conflicting-attributes success, say, keeps its own status
+    names = ", ".join(a.name for a in ignored)
+    message = f"{reply.message}; ignored: {names}" if reply.message else f"ignored: {names}"
+    groups = list(reply.groups)
+    if groups and groups[0][0] == GroupTag.UNSUPPORTED:  # `prepared` moved them there
+        groups[0] = (GroupTag.UNSUPPORTED, [*groups[0][1], *[_echo(a) for a in ignored]])
+        return Reply(Status.OK_IGNORED_OR_SUBSTITUTED, message, list(reply.unsupported), groups)
+    return Reply(Status.OK_IGNORED_OR_SUBSTITUTED, message, [*reply.unsupported, *ignored],
+                 groups)
 
 
 def _check_groups(request: Message) -> None:

@@ -93,6 +93,19 @@ def _compression(call: Call, takes_data: bool) -> str:
     return compression
 
 
+def _check_size(call: Call) -> None:
+    """RFC 8011 4.2.1.1: a job-k-octets beyond job-k-octets-supported is refused with
+    client-error-request-entity-too-large (the document's real size is checked as it
+    arrives, see `receive_document`)."""
+    size = call.value("job-k-octets", partial(values.single_integer, low=0, high=INT32_MAX),
+                      Status.CLIENT_ERROR_BAD_REQUEST)
+    limit = call.system.config.max_job_bytes // 1024
+    if size is not None and size > limit:
+        raise IppError(Status.CLIENT_ERROR_REQUEST_ENTITY_TOO_LARGE,
+                       f"job-k-octets {size} is over the limit of {limit}",
+                       _sent(call, "job-k-octets"))
+
+
 def _check_job_request(call: Call, takes_data: bool) -> tuple[Reply, dict[str, object]]:
     """The checks Print-Job, Validate-Job and Create-Job share."""
     printer = call.require_printer()
@@ -100,9 +113,11 @@ def _check_job_request(call: Call, takes_data: bool) -> tuple[Reply, dict[str, o
     _name(call, "document-name", "")
     fmt = _document_format(call, printer)
     _compression(call, takes_data)
+    _check_size(call)
     fidelity = _boolean(call, "ipp-attribute-fidelity") or False
     job_group = call.job_group()
-    result = check_template(job_group, printer.capabilities)
+    result = check_template(job_group, printer.capabilities,
+                            printer.driver.fixed(printer.capabilities))
     for attr in _conversion_unsupported(fmt, printer, result.accepted, job_group):
         if attr not in result.unsupported:
             result.unsupported.append(attr)

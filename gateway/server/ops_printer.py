@@ -68,14 +68,14 @@ class PrinterAttributeCache:
         self._live: tuple[tuple[object, ...], list[EncodedAttribute]] | None = None
 
     def selection(self, requested: frozenset[str], scheme: str, host: str, port: int,
-                  path: str) -> bytes:
-        key = (requested, scheme, host, port, path)
+                  path: str, *, tls: bool = True) -> bytes:
+        key = (requested, scheme, host, port, path)  # `tls` is fixed until a restart
         cached = self._selections.get(key)
         if cached is None:
             if len(self._selections) >= SELECTION_CACHE_LIMIT:
                 self._selections.clear()
             description, template, database = _wanted(requested)
-            addressed = _encode(addressed_attributes(scheme, host, port, path))
+            addressed = _encode(addressed_attributes(scheme, host, port, path, tls=tls))
             cached = b"".join(
                 e.data for e in (*self.static, *addressed)
                 if e.name in requested or (template if e.template else description))
@@ -112,7 +112,8 @@ def describe(printer: Printer, config: Config, operations: tuple[int, ...]
         location=printer.config.location, formats=accepted_formats(printer),
         operations=operations,
         max_job_bytes=config.max_job_bytes,
-        multiple_operation_timeout=config.multiple_operation_timeout)
+        multiple_operation_timeout=config.multiple_operation_timeout,
+        fixed_options=printer.driver.fixed(printer.capabilities))
 
 
 def cache_for(printer: Printer, config: Config, operations: tuple[int, ...]
@@ -141,7 +142,7 @@ async def get_printer_attributes(call: Call) -> Reply:
     endpoint = call.endpoint
     items: list[Attribute | bytes] = [cache.selection(
         frozenset(requested), endpoint.scheme, endpoint.host, endpoint.port,
-        call.system.printer_path(printer))]
+        call.system.printer_path(printer), tls=call.system.config.tls)]
     live = cache.live(printer.snapshot(), now=time.time(), started_at=call.system.started_at,
                       up_time=call.system.up_time())
     items += [item.data for item in live if description or item.name in requested]

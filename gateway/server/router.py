@@ -57,6 +57,16 @@ A handler that does not read the body leaves it to the connection, which drains 
 must not be read after the handler returned, so a streamed answer to a POST reads the body
 before it returns.
 
+TLS upgrades (RFC 2817)
+-----------------------
+With `tls_upgrade` set (the listeners' `TlsServer.upgrade`, given when TLS is on), the router
+takes any plain request that offers `Upgrade: TLS/...` with `Connection: Upgrade` and no body
+(`tls_upgrade_offered`), whatever its path, before looking the path up: it answers
+`Upgrade(tls_upgrade(request), protocol="TLS/1.2, HTTP/1.1")`. After the 101 and the
+handshake the request itself is answered over TLS, scheme "ipps", as cupsd does: the CUPS
+client sends `OPTIONS *` with the offer and waits for that answer. A request already on TLS
+ignores the offer.
+
 Upgrades nobody takes
 ---------------------
 An `Upgrade` header is only an offer. A request whose route does not answer with `Upgrade`
@@ -75,13 +85,17 @@ from dataclasses import dataclass, field
 
 from gateway.server.http import (
     IPP_CONTENT_TYPE,
+    TLS_UPGRADE_PROTOCOL,
     Handler,
     HttpError,
     HttpRequest,
     HttpResponse,
     HttpResult,
     RequestBody,
+    Takeover,
+    Upgrade,
     is_ipp_content_type,
+    tls_upgrade_offered,
 )
 
 __all__ = ["Router", "ipp_post"]
@@ -111,7 +125,9 @@ class _Route:
 class Router:
     """An `HttpApp` that dispatches each request on its path and method (see the module)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, tls_upgrade: Callable[[HttpRequest], Takeover] | None = None
+                 ) -> None:
+        self.tls_upgrade = tls_upgrade  # see "TLS upgrades" in the module's docstring
         self._exact: dict[str, _Route] = {}
         self._prefixes: dict[str, _Route] = {}
         self._longest_prefix = 0
@@ -148,6 +164,9 @@ class Router:
         return None
 
     async def handle(self, request: HttpRequest, body: RequestBody) -> HttpResult:
+        if (self.tls_upgrade is not None and request.scheme == "ipp"
+                and tls_upgrade_offered(request)):
+            return Upgrade(self.tls_upgrade(request), protocol=TLS_UPGRADE_PROTOCOL)
         route = self._route_for(request.path)
         if route is None:
             if request.method == "OPTIONS" and request.path == "*":

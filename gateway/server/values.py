@@ -303,6 +303,11 @@ def enums(attr: Attribute, allowed: Container[int] | None = None) -> list[int]:
     return [enum(tag, value, allowed) for tag, value in attr.values]
 
 
+def collections(attr: Attribute) -> list[Collection]:
+    """A 1setOf collection."""
+    return [collection(tag, value) for tag, value in attr.values]
+
+
 def ranges(attr: Attribute, low: int = INT32_MIN,
            high: int = INT32_MAX) -> list[tuple[int, int]]:
     """A 1setOf rangeOfInteger."""

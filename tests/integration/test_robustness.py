@@ -134,8 +134,18 @@ def test_non_ipp_post(gateway: GatewayProcess) -> None:
 
 
 def test_not_http_at_all(gateway: GatewayProcess) -> None:
-    reply = raw_exchange(gateway.port, b"\x16\x03\x01\x02\x00garbage\r\n\r\n", half_close=True)
+    reply = raw_exchange(gateway.port, b"\x00\x03\x01\x02\x00garbage\r\n\r\n", half_close=True)
     assert reply.startswith(b"HTTP/1.1 400")
+
+
+def test_broken_tls_is_closed_and_the_port_serves_on(gateway: GatewayProcess) -> None:
+    # A first byte 0x16 is a TLS record: a broken handshake gets no HTTP answer, the
+    # connection closes, and the next client is served.
+    assert raw_exchange(gateway.port, b"\x16\x03\x01\x02\x00garbage\r\n\r\n",
+                        half_close=True) == b""
+    reply = raw_exchange(gateway.port, b"GET / HTTP/1.1\r\nHost: localhost\r\n"
+                         b"Connection: close\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 200")
 
 
 def _newest_job(port: int) -> int:

@@ -43,6 +43,8 @@ START_FAILURE_TIMEOUT = 30.0
 def run_gateway(*args: str, timeout: float = START_FAILURE_TIMEOUT
                 ) -> subprocess.CompletedProcess[str]:
     """`python -m gateway ARGS` that is expected to end by itself (a refusal to start)."""
+    # DNS-SD off: nothing multicasts on this machine's own network.
+    args = (*args, "--no-dnssd") if args[:1] == ("run",) else args
     return subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True,
                           text=True, timeout=timeout, cwd=REPO_ROOT, check=False)
 
@@ -180,7 +182,7 @@ def test_readme_quick_start_prints_pdf_to_pcl5_on_p910nd_as_pcl(tmp_path: Path) 
     try:
         with running_p910nd() as peer:
             args = (f"--listen {LOOPBACK}:{port} --spool {work / 'spool'} "
-                    f"--printer laser={peer.uri},driver=pcl5")
+                    f"--printer laser={peer.uri},driver=pcl5 --no-dnssd")
             with log.open("wb") as sink:
                 make = subprocess.Popen(["make", "--no-print-directory", "run", f"ARGS={args}"],
                                         cwd=REPO_ROOT, stdout=sink, stderr=subprocess.STDOUT,

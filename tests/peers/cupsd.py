@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tests.peers.procs import (
     LOOPBACK,
@@ -27,6 +28,9 @@ from tests.peers.procs import (
     stop_process,
     wait_for_port,
 )
+
+if TYPE_CHECKING:
+    from tests.peers.netns import NetNamespace
 
 PROGRAMS = ("cupsd", "lpadmin", "lp", "lpstat")
 CLIENT_TIMEOUT = 60.0
@@ -83,6 +87,7 @@ class Cupsd:
     proc: subprocess.Popen[bytes]
     port: int
     root: Path
+    netns: NetNamespace | None = None  # the network namespace it and its clients run in
 
     @property
     def server(self) -> str:
@@ -99,8 +104,11 @@ class Cupsd:
         """Run a CUPS client command against this cupsd; return its stdout."""
         env = dict(os.environ, CUPS_SERVER=self.server, LANG="C")
         program = find_program(argv[0]) or argv[0]
-        done = subprocess.run([program, *argv[1:]], env=env, capture_output=True, text=True,
-                              timeout=timeout, check=False)
+        if self.netns is not None:
+            done = self.netns.run([program, *argv[1:]], env=env, timeout=timeout)
+        else:
+            done = subprocess.run([program, *argv[1:]], env=env, capture_output=True, text=True,
+                                  timeout=timeout, check=False)
         if done.returncode != 0:
             raise CupsError(f"{argv} -> {done.returncode}: {done.stderr.strip()}\n"
                             f"{log_tail(self.error_log)}")
@@ -165,29 +173,37 @@ def make_root() -> Path:
     return root
 
 
-def start_cupsd(timeout: float = 20.0) -> Cupsd:
+def start_cupsd(timeout: float = 20.0, netns: NetNamespace | None = None) -> Cupsd:
+    """A private cupsd on 127.0.0.1; with `netns`, on that namespace's loopback, its backends
+    (dnssd among them) and `client()` commands running there too, on its system bus."""
     root = make_root()
     port = free_port()
     etc = root / "etc"
+    files_conf = CUPS_FILES_CONF.format(root=root)
+    if netns is not None and netns.bus_address is not None:
+        # cupsd gives its backends a clean environment: the dnssd backend needs the bus.
+        # SetEnv belongs in cups-files.conf (CUPS 2.4 only warns about it in cupsd.conf).
+        files_conf += f"SetEnv DBUS_SYSTEM_BUS_ADDRESS {netns.bus_address}\n"
     (etc / "cupsd.conf").write_text(CUPSD_CONF.format(host=LOOPBACK, port=port))
-    (etc / "cups-files.conf").write_text(CUPS_FILES_CONF.format(root=root))
+    (etc / "cups-files.conf").write_text(files_conf)
     argv = [find_program("cupsd") or "cupsd", "-f",
             "-c", str(etc / "cupsd.conf"), "-s", str(etc / "cups-files.conf")]
     log = root / "log" / "cupsd.out"
-    proc = spawn_logged(argv, log)
+    proc = spawn_logged(argv, log) if netns is None else netns.spawn(argv, log)
     answered = False
     try:
-        wait_for_port(proc, port, root / "log" / "error_log", timeout)
+        with netns.entered() if netns is not None else contextlib.nullcontext():
+            wait_for_port(proc, port, root / "log" / "error_log", timeout)
         answered = True
     finally:
         if not answered:
             stop_process(proc)
-    return Cupsd(proc, port, root)
+    return Cupsd(proc, port, root, netns)
 
 
 @contextlib.contextmanager
-def running_cupsd() -> Iterator[Cupsd]:
-    cupsd = start_cupsd()
+def running_cupsd(netns: NetNamespace | None = None) -> Iterator[Cupsd]:
+    cupsd = start_cupsd(netns=netns)
     try:
         yield cupsd
     finally:

@@ -26,9 +26,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tests.peers import REPO_ROOT
 from tests.peers.procs import LOOPBACK, free_port, spawn_logged, stop_process, wait_for_port
+
+if TYPE_CHECKING:
+    from tests.peers.netns import NetNamespace
 
 START_TIMEOUT = 15.0
 CONFIG_NAME = "gateway.toml"
@@ -87,15 +91,19 @@ def _toml_value(value: object) -> str:
 
 
 def write_config(workdir: Path, port: int, printers: Sequence[PrinterTable], *,
-                 log_level: str = "debug", user: str | None = TEST_USER) -> Path:
-    """`workdir/gateway.toml`: listen on `port`, spool and output under `workdir`."""
+                 log_level: str = "debug", user: str | None = TEST_USER,
+                 listen_host: str = LOOPBACK, extra_toml: str = "") -> Path:
+    """`workdir/gateway.toml`: listen on `listen_host:port`, spool and output under
+    `workdir`; `extra_toml` (further tables, such as `[dnssd]`) follows `[server]`."""
     spool = workdir / "spool"
     spool.mkdir(parents=True, exist_ok=True)
-    lines = ["[server]", f"listen = {_toml_value((f'{LOOPBACK}:{port}',))}",
+    lines = ["[server]", f"listen = {_toml_value((f'{listen_host}:{port}',))}",
              f"spool = {_toml_value(str(spool))}", f"log_level = {_toml_value(log_level)}"]
     if user is not None:
         lines.append(f"user = {_toml_value(user)}")
     lines.append("")
+    if extra_toml:
+        lines += [extra_toml.strip(), ""]
     for printer in printers:
         lines.append("[[printer]]")
         lines += [f"{key} = {_toml_value(value)}"
@@ -119,6 +127,7 @@ class GatewayProcess:
     workdir: Path
     printer_name: str = "default"  # the default printer: --printer's or the config's first
     printers: tuple[PrinterTable, ...] = ()
+    netns: NetNamespace | None = None  # the network namespace it runs in; None: the host's
 
     def __enter__(self) -> GatewayProcess:
         return self
@@ -249,29 +258,48 @@ def start_configured_gateway(
     *,
     log_level: str = "debug",
     timeout: float = START_TIMEOUT,
+    netns: NetNamespace | None = None,
+    extra_toml: str = "",
+    env: Mapping[str, str] | None = None,
 ) -> GatewayProcess:
     """Start `python -m gateway run --config` with `printers` (the first is the default) and
-    wait until it answers. Use it as a context manager to stop it at the end."""
+    wait until it answers. Use it as a context manager to stop it at the end.
+
+    With `netns` it runs inside that network namespace (`ip netns exec`), listening on all of
+    its addresses, and is awaited from inside it; `extra_toml` adds tables to the config and
+    `env` variables to its environment."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    config = write_config(workdir, port, printers, log_level=log_level)
+    config = write_config(workdir, port, printers, log_level=log_level,
+                          listen_host="*" if netns is not None else LOOPBACK,
+                          extra_toml=extra_toml)
     argv = [sys.executable, "-m", "gateway", "run", "--config", str(config)]
-    return _launch(argv, port, workdir, printers[0].name, tuple(printers), timeout)
+    return _launch(argv, port, workdir, printers[0].name, tuple(printers), timeout,
+                   netns=netns, env=env)
 
 
 def _launch(argv: list[str], port: int, workdir: Path, printer_name: str,
-            printers: tuple[PrinterTable, ...], timeout: float) -> GatewayProcess:
+            printers: tuple[PrinterTable, ...], timeout: float,
+            netns: NetNamespace | None = None,
+            env: Mapping[str, str] | None = None) -> GatewayProcess:
     log = workdir / LOG_NAME
-    proc = spawn_logged(argv, log, env=dict(os.environ, PYTHONUNBUFFERED="1"), cwd=REPO_ROOT)
+    if netns is None:  # nothing multicasts on this machine's own network: DNS-SD stays off
+        argv = [*argv, "--no-dnssd"]
+    environment = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
+    if netns is None:
+        proc = spawn_logged(argv, log, env=environment, cwd=REPO_ROOT)
+    else:
+        proc = netns.spawn(argv, log, env=environment, cwd=REPO_ROOT)
     answered = False
     try:
-        wait_for_port(proc, port, log, timeout)
-        wait_until_serving(port, timeout)
+        with netns.entered() if netns is not None else contextlib.nullcontext():
+            wait_for_port(proc, port, log, timeout)
+            wait_until_serving(port, timeout)
         answered = True
     finally:
         if not answered:
             stop_process(proc)
-    return GatewayProcess(proc, port, workdir, printer_name, printers)
+    return GatewayProcess(proc, port, workdir, printer_name, printers, netns)
 
 
 def wait_until_serving(port: int, timeout: float) -> None:

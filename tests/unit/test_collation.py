@@ -53,7 +53,7 @@ def test_job_template_sets_collation(template: dict[str, str], collate: bool) ->
     # Page ranges are not applied to text on a line printer: no page count from them.
     ("text", TEXT, PrintOptions(copies=3, collate=False, page_ranges=((4, 4),)), 1, 3, 1),
     ("pcl5", PDF, PrintOptions(copies=1), 1, 1, 1),
-    ("raw", PDF, PrintOptions(copies=2), 1, 2, 1),  # copies reported unsupported
+    ("raw", PDF, PrintOptions(copies=2), 2, 1, 1),  # sent once per copy
 ])
 def test_copy_plan(name: str, fmt: str, options: PrintOptions, passes: int, copies: int,
                    copies_each: int) -> None:

@@ -102,7 +102,7 @@ def test_raw_queue_takes_only_the_formats_it_lists() -> None:
 
 @pytest.mark.parametrize("name, fmt, options, expected", [
     ("raw", "application/pdf", PrintOptions(copies=2, print_scaling="fill"),
-     ["copies", "print-scaling"]),
+     ["print-scaling"]),
     ("pcl5", "application/pdf", PrintOptions(sides="two-sided-long-edge"), ["sides"]),
     ("pclxl", "application/pdf", PrintOptions(sides="two-sided-long-edge", copies=5), []),
     ("pcl5", "image/jpeg", PrintOptions(page_ranges=((1, 1),)), ["page-ranges"]),

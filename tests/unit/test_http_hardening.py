@@ -214,7 +214,8 @@ async def test_connection_failures_are_rate_limited(
     for _ in range(10):
         ours, theirs = trio.socket.socketpair()
         with theirs:
-            await listener._serve_connection(trio.SocketStream(ours), FakeApp(), DEFAULT_LIMITS)
+            await listener._serve_connection(trio.SocketStream(ours), FakeApp(), DEFAULT_LIMITS,
+                                             None)
     failures = client_lines(caplog, "gateway.server.listener")
     assert len(failures) == 3
     assert all("connection failed" in r.getMessage() and r.exc_info for r in failures)

@@ -44,6 +44,8 @@ SANS_IO = (
     "gateway.server.http11",  # the HTTP/1.1 parser
     "gateway.server.values",  # IPP value checks
     "gateway.server.attributes",  # printer attributes from capabilities and a snapshot
+    "gateway.dnssd.txt",  # DNS-SD records and TXT from the same data as the attributes
+    "gateway.dnssd.names",  # DNS-SD instance names and their renaming on a conflict
     "drivers.transports.lpd_protocol",  # the LPD dialogue
     "drivers.pjl",  # the PJL dialogue
     "drivers.ieee1284",  # IEEE 1284 device ids
