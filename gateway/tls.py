@@ -50,6 +50,10 @@ class TlsError(Exception):
     """The certificate or key cannot be used; the message names the file and the fix."""
 
 
+class ChildUnavailable(Exception):
+    """The certificate child process cannot be started (the work is then done in-process)."""
+
+
 @dataclass(frozen=True)
 class Identity:
     """What a certificate for this host names: host names first (the first one is the
@@ -174,9 +178,13 @@ def open_server_tls(directory: Path, *, certificate: Path | None = None,
     kept in `directory` (made now if needed). Raises `TlsError`. With `in_child` the
     certificate work (and `cryptography`) runs in a child process, so the gateway itself never
     loads it (its `identity` is then this host's)."""
+    credentials = None
     if in_child:
-        credentials = _credentials_from_child(directory, certificate, key, owner)
-    else:
+        try:
+            credentials = _credentials_from_child(directory, certificate, key, owner)
+        except ChildUnavailable as exc:  # then here, at the cost of the memory
+            log.debug("certificate check in this process: %s", exc)
+    if credentials is None:
         from gateway.certificates import open_credentials
 
         credentials = open_credentials(directory, certificate=certificate, key=key, owner=owner,
@@ -202,8 +210,10 @@ def _credentials_from_child(directory: Path, certificate: Path | None, key: Path
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=CHILD_TIMEOUT,
                               check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise TlsError(f"cannot run the certificate check ({exc})") from None
+    except OSError as exc:  # this account may not run the interpreter by its path
+        raise ChildUnavailable(str(exc)) from None
+    except subprocess.TimeoutExpired as exc:
+        raise TlsError(f"the certificate check did not finish ({exc})") from None
     for line in done.stderr.splitlines():
         if line and not line.startswith("error: "):
             log.info("%s", line)
