@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,10 +133,40 @@ class BsdLpd:
         return lock
 
     def set_queueing(self, enabled: bool) -> None:
-        """Like `lpc disable/enable`: a disabled queue refuses new jobs (non-zero ack)."""
+        """Like `lpc disable/enable`: a disabled queue refuses new jobs (non-zero ack).
+
+        This lpd forks a printer daemon after every job it receives, and that daemon's first
+        act is `fchmod(lock, 0640)`, which clears the queueing bit (strace shows it, before its
+        flock). A bit set while such a daemon is still starting is lost, so this waits until
+        no lpd process but the long-lived printer daemon works in the spool, then checks that
+        the bit stayed.
+        """
         lock = self._lock()
-        mode = lock.stat().st_mode & 0o777
-        lock.chmod(mode & ~_LOCK_QUEUEING_OFF if enabled else mode | _LOCK_QUEUEING_OFF)
+        for _ in range(50):
+            wait_until(self._spool_quiet, 10, "lpd's printer daemons settled")
+            mode = lock.stat().st_mode & 0o777
+            lock.chmod(mode & ~_LOCK_QUEUEING_OFF if enabled else mode | _LOCK_QUEUEING_OFF)
+            time.sleep(0.05)
+            if bool(lock.stat().st_mode & _LOCK_QUEUEING_OFF) != enabled and self._spool_quiet():
+                return
+        raise PeerError(f"lpd kept resetting its lock file (queueing {enabled})")
+
+    def _spool_quiet(self) -> bool:
+        """At most one lpd process has the spool as its working directory, the same for 60 ms."""
+        seen = []
+        for _ in range(3):
+            seen.append(self._spool_workers())
+            time.sleep(0.02)
+        return len(seen[0]) <= 1 and seen[0] == seen[1] == seen[2]
+
+    def _spool_workers(self) -> set[int]:
+        found = set()
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError):
+                    if os.readlink(entry / "cwd") == str(self.spool):
+                        found.add(int(entry.name))
+        return found
 
     def wait_job(self, number: int, timeout: float = 10.0) -> ReceivedJob:
         """The job numbered `number` once its control file is in the spool."""
