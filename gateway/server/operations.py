@@ -322,6 +322,18 @@ def _check_groups(request: Message) -> None:
         last = group.tag
     if len(request.groups_of(GroupTag.OPERATION)) > 1:
         raise BadRequest("more than one operation attributes group")
+    for group in request.groups:
+        _check_unique(group)
+
+
+def _check_unique(group: Group) -> None:
+    """RFC 8010 3.1.3: an attribute occurs at most once in a group; which of two values
+    the client meant cannot be guessed, so the request is refused."""
+    seen: set[str] = set()
+    for attr in group:
+        if attr.name in seen:
+            raise BadRequest(f"{attr.name} occurs more than once in one group")
+        seen.add(attr.name)
 
 
 def _check_charset(group: Group) -> None:
@@ -377,11 +389,12 @@ def _resolve_target(call: Call, operation: int) -> None:
 def target_job(call: Call) -> Job:
     job_id = call.job_id
     if job_id is None:
-        job_id = call.value("job-id", lambda a: values.single_integer(a, 1),
-                            Status.CLIENT_ERROR_BAD_REQUEST)
+        # Not one integer: the target is malformed (4.1.5). An integer below 1 is well formed
+        # but names no job, as a job-uri ending in /0 does.
+        job_id = call.value("job-id", values.single_integer, Status.CLIENT_ERROR_BAD_REQUEST)
     if job_id is None:
         raise BadRequest("missing job-id (or job-uri)")
-    job = call.system.jobs.get(job_id)
+    job = call.system.jobs.get(job_id) if job_id >= 1 else None
     if job is None or job.printer != call.require_printer().name:
         raise NotFound(f"job {job_id} does not exist")
     return job

@@ -83,10 +83,17 @@ def _document_format(call: Call, printer: Printer) -> str:
 
 
 def _compression(call: Call, takes_data: bool) -> str:
-    compression = call.value("compression", partial(values.single_keyword, allowed=COMPRESSIONS),
-                             Status.CLIENT_ERROR_COMPRESSION_NOT_SUPPORTED)
+    """RFC 8011 4.2.1.1: a compression that is not one keyword is a bad value; a keyword
+    the Printer does not support is client-error-compression-not-supported. Create-Job
+    carries no document, so only 'none' is meaningful there (as ippeveprinter has it);
+    Validate-Job checks what Print-Job would (4.2.3), so it is `takes_data`."""
+    compression = call.value("compression", values.single_keyword)
     if compression is None:
         return "none"
+    if compression not in COMPRESSIONS:
+        raise IppError(Status.CLIENT_ERROR_COMPRESSION_NOT_SUPPORTED,
+                       f"compression {compression!r} is not supported",
+                       _sent(call, "compression"))
     if not takes_data and compression != "none":
         raise IppError(UNSUPPORTED, "compression is only for operations that carry data",
                        _sent(call, "compression"))
@@ -97,8 +104,7 @@ def _check_size(call: Call) -> None:
     """RFC 8011 4.2.1.1: a job-k-octets beyond job-k-octets-supported is refused with
     client-error-request-entity-too-large (the document's real size is checked as it
     arrives, see `receive_document`)."""
-    size = call.value("job-k-octets", partial(values.single_integer, low=0, high=INT32_MAX),
-                      Status.CLIENT_ERROR_BAD_REQUEST)
+    size = call.value("job-k-octets", partial(values.single_integer, low=0, high=INT32_MAX))
     limit = call.system.config.max_job_bytes // 1024
     if size is not None and size > limit:
         raise IppError(Status.CLIENT_ERROR_REQUEST_ENTITY_TOO_LARGE,
@@ -251,7 +257,7 @@ async def _receive_into(call: Call, job: Job) -> None:
 
 
 async def validate_job(call: Call) -> Reply:
-    reply, _ = _check_job_request(call, takes_data=False)
+    reply, _ = _check_job_request(call, takes_data=True)  # checked as Print-Job's (4.2.3)
     return reply
 
 
@@ -287,8 +293,10 @@ async def send_document(call: Call) -> Reply:
     last = _boolean(call, "last-document")
     if last is None:
         raise BadRequest("Send-Document needs last-document")
-    if job.state in (JobState.CANCELED, JobState.ABORTED):
-        raise IppError(Status.SERVER_ERROR_JOB_CANCELED, f"job {job.id} was canceled")
+    # A job that ended before this request began is not-possible, as cupsd and ippeveprinter
+    # answer (server-error-job-canceled is for one canceled while its data is arriving).
+    if job.state.is_terminal:
+        raise NotPossible(f"job {job.id} is {job.state.name.lower()}: it takes no documents")
     if not (job.state is JobState.PENDING_HELD and "job-incoming" in job.reasons):
         raise NotPossible(f"job {job.id} is not waiting for documents")
     fmt = _document_format(call, call.require_printer())

@@ -18,7 +18,8 @@ from drivers import accepted_formats as planned_formats
 from gateway.config import Config
 from gateway.core.events import PrinterSnapshot
 from gateway.core.printer import Printer
-from gateway.ipp.enums import GroupTag, ValueTag
+from gateway.errors import IppError
+from gateway.ipp.enums import GroupTag, Status, ValueTag
 from gateway.ipp.model import Attribute
 from gateway.ipp.writer import encode_attribute
 from gateway.ratelimit import CLIENT_LOG_LIMITER, client_key
@@ -136,7 +137,7 @@ def _wanted(requested: Set[str]) -> tuple[bool, bool, bool]:
 async def get_printer_attributes(call: Call) -> Reply:
     printer = call.require_printer()
     requested = requested_attributes(call, ("all",))
-    call.value("document-format", values.single_mime_type)
+    _check_document_format(call, printer)
     cache = cache_for(printer, call.system.config, call.operations.supported)
     description = _wanted(requested)[0]
     endpoint = call.endpoint
@@ -147,6 +148,18 @@ async def get_printer_attributes(call: Call) -> Reply:
                       up_time=call.system.up_time())
     items += [item.data for item in live if description or item.name in requested]
     return Reply(groups=[(GroupTag.PRINTER, items)])
+
+
+def _check_document_format(call: Call, printer: Printer) -> None:
+    """RFC 8011 4.2.5.1: a document-format not in document-format-supported is refused with
+    client-error-document-format-not-supported. A supported format gets the same answer
+    as any other (a job's options are checked against its own format when it is created)."""
+    fmt = call.value("document-format", values.single_mime_type)
+    if fmt is not None and fmt not in accepted_formats(printer):
+        attr = call.attr("document-format")
+        raise IppError(Status.CLIENT_ERROR_DOCUMENT_FORMAT_NOT_SUPPORTED,
+                       f"document-format {fmt!r} is not supported by printer {printer.name}",
+                       [attr] if attr is not None else [])
 
 
 async def pause_printer(call: Call) -> Reply:
