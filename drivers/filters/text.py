@@ -33,18 +33,40 @@ class TextLayout:
     page_height: float
 
 
+MIN_MARGIN = 18.0  # points: a quarter inch, where no printer's text starts
+
+
+@dataclass(frozen=True)
+class CharacterGrid:
+    """The character cells of a page: `columns` x `lines` cells of CHAR_WIDTH x LINE_HEIGHT
+    points, the first one `left`, `top` points from the sheet's top-left corner."""
+
+    columns: int
+    lines: int
+    left: float
+    top: float
+
+
+def character_grid(width: float, height: float,
+                   margins: tuple[int, int, int, int]) -> CharacterGrid:
+    """The grid of a `width` x `height` point page with `margins` (top, bottom, left, right in
+    hundredths of a millimetre, at least MIN_MARGIN)."""
+    top, bottom, left, right = (max(m * 72 / 2540, MIN_MARGIN) for m in margins)
+    # Rounded before flooring: in binary floating point 576 // 7.2 is 79.0, one column short
+    # on US Letter.
+    columns = max(10, int(round((width - left - right) / CHAR_WIDTH, 6)))
+    lines = max(5, int(round((height - top - bottom) / LINE_HEIGHT, 6)))
+    return CharacterGrid(columns, lines, left, top)
+
+
 def layout(options: PrintOptions, caps: Capabilities) -> TextLayout:
     media = options.media_size(caps)
     landscape = options.orientation in (LANDSCAPE, REVERSE_LANDSCAPE)
     width, height = media.width_points, media.height_points
     if landscape:
         width, height = height, width
-    top, bottom, left, right = (max(m * 72 / 2540, 18.0) for m in caps.margins)
-    # Rounded before flooring: in binary floating point 576 // 7.2 is 79.0, one column short
-    # on US Letter.
-    columns = max(10, int(round((width - left - right) / CHAR_WIDTH, 6)))
-    lines = max(5, int(round((height - top - bottom) / LINE_HEIGHT, 6)))
-    return TextLayout(columns, lines, landscape, left, top, width, height)
+    grid = character_grid(width, height, caps.margins)
+    return TextLayout(grid.columns, grid.lines, landscape, grid.left, grid.top, width, height)
 
 
 class TextPaginator:

@@ -1,7 +1,10 @@
 """Plain-text line printers and dot-matrix printers in their text mode: the text goes as it
 is, with bare line feeds made CR LF and a form feed to eject the last page. PDF and PostScript
-become text through Ghostscript's txtwrite. The printer counts no copies: the plans repeat
-the pages (or the pipeline the document)."""
+become text through Ghostscript's txtwrite (text stays text). Pictures (PWG raster, URF, JPEG,
+PNG) print as character art (`drivers.filters.text_art`): each page cut into the printer's
+character cells, a character of a luminance ramp per cell, which makes the line printer an
+IPP Everywhere printer. The printer counts no copies: the plans repeat the pages (or the
+pipeline the document)."""
 
 from __future__ import annotations
 
@@ -12,12 +15,26 @@ from dataclasses import replace
 from drivers.driver import Driver
 from drivers.errors import ConversionError
 from drivers.filters.gs_text import GhostscriptTextStage
-from drivers.filters.planner import Context, Plan, converter, ghostscript_job
+from drivers.filters.planner import Context, Plan, converter, ghostscript_job, raster_plan
 from drivers.filters.stage import PageCallback, Stage
+from drivers.filters.text_art import TextArtWriter
 from drivers.model.capabilities import MEDIA_SIZES, Capabilities, PrintOptions, page_rotation
-from drivers.model.formats import PDF, POSTSCRIPT, TEXT
+from drivers.model.formats import (
+    IMAGE_FORMATS,
+    JPEG,
+    PDF,
+    PNG,
+    POSTSCRIPT,
+    PWG_RASTER,
+    RASTER_FORMATS,
+    TEXT,
+    URF,
+)
 
 _BARE_LF = re.compile(rb"(?<!\r)\n")
+ART_FORMATS = (*RASTER_FORMATS, *IMAGE_FORMATS)  # printed as character art
+
+
 class LinePrinterText:
     """Converter: text passed through with CR LF line ends; counts pages by form feeds."""
 
@@ -104,25 +121,45 @@ def _txtwrite(context: Context) -> list[Stage]:
     return with_page_copies(context, [GhostscriptTextStage(job, context.input_path)])
 
 
+def _art_writer(options: PrintOptions, caps: Capabilities) -> TextArtWriter:
+    return TextArtWriter(caps.margins)
+
+
+def _art_plan(fmt: str) -> Plan:
+    """The shared raster pipeline (PWG/URF readers, Pillow for images: placed, fitted, gray)
+    into the character-art writer, each page then repeated for uncollated copies."""
+    pipeline = raster_plan(fmt, TEXT, "text art", _art_writer, stage_name="text-art")
+    build = pipeline.build
+    return replace(pipeline, build=lambda context: with_page_copies(context, build(context)),
+                   repeats_for_copies=True)
+
+
 class LinePrinter(Driver):
     family = "text"
     native_formats = (TEXT,)
-    convertible = (TEXT, PDF, POSTSCRIPT)
+    convertible = (TEXT, PDF, POSTSCRIPT, PWG_RASTER, URF, JPEG, PNG)
 
     def route(self, fmt: str) -> Plan:
         if fmt == TEXT:
             return Plan(fmt, fmt, "text -> line printer", _line_printer, repeats_for_copies=True)
+        if fmt in ART_FORMATS:
+            return _art_plan(fmt)
         return Plan(fmt, TEXT, f"{fmt} -> ghostscript(txtwrite) -> text", _txtwrite,
                     reads_path=True, repeats_for_copies=True, needs_ghostscript=True)
 
     def honours(self, attribute: str, fmt: str, caps: Capabilities,
                 options: PrintOptions) -> bool:
-        if attribute in ("sides", "print-scaling"):
-            return False  # one side; text flows at its natural size
+        if attribute == "sides":
+            return False  # one side
+        if attribute == "print-scaling":
+            # A picture is placed on the grid as asked; text flows at its natural size.
+            return fmt in ART_FORMATS and super().honours(attribute, fmt, caps, options)
         if attribute == "page-ranges" and fmt == TEXT:
             return False  # the text goes as it is: its pages are the printer's
-        if attribute == "orientation-requested":
-            return page_rotation(options) == 0  # a line printer cannot turn text
+        if attribute == "orientation-requested" and fmt not in IMAGE_FORMATS:
+            # A line printer cannot turn text, nor composed PWG/URF pages; an image is turned
+            # before it is cut into cells.
+            return page_rotation(options) == 0
         return super().honours(attribute, fmt, caps, options)
 
 
@@ -132,4 +169,6 @@ DRIVERS = (LinePrinter("text", Capabilities(
     resolutions=(72,), default_resolution=72, color=False, duplex=False,
     media=(MEDIA_SIZES["na_letter_8.5x11in"], MEDIA_SIZES["iso_a4_210x297mm"]),
     media_default="na_letter_8.5x11in", print_qualities=(4,), copies_max=99,
+    # The quarter inch the text layout keeps clear: pictures are placed inside it too.
+    margins=(635, 635, 635, 635),
 )),)

@@ -144,5 +144,4 @@ def test_advertised_formats_all_print(driver_name: str) -> None:
     formats = accepted_formats(driver, driver.capabilities)
     assert formats == driver.capabilities.document_formats
     assert "application/octet-stream" in formats
-    if driver_name != "text":
-        assert {"image/urf", "image/pwg-raster", "image/jpeg", "application/pdf"} <= set(formats)
+    assert {"image/urf", "image/pwg-raster", "image/jpeg", "application/pdf"} <= set(formats)

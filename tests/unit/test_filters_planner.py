@@ -58,7 +58,8 @@ def test_plan_steps(name: str, fmt: str, steps: str) -> None:
 
 
 @pytest.mark.parametrize("name, fmt", [
-    ("text", "image/jpeg"), ("text", "image/pwg-raster"), ("postscript", "application/vnd.hp-PCL"),
+    ("text", "application/vnd.hp-PCL"), ("text", "image/gif"),
+    ("postscript", "application/vnd.hp-PCL"),
     ("pcl5", "application/vnd.hp-PCLXL"), ("pcl5", "image/gif"),
 ])
 def test_unsupported_formats_have_no_plan(name: str, fmt: str) -> None:

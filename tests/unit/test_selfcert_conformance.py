@@ -7,16 +7,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from drivers import get_driver
 from drivers.filters.planner import ghostscript_available
+from drivers.filters.pwg_raster import PwgRasterWriter
 from drivers.model.capabilities import PrintOptions
+from drivers.model.raster import PixelFormat, RasterPage
 from gateway.config import Config, PrinterConfig
 from gateway.core.system import System
 from gateway.ipp.enums import GroupTag, Operation, Status, ValueTag
-from gateway.ipp.model import Attribute, Collection, IntRange, Message
+from gateway.ipp.model import Attribute, Collection, IntRange, Message, Resolution
 from gateway.ipp.writer import request
 from gateway.server.job_template import FIXED_DEFAULTS
+from tests.support.driver_printing import Document, print_to_file
 from tests.support.ipp_dispatch import call, job_attr
 
 T = ValueTag
@@ -57,7 +61,6 @@ async def test_printer_attributes_the_suite_expects(system: System) -> None:
 
 async def test_ipp_everywhere_only_where_the_formats_meet_it(system: System) -> None:
     assert (await printer_attrs(system, "plain"))["ipp-features-supported"] == ["none"]
-    assert (await printer_attrs(system, "lines"))["ipp-features-supported"] == ["none"]
     raw = await printer_attrs(system, "rawpdf")
     expected = "ipp-everywhere" if ghostscript_available() else "none"
     assert raw["ipp-features-supported"] == [expected]
@@ -67,6 +70,75 @@ async def test_ipp_everywhere_only_where_the_formats_meet_it(system: System) -> 
     assert raw["sides-supported"] == ["one-sided"]
     assert raw["copies-supported"] == [IntRange(1, 999)]
     assert (await printer_attrs(system, "plain"))["page-ranges-supported"] == [False]
+
+
+async def test_a_line_printer_is_an_ipp_everywhere_printer(system: System) -> None:
+    """It prints PWG raster, URF, JPEG and PNG as character art, in gray only."""
+    lines = await printer_attrs(system, "lines")
+    assert lines["ipp-features-supported"] == ["ipp-everywhere"]
+    formats = lines["document-format-supported"]
+    assert {"image/pwg-raster", "image/jpeg", "image/urf", "image/png", "text/plain"} <= set(
+        formats)
+    assert ("application/pdf" in formats) == ghostscript_available()
+    assert lines["page-ranges-supported"] == [True]
+    assert lines["print-color-mode-supported"] == ["auto", "monochrome"]
+    assert lines["pwg-raster-document-type-supported"] == ["black_1", "sgray_8"]
+    assert lines["pwg-raster-document-resolution-supported"] == [Resolution(72, 72)]
+    assert "RS72" in lines["urf-supported"]
+
+
+def art_pages(output: bytes) -> list[list[bytes]]:
+    """The printed pages (form feed ended), each as its lines (CR LF ended)."""
+    assert output.endswith(b"\f")
+    pages = output[:-1].split(b"\f")
+    assert all(page == b"" or page.endswith(b"\r\n") for page in pages)
+    return [page.split(b"\r\n")[:-1] for page in pages]
+
+
+async def test_a_jpeg_prints_as_character_art_of_the_page_grid(tmp_path: Path) -> None:
+    """A black square fitted to US Letter: all 80 columns of the grid wide, and as many
+    lines (12 points) tall as its 576 points make: 48, two of them half covered."""
+    square = tmp_path / "square.jpg"
+    Image.new("L", (240, 240), 0).save(square)
+    driver = get_driver("text")
+    output, progress = await print_to_file(
+        Document(square, "image/jpeg", 1), driver, driver.capabilities, tmp_path / "out/",
+        PrintOptions(copies=2, collate=False))
+    pages = art_pages(output)
+    assert progress.pages == 2 and len(pages) == 2 and pages[0] == pages[1]
+    printed = [line for line in pages[0] if line]
+    assert all(len(line) == 80 for line in printed)
+    assert sum(line == b"@" * 80 for line in printed) == 47
+    assert len(printed) == 49  # and a lighter line above and below
+    assert pages[0][:7] == [b""] * 7  # centred: (756 - 576) / 2 points of margin above
+
+
+async def test_pwg_raster_pages_print_as_character_art(tmp_path: Path) -> None:
+    """Three gray A4 pages, each dark in a band of its own lines; page-ranges 2-3 and
+    uncollated copies: 2, 2, 3, 3. A4's grid is 77 columns by 67 lines."""
+    a4 = RasterPage(width=595, height=842, pixels=PixelFormat.SGRAY_8, dpi_x=72, dpi_y=72,
+                    page_width_pt=595.28, page_height_pt=841.89)
+    writer = PwgRasterWriter()
+    data = writer.start()
+    for number in (1, 2, 3):
+        top = round(18 + 12 * 10 * number)  # line 10, 20 or 30 of the grid
+        rows = [(a4.white_line, top), (bytes(a4.width), 24),
+                (a4.white_line, a4.height - top - 24)]
+        data += writer.page(a4.with_changes(number=number)) + writer.rows(rows)
+    document = tmp_path / "pages.pwg"
+    document.write_bytes(data)
+    driver = get_driver("text")
+    output, progress = await print_to_file(
+        Document(document, "image/pwg-raster", 3), driver, driver.capabilities,
+        tmp_path / "out/", PrintOptions(page_ranges=((2, 3),), copies=2, collate=False))
+    pages = art_pages(output)
+    assert progress.pages == 4 and len(pages) == 4
+    for page, number in zip(pages, (2, 2, 3, 3), strict=True):
+        dark = [i for i, line in enumerate(page) if line]
+        assert dark == [10 * number, 10 * number + 1]
+        assert all(page[i] == b"@" * 77 for i in dark)
+    assert not driver.unsupported_options("image/pwg-raster", driver.capabilities,
+                                          PrintOptions(page_ranges=((2, 3),), copies=2))
 
 
 async def test_creation_response_has_job_state_message(system: System) -> None:
