@@ -42,8 +42,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy gateway drivers
 
+# Worker processes for the suite: most tests wait on peers and subprocesses, so three keep
+# two cores busy; slow tests start first (tests/conftest.py), one test handed out at a time.
+PYTEST_WORKERS ?= 3
+
 pytest: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist load --maxschedchunk 1
 
 check: lint typecheck pytest
 

@@ -10,7 +10,8 @@ CLOCK_MONOTONIC stamp, the same clock as t0) minus t0. So it counts the interpre
 the gateway's own start and the responder's probing, as a person starting it would wait.
 For the Avahi rows avahi-daemon already runs in the gateway namespace (as on a desktop); its
 own start is not counted. Each run uses a new instance name, so no cache answers for it.
-Target (issue 11): under 2 s. Needs root, avahi-daemon, ippeveprinter, python-zeroconf.
+Then, with the responder running and the gateway idle, its RSS. Targets (issue 11): under
+2 s; under 45 MB. Needs root, avahi-daemon, ippeveprinter, python-zeroconf.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from tests.peers.netns import (
 from tests.peers.procs import free_port, stop_process
 
 TARGET = 2.0
+RSS_TARGET = 45.0  # MB, idle with TLS and DNS-SD on (issue 11)
+IDLE_WAIT = 3.0
 SERVICE = "_ipp._tcp.local."
 BROWSE_TIMEOUT = 20.0
 
@@ -71,7 +74,20 @@ def wait_ready(browser: subprocess.Popen[bytes], log: Path, timeout: float = 10.
         time.sleep(0.01)
 
 
-def one_run(lan: TwoHostLan, starter: Starter, workdir: Path, instance: str) -> float | None:
+def rss_mb(pid: int) -> float | None:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    kb = next(int(line.split()[1]) for line in status.splitlines()
+              if line.startswith("VmRSS:"))
+    return kb / 1024
+
+
+def one_run(lan: TwoHostLan, starter: Starter, workdir: Path,
+            instance: str) -> tuple[float | None, float | None]:
+    """Seconds from the spawn to the first announcement seen; then the idle RSS (MB), read
+    IDLE_WAIT seconds after it, as the responder runs."""
     log = workdir.with_suffix(".browser.log")
     browser = zeroconf_browser(lan.client, [SERVICE], instance, log, BROWSE_TIMEOUT)
     wait_ready(browser, log)
@@ -79,17 +95,19 @@ def one_run(lan: TwoHostLan, starter: Starter, workdir: Path, instance: str) -> 
     server = starter(lan.gateway, workdir, instance)
     try:
         sighting = zeroconf_result(browser, BROWSE_TIMEOUT + 15.0)
+        time.sleep(IDLE_WAIT)
+        rss = rss_mb(server.pid)
     finally:
         stop_process(server)
     seen = sighting.at.get(SERVICE)
-    return None if seen is None else seen - started
+    return (None if seen is None else seen - started), rss
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    rows: list[tuple[str, list[float | None]]] = []
+    rows: list[tuple[str, list[float | None], list[float | None]]] = []
     with two_host_lan() as lan:
         cases: list[tuple[str, Starter, bool]] = [
             ("ours, python-zeroconf", start_ours("zeroconf"), False),
@@ -99,21 +117,27 @@ def main() -> None:
         for label, starter, needs_avahi in cases:
             if needs_avahi and lan.gateway.avahi is None:
                 lan.gateway.start_avahi(f"bench-{lan.gateway.name}")
-            times = []
+            times, sizes = [], []
             for run in range(args.runs):
                 tag = label.split(",")[0].replace(" ", "")
                 workdir = lan.workdir / f"{tag}-{len(rows)}-{run}"
-                times.append(one_run(lan, starter, workdir, f"Bench {tag} {len(rows)}-{run}"))
-            rows.append((label, times))
-    print(f"Start-up to the first DNS-SD announcement ({args.runs} runs; target < {TARGET} s)")
-    print(f"{'responder':<24} {'median s':>9} {'min s':>7} {'max s':>7} {'missed':>7}")
-    for label, times in rows:
+                took, rss = one_run(lan, starter, workdir, f"Bench {tag} {len(rows)}-{run}")
+                times.append(took)
+                sizes.append(rss)
+            rows.append((label, times, sizes))
+    print(f"Start-up to the first DNS-SD announcement ({args.runs} runs; target < {TARGET} s), "
+          f"and idle RSS {IDLE_WAIT:g} s later (target < {RSS_TARGET:g} MB, TLS on)")
+    print(f"{'responder':<24} {'median s':>9} {'min s':>7} {'max s':>7} {'missed':>7} "
+          f"{'RSS MB':>7}")
+    for label, times, sizes in rows:
         seen = [t for t in times if t is not None]
+        known = [m for m in sizes if m is not None]
+        rss_text = f"{statistics.median(known):>7.1f}" if known else f"{'-':>7}"
         if not seen:
-            print(f"{label:<24} {'-':>9} {'-':>7} {'-':>7} {len(times):>7}")
+            print(f"{label:<24} {'-':>9} {'-':>7} {'-':>7} {len(times):>7} {rss_text}")
             continue
         print(f"{label:<24} {statistics.median(seen):>9.2f} {min(seen):>7.2f} "
-              f"{max(seen):>7.2f} {len(times) - len(seen):>7}")
+              f"{max(seen):>7.2f} {len(times) - len(seen):>7} {rss_text}")
 
 
 if __name__ == "__main__":

@@ -287,6 +287,7 @@ def test_escp_printer_passes_ipptool(suite: str, conformance_dir: ConformanceDir
 
 
 @pytest.mark.peers
+@pytest.mark.slow
 def test_escp_printer_passes_ipp_everywhere(conformance_dir: ConformanceDir,
                                            tmp_path: Path) -> None:
     """ipp-everywhere.test (its one known-wrong expectation corrected): the attributes, and

@@ -237,6 +237,7 @@ async def watch_while_down(gateway: GatewayProcess, job_ids: list[int], down_sin
         await trio.sleep(0.5)
 
 
+@pytest.mark.slow
 async def test_p910nd_down_for_a_minute_then_back_delivers_once(
     p910nd_server: P910nd, tmp_path: Path
 ) -> None:

@@ -1,50 +1,102 @@
 """The PWG's IPP Everywhere v1.1 self-certification tests (../shared/selfcert) against the
-gateway, in print-server mode (-S), one gateway per driver behind the file: transport.
+gateway, in print-server mode (-S), one gateway per driver and scheme behind the file:
+transport: the ipp and the document tests for every converting driver and the `make run`
+default, over ipp:// and over ipps:// (TLS on the same port); the ipp tests also for a raw
+queue whose formats meet IPP Everywhere.
 
-What `make test` runs (each selfcert run timed on 2 cores): the ipp tests (about 1 s each, a
-few more with the gateway's start) for every converting driver, the `make run` default and a
-raw queue whose formats meet IPP Everywhere; the document tests (about 75 s each) for the
-`make run` default (PostScript out of Ghostscript) and `pcl5` (the raster route into a
-printer language). The document tests of the other drivers take about 10 minutes more:
-they run with SELFCERT_ALL=1 (`SELFCERT_ALL=1 .venv/bin/pytest tests/integration/
-test_selfcert.py`).
+The document runs are the slow part of `make test` (20-60 s each, mostly Ghostscript): they
+are marked `slow`, which the suite's conftest starts first so that, spread over the workers,
+they overlap the rest.
 """
 
 from __future__ import annotations
 
-import os
+import contextlib
+import functools
 import re
+import socket
 import subprocess
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.peers import REPO_ROOT
-from tests.peers.gateway_proc import LOOPBACK, GatewayProcess, start_command_line
+from tests.peers.gateway_proc import GatewayProcess, start_command_line
+from tests.peers.procs import LOOPBACK
 from tests.peers.require import require_programs
 
 SELFCERT = REPO_ROOT.parent / "shared" / "selfcert"
-# `text` is left out: a line printer cannot print PWG raster or JPEG, so it is no IPP
-# Everywhere printer and does not say it is (tests/unit/test_selfcert_conformance.py).
-CONVERTING = ("postscript", "postscript2", "pcl5", "pclxl", "escp-9pin", "escp-24pin", "escp2")
+CONVERTING = ("postscript", "postscript2", "pcl5", "pclxl", "text", "escp-9pin", "escp-24pin",
+              "escp2")
+SCHEMES = ("ipp", "ipps")
 # A raw queue is IPP Everywhere only for a printer that takes these as they come.
 RAW_FORMATS = "image/pwg-raster,image/jpeg,application/pdf,application/octet-stream"
-DOCUMENTS_ALWAYS = ("default", "pcl5")
 COLOUR = ("default", "postscript", "postscript2")  # the drivers whose printers print colour
 RUN_TIMEOUT = 1800
 SUMMARY = re.compile(r"^SELFCERT (.*)$", re.MULTILINE)
 COUNTS = re.compile(r"(ipp|documents): (\d+) pass (\d+) fail (\d+) skip")
 
 
-def _printer_args(driver: str, output: Path) -> list[str]:
-    """The command line of a gateway with one printer `p` of `driver`; "default": none, the
-    printer `make run` serves."""
+PRINTER_HOLD = 0.5  # seconds the simulated printer takes before it reads a job
+
+
+class SlowPrinter:
+    """A port-9100 printer on loopback that takes `PRINTER_HOLD` seconds before it reads each
+    job (as a real one warms up and feeds paper), then reads it to the end and closes. The
+    socket transport finishes a job only at the printer's close, so every job stays
+    processing that long. Into a file a raw job, or a one-page PWG raster turned into PCL,
+    would be done in milliseconds, before the suite's Get-Jobs right after Print-Job could
+    see it not completed (the suite counts on a printer that takes some time, as
+    ippeveprinter's does)."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server((LOOPBACK, 0))
+        self.uri = f"socket://{LOOPBACK}:{self.server.getsockname()[1]}"
+        self.jobs: list[int] = []  # the size of each job read
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.server.accept()
+            except OSError:
+                return  # closed by stop()
+            with connection:
+                time.sleep(PRINTER_HOLD)
+                receive = functools.partial(connection.recv, 65536)
+                size = sum(len(chunk) for chunk in iter(receive, b""))
+            self.jobs.append(size)
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self.server.shutdown(socket.SHUT_RDWR)
+        self.server.close()
+        self._thread.join(PRINTER_HOLD + 5)
+        assert not self._thread.is_alive(), "the simulated printer did not stop"
+
+
+@contextlib.contextmanager
+def printer_args(driver: str, output: Path, suite: str) -> Iterator[list[str]]:
+    """The command line of a gateway with one printer `p` of `driver` ("default": none, the
+    printer `make run` serves): behind a `SlowPrinter` for the ipp tests, into files in
+    `output` for the document tests (what each document became is kept)."""
     if driver == "default":
-        return []
-    device = f"{output.as_uri()}/,driver={driver}"
-    if driver == "raw":
-        device += f",formats={RAW_FORMATS}"
-    return ["--printer", f"p={device}"]
+        yield []
+        return
+    formats = f",formats={RAW_FORMATS}" if driver == "raw" else ""
+    if suite == "document":
+        yield ["--printer", f"p={output.as_uri()}/,driver={driver}{formats}"]
+        return
+    device = SlowPrinter()
+    try:
+        yield ["--printer", f"p={device.uri},driver={driver}{formats}"]
+    finally:
+        device.stop()
+    assert device.jobs, "the printer was sent nothing"
 
 
 def run_selfcert(workdir: Path, driver: str, suite: str, scheme: str = "ipp"
@@ -53,19 +105,21 @@ def run_selfcert(workdir: Path, driver: str, suite: str, scheme: str = "ipp"
     on the same port); its counts by file."""
     output = workdir / "output" / "p"
     output.mkdir(parents=True, exist_ok=True)
-    gateway: GatewayProcess = start_command_line(workdir, _printer_args(driver, output),
-                                                 printer_name="default" if driver == "default"
-                                                 else "p")
-    try:
-        result = subprocess.run(
-            # As its README says: ipptool sends "Host: localhost" for 127.0.0.1 (CUPS does),
-            # and the suite expects the URIs it is answered with to name the host it used.
-            [str(SELFCERT / "run.sh"), str(SELFCERT / "suite"),
-             gateway.named_printer_uri.replace(f"ipp://{LOOPBACK}:", f"{scheme}://localhost:"),
-             "-S", "-s", suite, "-o", str(workdir / "selfcert")],
-            capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False)
-    finally:
-        gateway.stop()
+    with printer_args(driver, output, suite) as args:
+        gateway: GatewayProcess = start_command_line(
+            workdir, args, printer_name="default" if driver == "default" else "p")
+        try:
+            result = subprocess.run(
+                # As its README says: ipptool sends "Host: localhost" for 127.0.0.1 (CUPS
+                # does), and the suite expects the URIs it is answered with to name the host
+                # it used.
+                [str(SELFCERT / "run.sh"), str(SELFCERT / "suite"),
+                 gateway.named_printer_uri.replace(f"ipp://{LOOPBACK}:",
+                                                   f"{scheme}://localhost:"),
+                 "-S", "-s", suite, "-o", str(workdir / "selfcert")],
+                capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False)
+        finally:
+            gateway.stop()
     found = SUMMARY.search(result.stdout)
     assert found is not None, f"no summary:\n{result.stdout}\n{result.stderr}"
     counts = {name: (int(p), int(f), int(s)) for name, p, f, s in COUNTS.findall(found[1])}
@@ -85,40 +139,21 @@ def selfcert_ready() -> None:
 
 
 @pytest.mark.peers
+@pytest.mark.parametrize("scheme", SCHEMES)
 @pytest.mark.parametrize("driver", [*CONVERTING, "default", "raw"])
-def test_ipp_tests_pass(selfcert_ready: None, tmp_path: Path, driver: str) -> None:
-    counts = run_selfcert(tmp_path, driver, "ipp")
+def test_ipp_tests_pass(selfcert_ready: None, tmp_path: Path, driver: str, scheme: str) -> None:
+    counts = run_selfcert(tmp_path, driver, "ipp", scheme)
     passed, _, _ = counts["ipp"]
     assert passed >= 39, counts  # ippeveprinter's 39: nothing was skipped for want of it
 
 
 @pytest.mark.peers
-def test_ipp_tests_pass_over_ipps(selfcert_ready: None, tmp_path: Path) -> None:
-    # The same port, TLS sniffed from the first byte; the document suite over ipps (about a
-    # minute more) passes too, 47/0/6, but is left to SELFCERT_ALL=1 for the time budget.
-    counts = run_selfcert(tmp_path, "default", "ipp", scheme="ipps")
-    passed, _, _ = counts["ipp"]
-    assert passed >= 39, counts
-
-
-@pytest.mark.peers
-@pytest.mark.skipif(not os.environ.get("SELFCERT_ALL"), reason="SELFCERT_ALL=1 runs it")
-def test_document_tests_pass_over_ipps(selfcert_ready: None, tmp_path: Path) -> None:
-    counts = run_selfcert(tmp_path, "default", "document", scheme="ipps")
-    passed, _, skipped = counts["documents"]
-    assert passed >= 47 and passed + skipped == 53, counts
-
-
-def _documents_selection() -> list[str]:
-    if os.environ.get("SELFCERT_ALL"):
-        return ["default", *CONVERTING]
-    return list(DOCUMENTS_ALWAYS)
-
-
-@pytest.mark.peers
-@pytest.mark.parametrize("driver", _documents_selection())
-def test_document_tests_pass(selfcert_ready: None, tmp_path: Path, driver: str) -> None:
-    counts = run_selfcert(tmp_path, driver, "document")
+@pytest.mark.slow
+@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("driver", [*CONVERTING, "default"])
+def test_document_tests_pass(selfcert_ready: None, tmp_path: Path, driver: str,
+                             scheme: str) -> None:
+    counts = run_selfcert(tmp_path, driver, "document", scheme)
     passed, _, skipped = counts["documents"]
     # ippeveprinter (a colour printer) passes 47 and skips 6. A monochrome language skips
     # the colour documents the suite sends only to colour printers; no test may fail.
