@@ -227,6 +227,36 @@ def seen(lan: TwoHostLan, instance: str) -> Resolved:
     return record
 
 
+def test_zeroconf_name_conflict_renames_and_keeps_the_new_name(
+        lan: TwoHostLan, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Another host already answers for the name: the gateway's own probing (RFC 6762 8.1,
+    gateway/dnssd/zeroconf_backend.py) sees it, registers "NAME (2)", and keeps it after a
+    restart even once the other host is gone (clients that added "(2)" still find it)."""
+    taken = "Taken Printer Name"
+    other = zeroconf_stand_in(lan.client, taken, 8633, _unique(lan, "other"),
+                              lan.workdir / "conflicting-stand-in.log")
+    workdir = tmp_path_factory.mktemp("gateway-conflict")
+    table = PrinterTable("cf", "raw", extra={"info": taken})
+    toml = '[dnssd]\nbackend = "zeroconf"'
+    try:
+        process = start_configured_gateway(workdir, [table], netns=lan.gateway,
+                                           extra_toml=toml)
+        try:
+            assert _registration(process, "cf")["instance"] == f"{taken} (2)"
+            [record] = wait_for_service(lan.client, "_ipp._tcp", f"{taken} (2)",
+                                        REGISTER_TIMEOUT)
+            assert (record.address, record.port) == (lan.gateway.address, process.port)
+        finally:
+            process.stop()
+    finally:
+        stop_process(other)
+    again = start_configured_gateway(workdir, [table], netns=lan.gateway, extra_toml=toml)
+    try:
+        assert _registration(again, "cf")["instance"] == f"{taken} (2)"
+    finally:
+        again.stop()
+
+
 class ResponderTests:
     """Everything a client host sees of one gateway; `backend` picks the responder."""
 
