@@ -14,8 +14,19 @@ from drivers.model import accel
 from drivers.model.accel import LineOverflow as LineOverflow  # next to the C codec raising it
 from drivers.model.raster import Row
 
-# A run packet of one byte-sized unit, prebuilt: index (count - 1) << 8 | value.
-_RUNS_OF_BYTES = [bytes([value]) * (count + 1) for count in range(128) for value in range(256)]
+# Every run packet of one byte-sized unit, prebuilt: index (count - 1) << 8 | value. Made on
+# the pure-Python decoder's first use: 32768 bytes objects are 3.4 MB of the gateway's idle
+# memory, which the C codec (the usual case) never needs.
+_runs_of_bytes: list[bytes] | None = None
+
+
+def _byte_runs() -> list[bytes]:
+    global _runs_of_bytes
+    runs = _runs_of_bytes
+    if runs is None:  # two threads may both build it: the same table, either one kept
+        runs = [bytes([value]) * (count + 1) for count in range(128) for value in range(256)]
+        _runs_of_bytes = runs
+    return runs
 
 
 def decode_line_py(data: bytes, pos: int, size: int, unit: int, fill: int) -> tuple[bytes, int]:
@@ -29,7 +40,7 @@ def decode_line_py(data: bytes, pos: int, size: int, unit: int, fill: int) -> tu
     append = out.append
     done = 0
     if unit == 1:
-        runs = _RUNS_OF_BYTES
+        runs = _byte_runs()
         while done < size:
             control = data[pos]
             if control < 128:
