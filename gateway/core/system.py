@@ -64,14 +64,6 @@ class System:
     def orphans(self) -> dict[int, Job]:
         return self.store.orphans
 
-    @property
-    def jobs_revision(self) -> int:
-        return self.store.revision
-
-    @property
-    def next_job_id(self) -> int:
-        return self.store.next_job_id
-
     # -- lookup --------------------------------------------------------------------------
 
     @property
@@ -103,7 +95,7 @@ class System:
                    template: dict[str, object], document_format: str, **fields: object) -> Job:
         """A new job (see JobStore.create: await `store.flushed()` before telling anyone)."""
         return self.store.create(printer.name, name=name, user=user, template=template,
-                                       document_format=document_format, **fields)
+                                 document_format=document_format, **fields)
 
     def jobs_of(self, printer: Printer) -> list[Job]:
         return self.store.jobs_of(printer.name)

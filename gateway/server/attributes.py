@@ -275,6 +275,9 @@ def media_col_database(caps: Capabilities) -> Attribute:
              *[media_col(caps, m) for m in caps.media])
 
 
+SUPPLIES_PAGE = "/supplies"  # under the printer's path: its printer-supply-info-uri
+
+
 def addressed_attributes(scheme: str, host: str, port: int, path: str, *,
                          tls: bool = True) -> list[Attribute]:
     """The URIs of the printer at `path` as the client reached it: `scheme` ("ipp" or
@@ -291,8 +294,8 @@ def addressed_attributes(scheme: str, host: str, port: int, path: str, *,
         schemes.append("ipp" if secure else "ipps")
     return [
         a("printer-icons", T.URI, f"{web}/icon-sm.png", f"{web}/icon.png", f"{web}/icon-lg.png"),
-        a("printer-more-info", T.URI, f"{web}/"),
-        a("printer-supply-info-uri", T.URI, f"{web}/"),
+        a("printer-more-info", T.URI, f"{web}{path}"),
+        a("printer-supply-info-uri", T.URI, f"{web}{path}{SUPPLIES_PAGE}"),
         a("printer-uri-supported", T.URI, *(url(each, host, port, path) for each in schemes)),
         a("uri-authentication-supported", T.KEYWORD, *("none" for _ in schemes)),
         a("uri-security-supported", T.KEYWORD,

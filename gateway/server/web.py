@@ -7,7 +7,9 @@ import io
 from functools import cache
 
 from gateway.authority import url
+from gateway.core.printer import Printer
 from gateway.core.system import PRINT_PATH, System
+from gateway.server.attributes import SUPPLIES_PAGE
 from gateway.server.http import Handler, HttpError, HttpRequest, HttpResponse, RequestBody
 from gateway.server.router import Router
 
@@ -52,6 +54,20 @@ def status_page(system: System, request: HttpRequest) -> bytes:
     return page.encode()
 
 
+def supplies_page(printer: Printer) -> bytes:
+    """The page printer-supply-info-uri names: what is known of the printer's supplies. The
+    legacy transports report no levels, so it says that, as printer-supply does (level -2)."""
+    name = html.escape(printer.name)
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><meta name='viewport' "
+        "content='width=device-width'><title>Supplies: " + name + "</title></head><body>"
+        "<h1>Supplies: " + name + "</h1><p>Supply levels are not reported by this printer: "
+        "the gateway reaches it through a connection that carries no supply status. Check "
+        "the printer's own panel for toner, ink and paper.</p>"
+        "<p><a href='/'>All printers</a></p></body></html>")
+    return page.encode()
+
+
 _HTML = (("Content-Type", "text/html; charset=utf-8"),)
 _PNG = (("Content-Type", "image/png"),)
 
@@ -64,9 +80,14 @@ def add_web_routes(router: Router, system: System) -> None:
         return HttpResponse(200, _HTML, status_page(system, request))
 
     async def printer_page(request: HttpRequest, body: RequestBody) -> HttpResponse:
-        if system.printer_for_path(request.path) is None:
-            raise HttpError(404, "Not found")
-        return HttpResponse(200, _HTML, status_page(system, request))
+        if system.printer_for_path(request.path) is not None:
+            return HttpResponse(200, _HTML, status_page(system, request))
+        path = request.path.rstrip("/")
+        if path.endswith(SUPPLIES_PAGE):  # a printer named "supplies" was matched above
+            printer = system.printer_for_path(path.removesuffix(SUPPLIES_PAGE))
+            if printer is not None:
+                return HttpResponse(200, _HTML, supplies_page(printer))
+        raise HttpError(404, "Not found")
 
     router.add("/", page)
     router.add(PRINT_PATH, printer_page)

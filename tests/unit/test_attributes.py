@@ -80,8 +80,9 @@ async def test_uris_follow_the_scheme_the_client_used(system: System, scheme: st
     group = printer_group(await get_printer_attributes(
         system, Endpoint("printers.example", 8631, scheme)))
     assert plain(group, "printer-uri-supported")[0] == f"{scheme}://printers.example:8631{PATH}"
-    assert plain(group, "printer-more-info") == [f"{web}://printers.example:8631/"]
-    assert plain(group, "printer-supply-info-uri") == [f"{web}://printers.example:8631/"]
+    assert plain(group, "printer-more-info") == [f"{web}://printers.example:8631{PATH}"]
+    assert plain(group, "printer-supply-info-uri") == [
+        f"{web}://printers.example:8631{PATH}/supplies"]
     assert plain(group, "printer-icons")[0] == f"{web}://printers.example:8631/icon-sm.png"
     assert plain(group, "uri-security-supported")[0] == security
 
@@ -90,7 +91,7 @@ async def test_an_ipv6_host_is_bracketed_in_every_uri(system: System) -> None:
     group = printer_group(await get_printer_attributes(system, Endpoint("::1", 631, "ipps")))
     assert plain(group, "printer-uri-supported") == [f"ipps://[::1]:631{PATH}",
                                                      f"ipp://[::1]:631{PATH}"]
-    assert plain(group, "printer-more-info") == ["https://[::1]:631/"]
+    assert plain(group, "printer-more-info") == [f"https://[::1]:631{PATH}"]
 
 
 async def test_the_cache_keeps_ipp_and_ipps_apart(system: System) -> None:
@@ -207,8 +208,8 @@ def test_addressed_attributes_for_both_schemes() -> None:
                                             f"ipps://10.0.0.5:8631{PATH}"]
     assert ipps["printer-uri-supported"] == [f"ipps://10.0.0.5:8631{PATH}",
                                              f"ipp://10.0.0.5:8631{PATH}"]
-    assert ipp["printer-more-info"] == ["http://10.0.0.5:8631/"]
-    assert ipps["printer-more-info"] == ["https://10.0.0.5:8631/"]
+    assert ipp["printer-more-info"] == [f"http://10.0.0.5:8631{PATH}"]
+    assert ipps["printer-more-info"] == [f"https://10.0.0.5:8631{PATH}"]
     assert (ipp["uri-security-supported"], ipps["uri-security-supported"]) == (
         ["none", "tls"], ["tls", "none"])
     plain_only = by_name(addressed_attributes("ipp", "10.0.0.5", 8631, PATH, tls=False))

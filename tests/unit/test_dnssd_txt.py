@@ -126,7 +126,7 @@ async def test_the_values_say_what_this_printer_is(tmp_path: Path) -> None:
     txt = dict(services_of(system, tls=False)["_ipp._tcp"].txt)
     assert txt["rp"] == "ipp/print/office"
     assert txt["note"] == "Room 2.14"
-    assert txt["adminurl"] == f"http://{HOST}:{PORT}/"
+    assert txt["adminurl"] == f"http://{HOST}:{PORT}/ipp/print/office"  # its own page
     assert (txt["Color"], txt["Duplex"]) == ("F", "T")
     assert txt["PaperMax"] == "tabloid-A3"
     assert "image/urf" in txt["pdl"].split(",") and "application/octet-stream" not in txt["pdl"]
@@ -153,7 +153,8 @@ async def test_services_subtypes_and_ports(tmp_path: Path) -> None:
     assert list(services) == ["_ipp._tcp", "_ipps._tcp", "_printer._tcp", "_http._tcp"]
     assert services["_ipp._tcp"].subtypes == ("_print", "_universal")
     assert services["_ipps._tcp"].subtypes == ("_print", "_universal")
-    assert dict(services["_ipps._tcp"].txt)["adminurl"] == f"https://{HOST}:{PORT}/"
+    assert dict(services["_ipps._tcp"].txt)["adminurl"] == \
+        f"https://{HOST}:{PORT}/ipp/print/office"
     assert services["_printer._tcp"] == ServiceRecord("_printer._tcp", 0, ())
     assert services["_http._tcp"] == ServiceRecord("_http._tcp", PORT,
                                                    (("path", "/ipp/print/office"),),

@@ -157,7 +157,7 @@ def test_uri_attributes_list_both_schemes_in_parallel() -> None:
         "ipps://h.local:8631/ipp/print", "ipp://h.local:8631/ipp/print"]
     assert values(over_ipps, "uri-security-supported") == ["tls", "none"]
     assert values(over_ipps, "uri-authentication-supported") == ["none", "none"]
-    assert values(over_ipps, "printer-more-info") == ["https://h.local:8631/"]
+    assert values(over_ipps, "printer-more-info") == ["https://h.local:8631/ipp/print"]
     plain = (addressed_attributes("ipp", "h.local", 8631, "/ipp/print", tls=False))
     assert values(plain, "printer-uri-supported") == ["ipp://h.local:8631/ipp/print"]
     assert values(plain, "uri-security-supported") == ["none"]
