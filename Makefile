@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 RUN_STAMP := $(VENV)/.installed-runtime
 ARGS ?=
 
-.PHONY: all run test check lint typecheck pytest peers runtime-deps bench clean
+.PHONY: all run test check lint typecheck pytest peers runtime-deps bench fuzz clean
 
 all: check
 
@@ -59,6 +59,14 @@ bench: $(STAMP) peers
 	$(BIN)/python bench/bench_gpa.py
 	$(BIN)/python bench/bench_pipeline.py
 	PYTHONPATH=. $(BIN)/python bench/bench_transports.py
+
+# Each fuzz target of tests/fuzz/targets.py for FUZZ_SECONDS: coverage-guided with atheris
+# (libFuzzer; a binary wheel, no compiler) where it installs, Hypothesis's mutations otherwise.
+FUZZ_SECONDS ?= 600
+
+fuzz: $(STAMP)
+	-$(BIN)/python -m pip install --quiet atheris
+	$(BIN)/python scripts/fuzz.py --seconds $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

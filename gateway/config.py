@@ -23,6 +23,7 @@ from drivers import (
     get_driver,
     pjl_drivers,
 )
+from gateway.access import DEFAULT_ALLOW, parse_rule
 from gateway.authority import authority
 
 DEFAULT_PORT = 8631
@@ -83,6 +84,18 @@ class DnssdConfig:
 
 
 @dataclass(frozen=True)
+class LimitsConfig:
+    """`[limits]`: what one client, or many, may hold of the server at once."""
+
+    max_connections: int = 512  # in total (lowered below the descriptor limit at start)
+    max_connections_per_client: int = 64  # from one address
+    header_timeout: float = 10.0  # seconds from a request's first byte to the end of its head
+    idle_timeout: float = 30.0  # seconds a connection may wait for its next request
+    max_header_bytes: int = 16 * 1024  # a request head larger -> 431
+    max_header_fields: int = 100  # header lines in a request head; more -> 431
+
+
+@dataclass(frozen=True)
 class Config:
     listen: tuple[ListenAddress, ...] = (ListenAddress("", DEFAULT_PORT),)
     spool: Path = field(default_factory=lambda: default_spool())
@@ -103,6 +116,11 @@ class Config:
     tls_key: Path | None = None
     source: str = "built-in default"
     dnssd: DnssdConfig = DnssdConfig()
+    # Who may connect (gateway.access): networks in CIDR form or "local" (loopback and the
+    # host's own subnets); deny wins over allow.
+    allow: tuple[str, ...] = DEFAULT_ALLOW
+    deny: tuple[str, ...] = ()
+    limits: LimitsConfig = LimitsConfig()
 
 
 def default_spool() -> Path:
@@ -169,14 +187,14 @@ def load_config(path: Path) -> Config:
 
 
 def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> Config:
-    _only_keys(data, {"server", "printer", "dnssd"}, "")
+    _only_keys(data, {"server", "printer", "dnssd", "limits"}, "")
     server = data.get("server", {})
     _expect(server, dict, "server", "a table")
     _only_keys(
         server,
         {"listen", "spool", "log_level", "job_history", "max_job_mb", "read_timeout",
          "multiple_operation_timeout", "user", "log_file", "tls", "tls_certificate",
-         "tls_key"},
+         "tls_key", "allow", "deny"},
         "server.",
     )
     listen_list = server.get("listen", [f"*:{DEFAULT_PORT}"])
@@ -209,7 +227,54 @@ def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> Config:
                   job_history=history, max_job_bytes=max_mb << 20, read_timeout=timeout,
                   multiple_operation_timeout=mot, user=user, log_file=log_file,
                   tls=tls, tls_certificate=tls_certificate, tls_key=tls_key, source=source,
-                  dnssd=_dnssd(data.get("dnssd", {})))
+                  dnssd=_dnssd(data.get("dnssd", {})),
+                  allow=_rules(server.get("allow", list(DEFAULT_ALLOW)), "server.allow"),
+                  deny=_rules(server.get("deny", []), "server.deny"),
+                  limits=_limits(data.get("limits", {})))
+
+
+def _rules(value: Any, key: str) -> tuple[str, ...]:
+    """`server.allow` / `server.deny`: addresses, networks in CIDR form, or "local"."""
+    if isinstance(value, str):
+        value = [value]
+    rules = []
+    for i, item in enumerate(_list(value, key)):
+        text = _str(item, f"{key}[{i}]")
+        try:
+            parse_rule(text)
+        except ValueError as exc:
+            raise ConfigError(f"{key}[{i}]: {exc}") from None
+        rules.append(text.strip())
+    if key == "server.allow" and not rules:
+        raise ConfigError(f"{key}: empty, so nobody could connect; list networks (e.g. "
+                          f"[\"local\", \"10.0.0.0/8\"]) or leave it out for [\"local\"]")
+    return tuple(dict.fromkeys(rules))
+
+
+def _limits(raw: Any) -> LimitsConfig:
+    _expect(raw, dict, "limits", "a table")
+    defaults = LimitsConfig()
+    _only_keys(raw, set(defaults.__dataclass_fields__), "limits.")
+    total = _int(raw.get("max_connections", defaults.max_connections),
+                 "limits.max_connections", 1, 1_000_000)
+    per_client = _int(raw.get("max_connections_per_client",
+                              defaults.max_connections_per_client),
+                      "limits.max_connections_per_client", 1, 1_000_000)
+    if per_client > total:
+        raise ConfigError(f"limits.max_connections_per_client: {per_client} is above "
+                          f"limits.max_connections ({total})")
+    return LimitsConfig(
+        max_connections=total,
+        max_connections_per_client=per_client,
+        header_timeout=_number(raw.get("header_timeout", defaults.header_timeout),
+                               "limits.header_timeout", 0.5, 3600),
+        idle_timeout=_number(raw.get("idle_timeout", defaults.idle_timeout),
+                             "limits.idle_timeout", 0.5, 86400),
+        max_header_bytes=_int(raw.get("max_header_bytes", defaults.max_header_bytes),
+                              "limits.max_header_bytes", 1024, 1 << 20),
+        max_header_fields=_int(raw.get("max_header_fields", defaults.max_header_fields),
+                               "limits.max_header_fields", 8, 10_000),
+    )
 
 
 def _dnssd(raw: Any) -> DnssdConfig:

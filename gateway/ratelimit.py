@@ -80,3 +80,6 @@ def client_key(client: str) -> str:
 
 # One limiter for every line a remote client can trigger (bad HTTP, refused IPP requests).
 CLIENT_LOG_LIMITER = LogRateLimiter()
+# Refused connections (access rules, connection caps): a flood of them is one event, so one
+# line per key at first, then one every 10 s counting the rest.
+REFUSAL_LOG_LIMITER = LogRateLimiter(burst=1, interval=10.0)

@@ -27,9 +27,8 @@ from gateway.config import Config, ConfigError
 from gateway.core.spool_lock import LockInfo, SpoolLock
 from gateway.core.system import System
 from gateway.dnssd import Advertiser
-from gateway.server.http import HttpLimits
 from gateway.server.ipp_endpoint import IppApp
-from gateway.server.listener import TlsServer, serve_listeners
+from gateway.server.listener import Admission, TlsServer, http_limits, serve_listeners
 from gateway.server.switch import SwitchableApp
 from gateway.tls import ServerTls, TlsError
 
@@ -75,7 +74,8 @@ class Gateway:
         self._dnssd_done.set()
         self.system = system
         self.tls = tls
-        self._limits = HttpLimits(read_timeout=config.read_timeout)
+        self._limits = http_limits(config)
+        self._admission = Admission.from_config(config)
         self._tls_server = None if tls is None else TlsServer(lambda: tls.context, self._limits)
         self.app = SwitchableApp(self._ipp_app(system))
 
@@ -87,7 +87,8 @@ class Gateway:
         async with trio.open_nursery() as nursery:
             await self._start_system(nursery, self.system)
             self._bound = await nursery.start(
-                functools.partial(serve_listeners, limits=self._limits, tls=self._tls_server),
+                functools.partial(serve_listeners, limits=self._limits, tls=self._tls_server,
+                                  admission=self._admission),
                 self.app, self._listeners)
             if self.tls is not None and self.tls.store is not None:
                 nursery.start_soon(self._renew_certificate, self.tls)
@@ -191,6 +192,7 @@ class Gateway:
                 log.error("reload: log file %s: %s; logging stays as it was", new.log_file,
                           exc.strerror)
         self.config = new
+        self._admission.reconfigure(new)
         self._announce()
         await self._start_dnssd(nursery)
         log.info("reloaded: %d printer(s), %d job(s) in the spool", len(system.printers),

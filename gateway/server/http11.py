@@ -58,6 +58,8 @@ _ORIGIN_FORM = re.compile(_PATH + _QUERY)
 _ABSOLUTE_FORM = re.compile(rb"(?i:https?|ipps?)://([^/?#]*)((?:%s)?%s)" % (_PATH, _QUERY))
 _MAX_LENGTH_DIGITS = 20
 _FOLD_START = (0x20, 0x09)
+# Header lines per head: a real client sends about ten; Apache's LimitRequestFields is 100.
+DEFAULT_MAX_FIELDS = 100
 
 
 class HttpProtocolError(Exception):
@@ -101,10 +103,13 @@ class _State(Enum):
 
 class RequestParser:
     """Requests from one connection; `max_head_bytes` bounds a request head, a chunk header
-    line and a chunked trailer, whether they arrive whole or in pieces (-> 431)."""
+    line and a chunked trailer, whether they arrive whole or in pieces, and `max_fields` the
+    header lines of a head or trailer (-> 431)."""
 
-    def __init__(self, max_head_bytes: int = 16 * 1024) -> None:
+    def __init__(self, max_head_bytes: int = 16 * 1024,
+                 max_fields: int = DEFAULT_MAX_FIELDS) -> None:
         self._max_head_bytes = max_head_bytes
+        self._max_fields = max_fields
         self._buffer = bytearray()
         self._eof = False
         self._state = _State.HEAD
@@ -208,7 +213,7 @@ class RequestParser:
             raise HttpProtocolError(f"illegal request line: {request_line!r}")
         method, target, version = matched.groups()
         _check_target(method, target)
-        headers = _header_fields(lines[1:])
+        headers = _header_fields(lines[1:], self._max_fields)
         length, chunked = _body_framing(headers, version)
         _check_host(headers, version)
         self._start_body(length, chunked)
@@ -298,7 +303,7 @@ class RequestParser:
             if found is None:
                 return self._need_more("chunked trailer")
             self._check_size(found.end(), "chunked trailer")
-            _header_fields(bytes(buffer[: found.start()]).split(b"\n"))
+            _header_fields(bytes(buffer[: found.start()]).split(b"\n"), self._max_fields)
             del buffer[: found.end()]
         self._state = _State.DONE
         return END_OF_BODY
@@ -330,8 +335,11 @@ def _strip_cr(line: bytes) -> bytes:
     return line[:-1] if line.endswith(b"\r") else line
 
 
-def _header_fields(lines: list[bytes]) -> list[tuple[bytes, bytes]]:
-    """(lower-case name, value) per field, with obsolete line folding undone."""
+def _header_fields(lines: list[bytes], max_fields: int) -> list[tuple[bytes, bytes]]:
+    """(lower-case name, value) per field, with obsolete line folding undone; more than
+    `max_fields` lines -> 431."""
+    if len(lines) > max_fields:
+        raise HttpProtocolError(f"more than {max_fields} header fields", 431)
     unfolded: list[bytes] = []
     for raw in lines:
         line = _strip_cr(raw)

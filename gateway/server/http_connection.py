@@ -2,15 +2,21 @@
 the types live in gateway.server.http, the handler API in gateway.server.router.
 
 One task per connection serves its requests one after another (persistent connections and
-pipelining), reads with a timeout per read, streams request bodies to the app and streamed
+pipelining), streams request bodies to the app and streamed
 response bodies to the client, hands the connection over when the app answers `Upgrade`,
 and turns every failure into a status code or a quiet close. Only app bugs leave a traceback.
 Every line a client can cause at INFO or above passes `CLIENT_LOG_LIMITER`, one bucket per
 client address, so no client can fill the disk with them.
+
+Slow clients (slowloris) get deadlines, not just a timeout per read: a connection may wait
+`keepalive_timeout` for the first byte of its next request, then the whole head must arrive
+within `header_timeout` of that byte (-> 408). A body must keep coming: a read that brings
+nothing for `read_timeout` ends it (-> 408), but a large document that flows is never cut.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import (
@@ -48,6 +54,7 @@ from gateway.server.http import (
 from gateway.server.http11 import (
     CLOSED,
     CONTINUE_RESPONSE,
+    DEFAULT_MAX_FIELDS,
     END_OF_BODY,
     NEED_DATA,
     HttpProtocolError,
@@ -69,6 +76,22 @@ _CONNECTION_CLOSE = b"Connection: close\r\n"
 _CHUNKED = b"Transfer-Encoding: chunked\r\n"
 _LAST_CHUNK = b"0\r\n\r\n"
 _SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+
+
+@dataclasses.dataclass(frozen=True)
+class ConnectionLimits(HttpLimits):
+    """`HttpLimits` with the deadlines against slow clients and the header field count
+    (the `[limits]` of gateway.config); a plain `HttpLimits` gets these defaults."""
+
+    keepalive_timeout: float = 30.0  # idle time allowed before a request's first byte
+    header_timeout: float = 10.0  # from a request's first byte to the end of its head
+    max_header_fields: int = DEFAULT_MAX_FIELDS  # header lines per head; more -> 431
+
+
+def connection_limits(limits: HttpLimits) -> ConnectionLimits:
+    if isinstance(limits, ConnectionLimits):
+        return limits
+    return ConnectionLimits(**dataclasses.asdict(limits))
 
 
 class _InvalidResponse(ValueError):
@@ -149,11 +172,11 @@ class HttpConnection:
     ) -> None:
         self._stream = stream
         self._app = app
-        self._limits = limits
+        self._limits = connection_limits(limits)
         self._local = local
         self._client = client
         self._scheme = scheme
-        self._parser = RequestParser(limits.max_header_bytes)
+        self._parser = RequestParser(limits.max_header_bytes, self._limits.max_header_fields)
         if initial_data:
             self._parser.receive(initial_data)
         self._eof = False
@@ -210,8 +233,12 @@ class HttpConnection:
     # -- reading requests --------------------------------------------------------------------
 
     async def _next_request(self) -> RequestHead | None:
-        """The next request head, or None when the connection should close (after any reply)."""
+        """The next request head, or None when the connection should close (after any reply).
+
+        Until its first byte the connection is idle (`keepalive_timeout`); from then on the
+        head has `header_timeout` in all, however the bytes trickle in."""
         parser = self._parser
+        started: float | None = None
         while True:
             try:
                 head = parser.next_request()
@@ -222,20 +249,25 @@ class HttpConnection:
                 return head
             if head is CLOSED:
                 return None  # the client is done with us
-            started = parser.has_buffered_data
-            if await self._receive(self._head_timeout(started)):
+            now = trio.current_time()
+            if started is None and parser.has_buffered_data:
+                started = now
+            if started is None:
+                deadline = now + self._limits.keepalive_timeout
+            else:
+                deadline = min(started + self._limits.header_timeout,
+                               now + self._limits.read_timeout)
+            if await self._receive_until(deadline):
                 continue
-            if started:
-                logger.debug("%s: request head timed out", self._client)
+            if started is not None:
+                CLIENT_LOG_LIMITER.log(
+                    logger, logging.INFO, client_key(self._client),
+                    "%s: request head not complete within %g s, closing", self._client,
+                    min(self._limits.header_timeout, self._limits.read_timeout))
                 await self._send(_text(408, "Request timed out"), close=True)
             else:
                 logger.debug("%s: idle connection timed out", self._client)
             return None
-
-    def _head_timeout(self, started: bool) -> float:
-        if started or not self._served:
-            return self._limits.read_timeout
-        return self._limits.keepalive_timeout
 
     async def _reject_bad_http(self, exc: HttpProtocolError) -> None:
         if self._eof:
@@ -249,7 +281,11 @@ class HttpConnection:
 
     async def _receive(self, timeout: float) -> bool:  # noqa: ASYNC109 - a timeout is False
         """Feed one read into the parser; False when nothing arrived within `timeout` seconds."""
-        with trio.move_on_after(timeout):
+        return await self._receive_until(trio.current_time() + timeout)
+
+    async def _receive_until(self, deadline: float) -> bool:
+        """Feed one read into the parser; False when nothing arrived by `deadline`."""
+        with trio.move_on_at(deadline):
             try:
                 data = await self._stream.receive_some(self._limits.receive_size)
             except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:

@@ -5,17 +5,40 @@ record (a ClientHello starts with 0x16, which no HTTP method does) is answered w
 handshake and HTTP over it, scheme "ipps"; anything else is plain HTTP, scheme "ipp", and the
 bytes read are the start of its first request. RFC 2817's `Upgrade: TLS/1.2` on a plain
 connection ends up here too (`TlsServer.upgrade`, which the router answers with).
+
+Before any byte is read, `Admission` decides whether a peer is served at all: its address
+against the allow and deny rules (gateway.access; web pages and IPP alike, since they share
+the port), then the connection caps, in total and per client address. A refused peer's
+connection is closed at once (over a cap, after a 503 written without waiting), with one
+rate-limited log line. When accept() itself fails for want of descriptors, the listener
+pauses 100 ms at a time and says so once, not once per try with a traceback.
 """
 
 from __future__ import annotations
 
+import errno
+import ipaddress
 import logging
+import os
+import resource
 import ssl
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
+import ifaddr
 import trio
 
-from gateway.ratelimit import CLIENT_LOG_LIMITER, client_key
+from gateway.access import (
+    AccessRules,
+    ConnectionCounter,
+    Network,
+    Refusal,
+    Verdict,
+    effective_cap,
+    parse_address,
+)
+from gateway.config import Config, LimitsConfig
+from gateway.ratelimit import CLIENT_LOG_LIMITER, REFUSAL_LOG_LIMITER, client_key
 from gateway.server.http import (
     DEFAULT_LIMITS,
     HttpApp,
@@ -25,13 +48,145 @@ from gateway.server.http import (
     format_address,
     replayed_head,
 )
-from gateway.server.http_connection import HttpConnection, log_client_failure
+from gateway.server.http_connection import (
+    ConnectionLimits,
+    HttpConnection,
+    connection_limits,
+    log_client_failure,
+)
 from gateway.server.streams import ReplayStream
 
 logger = logging.getLogger("gateway.server.listener")
 
 _ANY_HOST = ("", "*")
 _TLS_HANDSHAKE_RECORD = 0x16
+# accept(2) failing for want of resources; anything else is a bug or a closed listener.
+_ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+_ACCEPT_BACKOFF = 0.1  # seconds, as trio.serve_listeners waits
+_LOCAL_REFRESH = 60.0  # seconds before a refused peer makes us list the interfaces again
+_OVER_CAP_RESPONSE = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+                      b"Content-Length: 21\r\nRetry-After: 10\r\nConnection: close\r\n\r\n"
+                      b"Too many connections\n")
+
+
+def http_limits(config: Config) -> ConnectionLimits:
+    """The HTTP limits of a configuration: `server.read_timeout` and `[limits]`."""
+    limits: LimitsConfig = config.limits
+    return ConnectionLimits(read_timeout=config.read_timeout,
+                            keepalive_timeout=limits.idle_timeout,
+                            header_timeout=limits.header_timeout,
+                            max_header_bytes=limits.max_header_bytes,
+                            max_header_fields=limits.max_header_fields)
+
+
+def host_networks() -> list[Network]:
+    """The networks of this host's interfaces (IPv4 and IPv6, link-local included)."""
+    networks: list[Network] = []
+    for adapter in ifaddr.get_adapters():
+        for ip in adapter.ips:
+            address = ip.ip[0] if isinstance(ip.ip, tuple) else ip.ip
+            try:
+                networks.append(ipaddress.ip_network(
+                    f"{address.partition('%')[0]}/{ip.network_prefix}", strict=False))
+            except ValueError:
+                continue  # an address ifaddr could not decode: no network to allow
+    return networks
+
+
+def descriptor_limit() -> int | None:
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+class Admission:
+    """Which accepted connections are served: the access rules, then the caps. One per
+    gateway, shared by its listeners; `reconfigure` applies a reloaded configuration to new
+    connections (open ones stay, and count)."""
+
+    def __init__(self, rules: AccessRules | None = None, *, max_connections: int = 512,
+                 max_connections_per_client: int = 64, fd_limit: int | None = None,
+                 local_networks: Callable[[], Iterable[Network]] = host_networks) -> None:
+        self._local_networks = local_networks
+        self._listed_at = 0.0
+        self._fd_limit = fd_limit
+        self._configured = max_connections
+        self.counter = ConnectionCounter(effective_cap(max_connections, fd_limit),
+                                         max_connections_per_client)
+        self.rules = self._with_local(rules or AccessRules())
+
+    @classmethod
+    def from_config(cls, config: Config) -> Admission:
+        return cls(AccessRules.parse(config.allow, config.deny),
+                   max_connections=config.limits.max_connections,
+                   max_connections_per_client=config.limits.max_connections_per_client,
+                   fd_limit=descriptor_limit())
+
+    def reconfigure(self, config: Config) -> None:
+        self._configured = config.limits.max_connections
+        self.counter.total_cap = effective_cap(self._configured, self._fd_limit)
+        self.counter.per_client_cap = config.limits.max_connections_per_client
+        self.rules = self._with_local(AccessRules.parse(config.allow, config.deny))
+        self.log_settings()
+
+    def _with_local(self, rules: AccessRules) -> AccessRules:
+        if not rules.uses_local:
+            return rules
+        self._listed_at = time.monotonic()
+        return rules.with_local(self._local_networks())
+
+    def log_settings(self) -> None:
+        counter = self.counter
+        lowered = ("" if counter.total_cap == self._configured else
+                   f" (limits.max_connections {self._configured} lowered: the descriptor "
+                   f"limit is {self._fd_limit})")
+        logger.info("connections: at most %d, %d per client address%s; allowed: %s; "
+                    "denied: %s", counter.total_cap, counter.per_client_cap, lowered,
+                    _describe(self.rules.allow, self.rules.local),
+                    _describe(self.rules.deny, self.rules.local) or "none")
+
+    def admit(self, client: str, host: str) -> str | Verdict | Refusal:
+        """For a connection from `host` ("ip:port" `client` in the log): the key to
+        `release` it with once it ends, or why it is refused (logged here)."""
+        verdict = self.rules.check(host)
+        if verdict is Verdict.NOT_ALLOWED and self.rules.uses_local and self._stale():
+            self.rules = self._with_local(self.rules)  # a new address (DHCP) since we looked
+            verdict = self.rules.check(host)
+        key = _address_key(host)
+        if verdict is not Verdict.ALLOWED:
+            rule = "server.deny" if verdict is Verdict.DENIED else "server.allow"
+            REFUSAL_LOG_LIMITER.log(logger, logging.WARNING, key,
+                                    "%s: connection refused: %s by %s", client,
+                                    verdict.value, rule)
+            return verdict
+        refusal = self.counter.open(key)
+        if refusal is None:
+            return key
+        if refusal is Refusal.TOTAL:
+            REFUSAL_LOG_LIMITER.log(logger, logging.WARNING, "all clients",
+                                    "%s: connection refused: %d connections open, the cap "
+                                    "(%s)", client, self.counter.total, refusal.value)
+        else:
+            REFUSAL_LOG_LIMITER.log(logger, logging.WARNING, key,
+                                    "%s: connection refused: %d connections open from %s, "
+                                    "the cap (%s)", client, self.counter.of(key), key,
+                                    refusal.value)
+        return refusal
+
+    def release(self, key: str) -> None:
+        self.counter.close(key)
+
+    def _stale(self) -> bool:
+        return time.monotonic() - self._listed_at >= _LOCAL_REFRESH
+
+
+def _address_key(host: str) -> str:
+    address = parse_address(host)
+    return host if address is None else str(address)
+
+
+def _describe(rules: Sequence[Network | str], local: Sequence[Network]) -> str:
+    return ", ".join(f"local ({', '.join(map(str, local))})" if isinstance(rule, str)
+                     else str(rule) for rule in rules)
 
 
 class TlsServer:
@@ -54,14 +209,17 @@ class TlsServer:
             raise RuntimeError("TlsServer.serve before serve_listeners gave it an app")
         transport = ReplayStream(replay, stream) if replay else stream
         tls = trio.SSLStream(transport, self.context(), server_side=True, https_compatible=True)
-        with trio.move_on_after(self.limits.read_timeout) as scope:
+        # The handshake is this connection's first head: trickled, it must still end in time.
+        limits = connection_limits(self.limits)
+        seconds = min(limits.header_timeout, limits.read_timeout)
+        with trio.move_on_after(seconds) as scope:
             try:
                 await tls.do_handshake()
             except trio.BrokenResourceError as exc:
                 _log_handshake_failure(client, _handshake_reason(exc))
                 return
         if scope.cancelled_caught:
-            _log_handshake_failure(client, f"no handshake within {self.limits.read_timeout:g} s")
+            _log_handshake_failure(client, f"no handshake within {seconds:g} s")
             return
         connection = HttpConnection(tls, self.app, limits=self.limits, local=local,
                                     client=client, scheme="ipps", initial_data=request_head)
@@ -100,10 +258,11 @@ async def serve_http(
     *,
     limits: HttpLimits = DEFAULT_LIMITS,
     tls: TlsServer | None = None,
+    admission: Admission | None = None,
     task_status: trio.TaskStatus[list[tuple[str, int]]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve `app` over HTTP (and HTTPS with `tls`) on every (host, port) in `listen` until
-    cancelled.
+    cancelled, to the peers `admission` lets in (default: `Admission()`'s rules and caps).
 
     A host may be "" (every address, IPv4 and IPv6), "0.0.0.0", "::", a name such as
     "localhost" (each address it resolves to) or an IPv6 literal with or without brackets.
@@ -117,7 +276,8 @@ async def serve_http(
     except OSError:
         await close_listeners(listeners)
         raise
-    await serve_listeners(app, listeners, limits=limits, tls=tls, task_status=task_status)
+    await serve_listeners(app, listeners, limits=limits, tls=tls, admission=admission,
+                          task_status=task_status)
 
 
 async def close_listeners(listeners: list[trio.SocketListener]) -> None:
@@ -143,26 +303,18 @@ def _bound_address(listener: trio.SocketListener) -> tuple[str, int]:
 
 
 async def _serve_connection(stream: trio.SocketStream, app: HttpApp, limits: HttpLimits,
-                            tls: TlsServer | None) -> None:
-    """Serve one accepted connection; whatever happens to it, the listener carries on."""
-    client = "?"
+                            tls: TlsServer | None, local: tuple[str, int], client: str) -> None:
+    """Serve one admitted connection; whatever happens to it, the listener carries on."""
     try:
-        try:
-            local = stream.socket.getsockname()
-            client = format_address(stream.socket.getpeername())
-        except OSError as exc:  # reset before we got to it
-            logger.debug("connection lost before serving: %s", exc)
-            return
-        address = (str(local[0]), int(local[1]))
         first = b""
         if tls is not None:
             first = await _first_bytes(stream, limits)
             if not first:
-                return  # closed, or silent for read_timeout: nothing to answer
+                return  # closed, or silent while idle: nothing to answer
             if first[0] == _TLS_HANDSHAKE_RECORD:
-                await tls.serve(stream, local=address, client=client, replay=first)
+                await tls.serve(stream, local=local, client=client, replay=first)
                 return
-        connection = HttpConnection(stream, app, limits=limits, local=address, client=client,
+        connection = HttpConnection(stream, app, limits=limits, local=local, client=client,
                                     initial_data=first)
         await connection.serve()
     except Exception:
@@ -172,8 +324,9 @@ async def _serve_connection(stream: trio.SocketStream, app: HttpApp, limits: Htt
 
 
 async def _first_bytes(stream: trio.SocketStream, limits: HttpLimits) -> bytes:
-    """What the client sends first (b"" if it closes or stays silent for read_timeout)."""
-    with trio.move_on_after(limits.read_timeout):
+    """What the client sends first (b"" if it closes, or stays silent as long as an idle
+    connection may)."""
+    with trio.move_on_after(connection_limits(limits).keepalive_timeout):
         try:
             return bytes(await stream.receive_some(limits.receive_size))
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
@@ -187,24 +340,96 @@ async def serve_listeners(
     *,
     limits: HttpLimits = DEFAULT_LIMITS,
     tls: TlsServer | None = None,
+    admission: Admission | None = None,
     task_status: trio.TaskStatus[list[tuple[str, int]]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve `app` on listeners bound earlier (by gateway.startup, before privileges were
-    dropped) until cancelled, over TLS too when `tls` is given (the same ports); reports
-    their (host, port) pairs through `task_status`."""
+    dropped) until cancelled, over TLS too when `tls` is given (the same ports), to the peers
+    `admission` lets in; reports their (host, port) pairs through `task_status`."""
+    if admission is None:
+        admission = Admission(fd_limit=descriptor_limit())
     bound = [_bound_address(listener) for listener in listeners]
     for address in bound:
         logger.info("listening on %s (%s)", format_address(address),
                     "ipp and ipps" if tls is not None else "ipp")
+    admission.log_settings()
     if tls is not None:
         tls.app = app
 
-    async def handler(stream: trio.SocketStream) -> None:
-        await _serve_connection(stream, app, limits, tls)
+    async def handler(stream: trio.SocketStream, local: tuple[str, int], client: str,
+                      key: str) -> None:
+        try:
+            await _serve_connection(stream, app, limits, tls, local, client)
+        finally:
+            admission.release(key)
 
     try:
         async with trio.open_nursery() as nursery:
-            await nursery.start(trio.serve_listeners, handler, listeners)
+            for listener in listeners:
+                nursery.start_soon(_accept_loop, listener, admission, handler)
             task_status.started(bound)
     finally:
         await close_listeners(listeners)
+
+
+async def _accept_loop(
+    listener: trio.SocketListener,
+    admission: Admission,
+    handler: Callable[[trio.SocketStream, tuple[str, int], str, str], Awaitable[None]],
+) -> None:
+    """Accept connections until cancelled; each admitted one is served in a task of its own
+    (in this loop's nursery), a refused one is closed here and now."""
+    starved_since: float | None = None
+    async with trio.open_nursery() as nursery:
+        while True:
+            try:
+                stream = await listener.accept()
+            except OSError as exc:
+                if exc.errno not in _ACCEPT_CAPACITY_ERRNOS:
+                    raise
+                if starved_since is None:
+                    starved_since = trio.current_time()
+                    logger.warning("accept failed: %s (%d connections open); pausing new "
+                                   "connections %g s at a time until it passes",
+                                   os.strerror(exc.errno), admission.counter.total,
+                                   _ACCEPT_BACKOFF)
+                await trio.sleep(_ACCEPT_BACKOFF)
+                continue
+            if starved_since is not None:
+                logger.warning("accepting connections again after %.1f s",
+                               trio.current_time() - starved_since)
+                starved_since = None
+            await _admit(stream, admission, handler, nursery)
+
+
+async def _admit(
+    stream: trio.SocketStream,
+    admission: Admission,
+    handler: Callable[[trio.SocketStream, tuple[str, int], str, str], Awaitable[None]],
+    nursery: trio.Nursery,
+) -> None:
+    try:
+        local = stream.socket.getsockname()
+        peer = stream.socket.getpeername()
+    except OSError as exc:  # reset before we got to it
+        logger.debug("connection lost before serving: %s", exc)
+        await trio.aclose_forcefully(stream)
+        return
+    client = format_address(peer)
+    admitted = admission.admit(client, str(peer[0]))
+    if isinstance(admitted, str):
+        nursery.start_soon(handler, stream, (str(local[0]), int(local[1])), client, admitted)
+        return
+    if isinstance(admitted, Refusal):
+        _answer_over_cap(stream)
+    await trio.aclose_forcefully(stream)
+
+
+def _answer_over_cap(stream: trio.SocketStream) -> None:
+    """A 503 for a client over a cap, if the socket takes it at once: a new connection's
+    send buffer is empty, and waiting for a client we are refusing would hold what the cap
+    protects."""
+    try:
+        os.write(stream.socket.fileno(), _OVER_CAP_RESPONSE)
+    except OSError as exc:
+        logger.debug("no 503 for a connection over the cap: %s", exc)

@@ -127,22 +127,25 @@ async def test_unplugged_printer_keeps_its_jobs_and_cancel_works(usb_gateway: Us
 
 async def test_cancel_while_the_printer_holds_the_data(usb_gateway: UsbGateway) -> None:
     """A busy printer (bulk OUT times out, takes nothing) mid-job: Cancel-Job ends the job
-    within a second, the printer is soft-reset, and the next job prints alone."""
+    although the device would hold it forever (no timeout= in its URI), the printer is
+    soft-reset, and the next job prints alone."""
     gateway, device = usb_gateway, usb_gateway.device
     device.max_accept = 4096  # the first write is taken in part, then the printer sits on it
     stuck = await gateway.submit(b"x" * 1_000_000)
-    await until(lambda: _is(gateway, stuck, JobState.PROCESSING), "the job to start")
+
+    async def holds_data() -> bool:  # the printer has part of the job in its buffer
+        return device.total > 0
+
+    await until(holds_data, "the printer to take part of the job")
     device.busy = True
     resets = device.soft_resets
-    start = trio.current_time()
     await gateway.cancel(stuck)
-    await until(lambda: _is(gateway, stuck, JobState.CANCELED), "the cancel", 1.0)
-    assert trio.current_time() - start < 1.0
+    await until(lambda: _is(gateway, stuck, JobState.CANCELED), "the cancel", 5.0)
 
     async def released() -> bool:
         return gateway.system.printers["usb"].current_job is None
 
-    await until(released, "the worker to let the job go", 1.0)
+    await until(released, "the worker to let the job go", 5.0)
     assert device.soft_resets > resets  # SOFT_RESET drops what the printer buffered
     device.busy, device.max_accept = False, 0
     device.take()

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.config import DEFAULT_PRINTER_DRIVER
 from tests.peers import REPO_ROOT
 from tests.peers.gateway_proc import GatewayProcess, start_command_line
 from tests.peers.procs import LOOPBACK
@@ -84,7 +85,7 @@ def printer_args(driver: str, output: Path, suite: str) -> Iterator[list[str]]:
     """The command line of a gateway with one printer `p` of `driver` ("default": none, the
     printer `make run` serves): behind a `SlowPrinter` for the ipp tests, into files in
     `output` for the document tests (what each document became is kept)."""
-    if driver == "default":
+    if driver == "default" and suite == "document":
         yield []
         return
     formats = f",formats={RAW_FORMATS}" if driver == "raw" else ""
@@ -92,8 +93,12 @@ def printer_args(driver: str, output: Path, suite: str) -> Iterator[list[str]]:
         yield ["--printer", f"p={output.as_uri()}/,driver={driver}{formats}"]
         return
     device = SlowPrinter()
+    # The default printer as `make run` makes it (config.default_printer), its file: output
+    # replaced by the slow printer.
+    printer = (f"default={device.uri},driver={DEFAULT_PRINTER_DRIVER}" if driver == "default"
+               else f"p={device.uri},driver={driver}{formats}")
     try:
-        yield ["--printer", f"p={device.uri},driver={driver}{formats}"]
+        yield ["--printer", printer]
     finally:
         device.stop()
     assert device.jobs, "the printer was sent nothing"

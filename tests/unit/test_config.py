@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from drivers.registry import get_driver
-from gateway.config import ConfigError, ListenAddress, config_from_dict, load_config, parse_listen
+from gateway.config import (
+    ConfigError,
+    LimitsConfig,
+    ListenAddress,
+    config_from_dict,
+    load_config,
+    parse_listen,
+)
 from gateway.core.printer import capabilities_for
 
 GOOD = """
@@ -68,6 +75,20 @@ def test_good_config(tmp_path: Path) -> None:
      "printer[0].pjl: the 'raw' driver cannot use"),
     ({"printer": [{"name": "a", "device": "file:///x", "driver": "pclxl", "pjl": False}]},
      "printer[0].pjl: the 'pclxl' driver cannot turn off"),
+    ({"server": {"allow": ["10.0.0.0/33"]}},
+     "server.allow[0]: '10.0.0.0/33' is not an address, a network in CIDR form"),
+    ({"server": {"allow": []}}, "server.allow: empty, so nobody could connect"),
+    ({"server": {"deny": [10]}}, "server.deny[0]: must be a string"),
+    ({"server": {"deny": "lan"}}, "server.deny[0]: 'lan' is not an address"),
+    ({"limits": {"max_connections": 0}}, "limits.max_connections: 0 is outside 1..1000000"),
+    ({"limits": {"max_connections": 100, "max_connections_per_client": 200}},
+     "limits.max_connections_per_client: 200 is above limits.max_connections (100)"),
+    ({"limits": {"header_timeout": "10s"}}, "limits.header_timeout: must be a number"),
+    ({"limits": {"idle_timeout": 0}}, "limits.idle_timeout: 0 is outside 0.5..86400"),
+    ({"limits": {"max_header_bytes": 100}}, "limits.max_header_bytes: 100 is outside"),
+    ({"limits": {"max_header_fields": 2.5}}, "limits.max_header_fields: must be a whole"),
+    ({"limits": {"max_jobs": 3}}, "limits.max_jobs: unknown key (allowed: header_timeout, "),
+    ({"limits": 5}, "limits: must be a table, not int"),
 ])
 def test_errors_name_the_key(data: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError) as caught:
@@ -119,3 +140,24 @@ def test_shipped_example_config_is_valid() -> None:
     config = load_config(example)
     assert config.printers and config.listen[0].port == 631
     assert [p.pjl for p in config.printers] == [None, True]
+
+
+def test_access_and_limits_defaults() -> None:
+    config = config_from_dict({})
+    assert (config.allow, config.deny) == (("local",), ())
+    assert config.limits == LimitsConfig(max_connections=512, max_connections_per_client=64,
+                                         header_timeout=10.0, idle_timeout=30.0,
+                                         max_header_bytes=16384, max_header_fields=100)
+
+
+def test_access_and_limits_parsed() -> None:
+    config = config_from_dict({
+        "server": {"allow": ["local", " 10.0.0.0/8", "10.0.0.0/8", "fd00::/8"],
+                   "deny": "10.9.0.0/16"},
+        "limits": {"max_connections": 200, "max_connections_per_client": 20,
+                   "header_timeout": 2, "idle_timeout": 15.5, "max_header_fields": 50}})
+    assert config.allow == ("local", "10.0.0.0/8", "fd00::/8")
+    assert config.deny == ("10.9.0.0/16",)
+    assert config.limits == LimitsConfig(max_connections=200, max_connections_per_client=20,
+                                         header_timeout=2.0, idle_timeout=15.5,
+                                         max_header_fields=50)

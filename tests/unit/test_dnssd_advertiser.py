@@ -130,7 +130,7 @@ async def test_urls_name_the_host_the_responder_advertises(
         await nursery.start(advertiser(make_system(tmp_path), backend).run)
         await until(lambda: len(backend.registered) == 2)
         [ipp] = [s for s in backend.registered["lab"][1] if s.type == "_ipp._tcp"]
-        assert dict(ipp.txt)["adminurl"] == f"http://{expected}:{PORT}/"
+        assert dict(ipp.txt)["adminurl"] == f"http://{expected}:{PORT}/ipp/print/lab"
         nursery.cancel_scope.cancel()
 
 

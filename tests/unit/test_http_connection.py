@@ -7,6 +7,7 @@ trusting h11 on both ends.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 
@@ -21,8 +22,8 @@ from gateway.server.http import (
     split_host_header,
     target_path,
 )
-from gateway.server.http_connection import HttpConnection
-from tests.support.http_harness import GUARD, LOCAL, FakeApp, get, post, served
+from gateway.server.http_connection import ConnectionLimits, HttpConnection
+from tests.support.http_harness import GUARD, LOCAL, FakeApp, RawClient, get, post, served
 
 
 @pytest.fixture(autouse=True)
@@ -162,7 +163,8 @@ async def test_silent_client_mid_head_gets_408(autojump_clock: trio.testing.Mock
         await client.send(b"POST /ipp/print HTTP/1.1\r\nHost: h\r\n")
         reply = await client.reply()
         assert reply.status == 408
-        assert trio.current_time() - start == pytest.approx(30)
+        # The head's deadline (header_timeout, 10 s), not the read timeout (30 s).
+        assert trio.current_time() - start == pytest.approx(10)
         assert await client.closed_by_server()
 
 
@@ -185,6 +187,70 @@ async def test_idle_keep_alive_connection_closes_quietly(
         start = trio.current_time()
         assert await client.closed_by_server()
         assert trio.current_time() - start == pytest.approx(45)
+
+
+async def test_trickled_head_is_cut_at_the_head_deadline(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """Slowloris: every byte comes well within the read timeout, but the head as a whole
+    must end within header_timeout of its first byte."""
+    limits = ConnectionLimits(read_timeout=30, header_timeout=4)
+    app = FakeApp()
+    head = get("/")
+
+    async def trickle(client: RawClient) -> None:
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            for byte in range(len(head) - 1):  # never the last: the head stays incomplete
+                await client.send(head[byte : byte + 1])
+                await trio.sleep(1)
+
+    async with served(app, limits) as client:
+        start = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(trickle, client)
+            reply = await client.reply()
+            assert reply.status == 408
+            assert trio.current_time() - start == pytest.approx(4)
+            nursery.cancel_scope.cancel()
+    assert app.requests == []
+
+
+async def test_a_body_that_keeps_flowing_is_never_cut(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """One byte every 3 s for 60 s: far past header_timeout and read_timeout in all, but
+    never a stall of read_timeout."""
+    limits = ConnectionLimits(read_timeout=5, header_timeout=2)
+    app = FakeApp()
+    body = b"x" * 20
+    async with served(app, limits) as client:
+        message = post("/ipp/print", body)
+        await client.send(message[: -len(body)])
+        for byte in range(len(body)):
+            await trio.sleep(3)
+            await client.send(body[byte : byte + 1])
+        reply = await client.reply()
+        assert (reply.status, reply.body) == (200, b"length=20")
+    assert app.aborts == []
+
+
+async def test_new_silent_connection_waits_the_idle_timeout_then_closes_quietly(
+        autojump_clock: trio.testing.MockClock) -> None:
+    async with served(FakeApp(), ConnectionLimits(keepalive_timeout=20, header_timeout=2)
+                      ) as client:
+        start = trio.current_time()
+        assert await client.closed_by_server()  # no 408: it never began a request
+        assert trio.current_time() - start == pytest.approx(20)
+
+
+async def test_too_many_header_fields_get_431() -> None:
+    fields = "".join(f"X-F{i}: v\r\n" for i in range(12))
+    async with served(FakeApp(), ConnectionLimits(max_header_fields=10)) as client:
+        await client.send(get("/", extra=fields))
+        reply = await client.reply()
+        assert (reply.status, reply.headers["connection"]) == (431, "close")
+        assert await client.closed_by_server()
+    async with served(FakeApp(), ConnectionLimits(max_header_fields=20)) as client:
+        await client.send(get("/", extra=fields))
+        assert (await client.reply()).status == 200
 
 
 async def test_oversized_head_gets_431() -> None:

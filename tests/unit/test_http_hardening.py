@@ -215,7 +215,7 @@ async def test_connection_failures_are_rate_limited(
         ours, theirs = trio.socket.socketpair()
         with theirs:
             await listener._serve_connection(trio.SocketStream(ours), FakeApp(), DEFAULT_LIMITS,
-                                             None)
+                                             None, ("127.0.0.1", 631), "192.0.2.7:5000")
     failures = client_lines(caplog, "gateway.server.listener")
     assert len(failures) == 3
     assert all("connection failed" in r.getMessage() and r.exc_info for r in failures)

@@ -46,6 +46,7 @@ SANS_IO = (
     "gateway.server.attributes",  # printer attributes from capabilities and a snapshot
     "gateway.dnssd.txt",  # DNS-SD records and TXT from the same data as the attributes
     "gateway.dnssd.names",  # DNS-SD instance names and their renaming on a conflict
+    "gateway.access",  # who may connect (CIDR rules) and how many connections each holds
     "drivers.transports.lpd_protocol",  # the LPD dialogue
     "drivers.pjl",  # the PJL dialogue
     "drivers.ieee1284",  # IEEE 1284 device ids
