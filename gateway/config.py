@@ -93,6 +93,14 @@ class LimitsConfig:
     idle_timeout: float = 30.0  # seconds a connection may wait for its next request
     max_header_bytes: int = 16 * 1024  # a request head larger -> 431
     max_header_fields: int = 100  # header lines in a request head; more -> 431
+    # Jobs not yet completed (pending, held, processing), each holding a record and maybe a
+    # document in the spool: a new job past either is refused with server-error-too-many-jobs.
+    max_jobs: int = 500  # in total
+    max_jobs_per_user: int = 100  # of one job-originating-user-name
+    # New jobs are refused (server-error-busy) while the spool's filesystem has less free
+    # space than this; 0 turns the check off. The default is the start-up check's floor
+    # (startup.MIN_FREE_BYTES): a gateway that starts also takes jobs.
+    min_free_disk_mb: int = 32
 
 
 @dataclass(frozen=True)
@@ -274,7 +282,22 @@ def _limits(raw: Any) -> LimitsConfig:
                               "limits.max_header_bytes", 1024, 1 << 20),
         max_header_fields=_int(raw.get("max_header_fields", defaults.max_header_fields),
                                "limits.max_header_fields", 8, 10_000),
+        **_job_limits(raw, defaults),
     )
+
+
+def _job_limits(raw: dict[str, Any], defaults: LimitsConfig) -> dict[str, int]:
+    """`max_jobs`, `max_jobs_per_user` and `min_free_disk_mb` of `[limits]`."""
+    jobs = _int(raw.get("max_jobs", defaults.max_jobs), "limits.max_jobs", 1, 1_000_000)
+    # Left out, the per-user limit follows a lower total rather than refuse the file.
+    per_user = _int(raw.get("max_jobs_per_user", min(defaults.max_jobs_per_user, jobs)),
+                    "limits.max_jobs_per_user", 1, 1_000_000)
+    if per_user > jobs:
+        raise ConfigError(f"limits.max_jobs_per_user: {per_user} is above "
+                          f"limits.max_jobs ({jobs})")
+    free = _int(raw.get("min_free_disk_mb", defaults.min_free_disk_mb),
+                "limits.min_free_disk_mb", 0, 1 << 30)
+    return {"max_jobs": jobs, "max_jobs_per_user": per_user, "min_free_disk_mb": free}
 
 
 def _dnssd(raw: Any) -> DnssdConfig:

@@ -304,15 +304,18 @@ def _purge(orphans: list[Orphan]) -> int:
     return 1 if failed else 0
 
 
+HIDDEN = "-"  # a value the gateway keeps private from this user (gateway.privacy)
+
+
 def _job_row(printer: str, group: Group) -> tuple[str, ...]:
     created = value_of(group, "date-time-at-creation")
     k_octets = value_of(group, "job-k-octets")
     return (f"{safe(printer)}-{value_of(group, 'job-id')}",
-            safe(str(value_of(group, "job-originating-user-name") or "")),
+            safe(str(value_of(group, "job-originating-user-name") or HIDDEN)),
             str(k_octets * 1024 if isinstance(k_octets, int) else 0),
             _date(created.timestamp() if isinstance(created, datetime) else None),
             _state_word(value_of(group, "job-state")),
-            safe(str(value_of(group, "job-name") or "")))
+            safe(str(value_of(group, "job-name") or HIDDEN)))
 
 
 def _orphan_row(orphan: Orphan) -> tuple[str, ...]:

@@ -22,6 +22,7 @@ import trio
 
 from drivers import ACCELERATED
 from gateway import logs, sd_notify
+from gateway.audit import AuditLog
 from gateway.authority import url
 from gateway.config import Config, ConfigError
 from gateway.core.spool_lock import LockInfo, SpoolLock
@@ -74,6 +75,7 @@ class Gateway:
         self._dnssd_done.set()
         self.system = system
         self.tls = tls
+        self.audit = AuditLog.for_config(config)  # audit.log in the spool
         self._limits = http_limits(config)
         self._admission = Admission.from_config(config)
         self._tls_server = None if tls is None else TlsServer(lambda: tls.context, self._limits)
@@ -128,7 +130,7 @@ class Gateway:
         async def run(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                       ) -> None:
             try:
-                with scope:
+                with scope, self.audit.following(system.bus, nursery):
                     await system.run(task_status=task_status)
             finally:
                 done.set()

@@ -12,6 +12,7 @@ Layout under the spool directory:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -35,12 +36,23 @@ def fsync_directory(path: Path) -> None:
 
 def write_atomically(path: Path, data: bytes) -> None:
     temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
+    _write_synced(temporary, data)
     os.replace(temporary, path)
     fsync_directory(path.parent)
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    """Write and fsync `path`; on failure (a full disk, say) remove what was written, so a
+    full spool is not kept full by its own half-written files."""
+    try:
+        with open(path, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+    except OSError:
+        with contextlib.suppress(OSError):  # the write's error is the one to report
+            path.unlink(missing_ok=True)
+        raise
 
 
 @dataclass
@@ -105,6 +117,12 @@ class Spool:
     def record_path(self, job_id: int) -> Path:
         return self.jobs_dir / f"{job_id:05d}.json"
 
+    def free_bytes(self) -> int:
+        """Free space on the spool's filesystem, as an unprivileged writer may use it
+        (blocking: a statvfs, which a network filesystem may make slow)."""
+        stats = os.statvfs(self.root)
+        return stats.f_bavail * stats.f_frsize
+
     def open_document(self, job_id: int) -> BinaryIO:
         return open(self.document_path(job_id), "wb")
 
@@ -117,9 +135,17 @@ class Spool:
 
     def write_batch(self, batch: SpoolBatch) -> None:
         """Write a batch (blocking: the store runs it in a thread). The job-id mark goes
-        first, so no record on disk has an id the mark does not cover; each record is
+        before the records, so no record on disk has an id the mark does not cover; each record is
         written to .tmp and fsynced, renamed, and one directory fsync makes every rename of
         the batch durable."""
+        # Whole jobs go first: they are gone from memory (discarded, trimmed or purged) and
+        # no record of this batch names them, so nothing depends on the order, and on a full
+        # disk the space they free lets the records below be written. A finished job's
+        # document goes only after its record says it finished: a crash between the two must
+        # not leave a pending job without its document.
+        for job_id, whole in batch.deleted.items():
+            if whole:
+                self.delete(job_id)
         if batch.job_id_mark is not None:
             self.save_job_id_mark(batch.job_id_mark)
         if batch.paused is not None:
@@ -127,17 +153,12 @@ class Spool:
                              json.dumps({"paused": batch.paused}).encode())
         for job_id, record in batch.records:
             temporary = self.record_path(job_id).with_suffix(".tmp")
-            with open(temporary, "wb") as file:
-                file.write(record)
-                file.flush()
-                os.fsync(file.fileno())
+            _write_synced(temporary, record)
             os.replace(temporary, self.record_path(job_id))
         if batch.records:
             fsync_directory(self.jobs_dir)
         for job_id, whole in batch.deleted.items():
-            if whole:
-                self.delete(job_id)
-            else:
+            if not whole:
                 self.delete_document(job_id)
 
     def delete(self, job_id: int) -> None:

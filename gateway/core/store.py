@@ -80,6 +80,38 @@ def load_spool(root: Path) -> LoadedSpool:
                        spool.paused_printers())
 
 
+@dataclass(frozen=True)
+class JobLimits:
+    """How many jobs not yet completed the spool holds at most: in total, and of one owner
+    (`[limits]` max_jobs and max_jobs_per_user)."""
+
+    total: int
+    per_user: int
+
+
+def unfinished_counts(jobs: Iterable[Job], user: str) -> tuple[int, int]:
+    """Jobs not yet completed (pending, held, processing): in all, and those `user` owns."""
+    total = mine = 0
+    for job in jobs:
+        if not job.state.is_terminal:
+            total += 1
+            mine += job.user == user
+    return total, mine
+
+
+def job_limit_refusal(jobs: Iterable[Job], user: str, limits: JobLimits) -> str | None:
+    """Why a new job of `user` would go past a limit (the message the client is told, naming
+    the limit), or None when it may be created."""
+    total, mine = unfinished_counts(jobs, user)
+    if total >= limits.total:
+        return (f"the server already holds {total} unfinished jobs, its limit "
+                f"(limits.max_jobs); try again when some have printed")
+    if mine >= limits.per_user:
+        return (f"user {user!r} already has {mine} unfinished jobs, the limit per user "
+                f"(limits.max_jobs_per_user); try again when some have printed")
+    return None
+
+
 def job_snapshot(job: Job) -> JobSnapshot:
     return JobSnapshot(
         id=job.id, printer=job.printer, name=job.name, user=job.user, state=job.state,
@@ -150,6 +182,12 @@ class JobStore:
             if job.printer == printer and job.state is JobState.PENDING:
                 return job
         return None
+
+    def job_limit_refusal(self, user: str, limits: JobLimits) -> str | None:
+        """See `job_limit_refusal`. Jobs of printers not configured (`orphans`) are left out:
+        nothing can print or cancel them until their printer returns, so counting them would
+        refuse everyone's jobs for good."""
+        return job_limit_refusal(self.jobs.values(), user, limits)
 
     def queued_count(self, printer: str) -> int:
         return sum(1 for job in self.jobs.values()

@@ -18,7 +18,7 @@ from gateway.core.bus import EventBus
 from gateway.core.job import Job, JobEvent
 from gateway.core.printer import Printer
 from gateway.core.spool import Spool
-from gateway.core.store import JobStore, LoadedSpool, load_spool
+from gateway.core.store import JobLimits, JobStore, LoadedSpool, load_spool
 from gateway.ipp.enums import JobState
 
 log = logging.getLogger("gateway.system")
@@ -96,6 +96,19 @@ class System:
         """A new job (see JobStore.create: await `store.flushed()` before telling anyone)."""
         return self.store.create(printer.name, name=name, user=user, template=template,
                                  document_format=document_format, **fields)
+
+    def job_limit_refusal(self, user: str) -> str | None:
+        """Why a new job of `user` would go past `[limits]` max_jobs or max_jobs_per_user
+        (None: it may be created). Check it with no await before `create_job`, so that two
+        requests cannot both take the last place."""
+        limits = self.config.limits
+        return self.store.job_limit_refusal(
+            user, JobLimits(limits.max_jobs, limits.max_jobs_per_user))
+
+    async def spool_free_bytes(self) -> int:
+        """Free space on the spool's filesystem (raises OSError). The statvfs runs in a
+        thread: cheap on a local disk, but a spool on NFS or a dying SD card may block."""
+        return await trio.to_thread.run_sync(self.spool.free_bytes)
 
     def jobs_of(self, printer: Printer) -> list[Job]:
         return self.store.jobs_of(printer.name)

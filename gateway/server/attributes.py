@@ -21,6 +21,7 @@ from gateway.authority import url
 from gateway.core.events import PrinterSnapshot
 from gateway.ipp.enums import ValueTag
 from gateway.ipp.model import Attribute, Collection, IntRange, Resolution, Value
+from gateway.privacy import JOB_PRIVACY_ATTRIBUTES, JOB_PRIVACY_SCOPE
 
 if TYPE_CHECKING:  # types only: importing drivers.driver at run time would reach trio
     from drivers import Capabilities, MediaSize
@@ -166,6 +167,9 @@ def static_attributes(caps: Capabilities, description: PrinterDescription) -> li
           IntRange(0, description.max_job_bytes // 1024)),
         a("job-priority-default", T.INTEGER, 50),
         a("job-priority-supported", T.INTEGER, 100),
+        # What gateway.server.job_attributes leaves out of others' jobs, and who sees it.
+        a("job-privacy-attributes", T.KEYWORD, *JOB_PRIVACY_ATTRIBUTES),
+        a("job-privacy-scope", T.KEYWORD, JOB_PRIVACY_SCOPE),
         a("job-sheets-default", T.KEYWORD, "none"),
         a("job-sheets-supported", T.KEYWORD, "none"),
         a("media-bottom-margin-supported", T.INTEGER, bottom),

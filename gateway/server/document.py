@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterator
-from contextlib import aclosing
+from contextlib import aclosing, suppress
 from typing import BinaryIO
 
 import trio
@@ -119,8 +119,12 @@ async def receive_document(system: System, job: Job, document: DocumentStream) -
         await trio.to_thread.run_sync(system.spool.finish_document, file)
         done = True
     finally:
-        file.close()
         if not done:
+            # After a failed write (ENOSPC) the buffer still holds bytes and close() fails
+            # flushing them again: that second error must not replace the first, nor keep
+            # the partial document on a full disk.
+            with suppress(OSError):
+                file.close()
             system.spool.document_path(job.id).unlink(missing_ok=True)
     detected = (sniff_format(head) or "" if job.document_format == "application/octet-stream"
                 else job.format_detected)

@@ -1,4 +1,10 @@
-"""Job attributes for Get-Job-Attributes, Get-Jobs and the job-creating responses."""
+"""Job attributes for Get-Job-Attributes, Get-Jobs and the job-creating responses.
+
+Who asks decides what is answered: every listing takes a `Viewer` (gateway.privacy), and a
+job's private values (its name, its owner, its document's name) are left out for anyone but
+its owner and an administrator. A caller that does not say who asks gets `NOBODY`'s view:
+forgetting the viewer hides a job's names from its owner too, which a test notices, rather
+than showing them to everyone, which none would."""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from gateway.core.system import System
 from gateway.ipp.enums import JobState, ValueTag
 from gateway.ipp.model import Attribute
 from gateway.ipp.writer import encode_attribute
+from gateway.privacy import NOBODY, Viewer, visible
 from gateway.ratelimit import LogRateLimiter
 from gateway.server.attributes import ipp_datetime
 from gateway.server.job_template import template_attribute
@@ -71,23 +78,26 @@ def _time(system: System, name: str, wall: float | None) -> list[Attribute]:
             Attribute.of(f"date-time-at-{name}", T.DATE_TIME, ipp_datetime(wall))]
 
 
-def job_attributes(system: System, job: Job, printer_uri: str) -> list[Attribute]:
-    """Every attribute of `job`; raises ValueError or TypeError for a record that does not
-    hold what this version would have stored (see `encoded_job_attributes`)."""
-    attrs, broken = _job_attributes(system, job, printer_uri)
+def job_attributes(system: System, job: Job, printer_uri: str, *,
+                   viewer: Viewer = NOBODY) -> list[Attribute]:
+    """Every attribute of `job` that `viewer` may see; raises ValueError or TypeError for a
+    record that does not hold what this version would have stored (see
+    `encoded_job_attributes`)."""
+    attrs, broken = _job_attributes(system, job, printer_uri, viewer)
     if broken:
         raise ValueError(f"job {job.id}: bad stored {', '.join(broken)}")
     return attrs
 
 
 def encoded_job_attributes(system: System, job: Job, printer_uri: str,
-                           requested: set[str]) -> list[bytes] | None:
-    """The `requested` attributes of `job`, encoded. One that cannot be (a record an older
-    version wrote, say a boolean margin) is left out; a job whose attributes cannot even be
-    built is left out (None). Either way one log line names the job: a broken record must
-    not fail the whole answer, and Get-Jobs lists every job."""
+                           requested: set[str], *, viewer: Viewer = NOBODY
+                           ) -> list[bytes] | None:
+    """The `requested` attributes of `job` that `viewer` may see, encoded. One that cannot be
+    (a record an older version wrote, say a boolean margin) is left out; a job whose
+    attributes cannot even be built is left out (None). Either way one log line names the
+    job: a broken record must not fail the whole answer, and Get-Jobs lists every job."""
     try:
-        attrs, broken = _job_attributes(system, job, printer_uri)
+        attrs, broken = _job_attributes(system, job, printer_uri, viewer)
     except (ValueError, TypeError) as error:
         _report_broken(job, f"its record cannot be listed ({error})")
         return None
@@ -107,7 +117,7 @@ def _report_broken(job: Job, what: str) -> None:
                            "printer %s: job %d: %s", job.printer, job.id, what)
 
 
-def _job_attributes(system: System, job: Job, printer_uri: str
+def _job_attributes(system: System, job: Job, printer_uri: str, viewer: Viewer
                     ) -> tuple[list[Attribute], list[str]]:
     attrs = status_attributes(job, printer_uri)
     attrs += [
@@ -147,7 +157,9 @@ def _job_attributes(system: System, job: Job, printer_uri: str
             broken.append(name)
     if job.hold_until not in ("", "no-hold") or "job-hold-until" in job.template:
         attrs.append(Attribute.of("job-hold-until", T.KEYWORD, job.hold_until or "no-hold"))
-    return attrs, broken
+    # Last, over the whole list: a private value that came in through the template is left
+    # out as surely as the job's own name.
+    return visible(attrs, job.user, viewer), broken
 
 
 def select(attrs: list[Attribute], requested: set[str]) -> list[Attribute]:

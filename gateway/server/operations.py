@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TypeVar
 
+from gateway import audit
 from gateway.authority import url
 from gateway.core.job import InvalidTransition, Job, JobEvent
 from gateway.core.printer import Printer
@@ -171,6 +172,7 @@ async def answer(table: OperationTable, system: System, endpoint: Endpoint, requ
     except OSError as error:  # the spool: disk full, read-only, I/O error
         failure = spool_error(error, f"{_operation_name(request.code)} failed")
         reply = Reply(failure.status, failure.message)
+    audit.ipp_request(system, request, endpoint.client, reply.status, reply.message)
     return encode_reply(reply, response_version(request), request.request_id, language)
 
 

@@ -16,6 +16,7 @@ from gateway.errors import BadRequest, IppError, NotPossible
 from gateway.ipp.enums import GroupTag, JobState, Status, ValueTag
 from gateway.ipp.model import Attribute
 from gateway.ipp.writer import encode_attributes
+from gateway.privacy import Viewer
 from gateway.server import values
 from gateway.server.attributes import COMPRESSIONS, WHICH_JOBS
 from gateway.server.document import receive_document
@@ -177,6 +178,34 @@ def _as_unsupported(names: list[str]) -> list[Attribute]:
     return [Attribute.of(name, T.UNSUPPORTED) for name in names]
 
 
+async def _admit(call: Call) -> None:
+    """Refuse a new job the spool should not take, before any byte of it is spooled: while
+    the spool's filesystem is under `[limits]` min_free_disk_mb, or when the job would pass
+    max_jobs or max_jobs_per_user. Call it right before `_new_job`, with no await between
+    (the count is checked last, after the only await here)."""
+    system = call.system
+    floor = system.config.limits.min_free_disk_mb
+    printer = call.require_printer().name
+    if floor:
+        try:
+            free = await system.spool_free_bytes()
+        except OSError as error:
+            raise spool_error(error, f"printer {printer}: new job") from None
+        if free < floor << 20:
+            # server-error-busy, not server-error-too-many-jobs: the condition is the
+            # server's and passes on its own as jobs print and their documents go, and
+            # clients (CUPS's ipp backend among them) retry a busy server after a while.
+            log.warning("printer %s: new job refused: the spool has %d MB free, under "
+                        "limits.min_free_disk_mb (%d MB)", printer, free >> 20, floor)
+            raise IppError(Status.SERVER_ERROR_BUSY,
+                           f"the print spool is nearly full ({free >> 20} MB free, under "
+                           f"limits.min_free_disk_mb = {floor}); try again later")
+    refusal = system.job_limit_refusal(call.user)
+    if refusal is not None:
+        log.info("printer %s: new job of %s refused: %s", printer, call.user, refusal)
+        raise IppError(Status.SERVER_ERROR_TOO_MANY_JOBS, refusal)
+
+
 def _new_job(call: Call, template: dict[str, object]) -> Job:
     """The job, in memory and on its way to the disk: the request makes it durable before it
     commits (see `_discarded_unless_committed`), so a spool failure leaves no job behind."""
@@ -263,6 +292,7 @@ async def validate_job(call: Call) -> Reply:
 
 async def print_job(call: Call) -> Reply:
     reply, template = _check_job_request(call, takes_data=True)
+    await _admit(call)
     job = _new_job(call, template)
     with _discarded_unless_committed(call, job) as commit:
         await _spool_document(call, job)
@@ -280,6 +310,7 @@ async def print_job(call: Call) -> Reply:
 
 async def create_job(call: Call) -> Reply:
     reply, template = _check_job_request(call, takes_data=False)
+    await _admit(call)
     job = _new_job(call, template)
     with _discarded_unless_committed(call, job) as commit:
         reply = _job_reply(call, reply, job)
@@ -382,7 +413,8 @@ async def release_job(call: Call) -> Reply:
 async def get_job_attributes(call: Call) -> Reply:
     job = target_job(call)
     requested = requested_attributes(call, ("all",))
-    encoded = encoded_job_attributes(call.system, job, call.printer_uri(), requested)
+    encoded = encoded_job_attributes(call.system, job, call.printer_uri(), requested,
+                                     viewer=Viewer(call.user))
     if encoded is None:
         raise IppError(Status.SERVER_ERROR_INTERNAL_ERROR,
                        f"the stored record of job {job.id} cannot be read")
@@ -412,7 +444,8 @@ async def get_jobs(call: Call) -> Reply:
     uri = call.printer_uri()
     groups: list[tuple[GroupTag, list[Attribute | bytes]]] = []
     for job in jobs:
-        encoded = encoded_job_attributes(call.system, job, uri, requested)
+        encoded = encoded_job_attributes(call.system, job, uri, requested,
+                                         viewer=Viewer(call.user))
         if encoded is not None:  # a record that cannot be listed was logged, not answered
             groups.append((GroupTag.JOB, list[Attribute | bytes](encoded)))
     return Reply(groups=groups)

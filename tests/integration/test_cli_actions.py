@@ -39,10 +39,11 @@ def cli(*argv: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=60)
 
 
-def at(gateway: GatewayProcess, *argv: str) -> subprocess.CompletedProcess[str]:
+def at(gateway: GatewayProcess, *argv: str, user: str = "operator"
+       ) -> subprocess.CompletedProcess[str]:
     """The CLI told where the gateway is and which printers it has (lock or no lock)."""
     return cli(*argv, "--url", f"ipp://127.0.0.1:{gateway.port}",
-               "--config", str(gateway.workdir / CONFIG_NAME), "--user", "operator")
+               "--config", str(gateway.workdir / CONFIG_NAME), "--user", user)
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:
@@ -67,9 +68,13 @@ def test_pause_stops_the_printer_and_its_job_waits_in_jobs(gateway: GatewayProce
     job_id = paused_job(gateway)
     assert "paused" in printer_status(gateway.port, "front").reasons
     assert job_status(gateway.port, job_id, "front").state == JobState.PENDING
-    line = job_line(ok(at(gateway, "jobs")), f"front-{job_id}")
+    line = job_line(ok(at(gateway, "jobs", user="alice")), f"front-{job_id}")
     assert line.split()[1:3] == ["alice", "1024"]
     assert line.endswith("pending  minutes.txt")
+    # Anyone else sees the job without its owner and name (job privacy, as CUPS's default).
+    line = job_line(ok(at(gateway, "jobs")), f"front-{job_id}")
+    assert line.split()[1:3] == ["-", "1024"]
+    assert line.endswith("pending  -")
     assert ok(at(gateway, "jobs", "back")) == ""
 
     ok(at(gateway, "resume", "front"))

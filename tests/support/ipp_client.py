@@ -143,10 +143,11 @@ def submit(port: int, document: bytes | Path, *, printer: str | None = None,
     assert status == 200, (status, reply[:200])
     decoded, _ = decode_message(reply)
     assert decoded.code == 0, decoded
-    return _job_id(decoded)
+    return job_id_of(decoded)
 
 
-def _job_id(response: Message) -> int:
+def job_id_of(response: Message) -> int:
+    """The job-id a job-creating response carries (a failure if it carries none)."""
     group = response.group(GroupTag.JOB)
     assert group is not None, response
     job_id = group.get("job-id")

@@ -179,6 +179,14 @@ def test_static_attributes_are_capabilities_and_description() -> None:
     assert not any(name.endswith("-uri-supported") for name in attrs)  # addressed, not static
 
 
+def test_the_job_privacy_policy_is_advertised() -> None:
+    # CUPS' JobPrivateAccess/JobPrivateValues default, as PWG 5100.7 names them: the
+    # printer's own set of private attributes, seen by the job's owner (gateway.privacy).
+    attrs = by_name(static_attributes(get_driver("raw").capabilities, DESCRIPTION))
+    assert attrs["job-privacy-attributes"] == ["default"]
+    assert attrs["job-privacy-scope"] == ["owner"]
+
+
 def test_live_attributes_are_the_snapshot_at_a_time() -> None:
     started = 1_700_000_000.0
     snapshot = PrinterSnapshot(

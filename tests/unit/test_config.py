@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -87,7 +88,14 @@ def test_good_config(tmp_path: Path) -> None:
     ({"limits": {"idle_timeout": 0}}, "limits.idle_timeout: 0 is outside 0.5..86400"),
     ({"limits": {"max_header_bytes": 100}}, "limits.max_header_bytes: 100 is outside"),
     ({"limits": {"max_header_fields": 2.5}}, "limits.max_header_fields: must be a whole"),
-    ({"limits": {"max_jobs": 3}}, "limits.max_jobs: unknown key (allowed: header_timeout, "),
+    ({"limits": {"max_job": 3}}, "limits.max_job: unknown key (allowed: header_timeout, "),
+    ({"limits": {"max_jobs": 0}}, "limits.max_jobs: 0 is outside 1..1000000"),
+    ({"limits": {"max_jobs": "500"}}, "limits.max_jobs: must be a whole number"),
+    ({"limits": {"max_jobs_per_user": True}}, "limits.max_jobs_per_user: must be a whole"),
+    ({"limits": {"max_jobs": 10, "max_jobs_per_user": 11}},
+     "limits.max_jobs_per_user: 11 is above limits.max_jobs (10)"),
+    ({"limits": {"min_free_disk_mb": -1}}, "limits.min_free_disk_mb: -1 is outside 0.."),
+    ({"limits": {"min_free_disk_mb": 1.5}}, "limits.min_free_disk_mb: must be a whole"),
     ({"limits": 5}, "limits: must be a table, not int"),
 ])
 def test_errors_name_the_key(data: dict[str, object], message: str) -> None:
@@ -161,3 +169,25 @@ def test_access_and_limits_parsed() -> None:
     assert config.limits == LimitsConfig(max_connections=200, max_connections_per_client=20,
                                          header_timeout=2.0, idle_timeout=15.5,
                                          max_header_fields=50)
+
+
+def test_job_and_disk_limits() -> None:
+    defaults = config_from_dict({}).limits
+    assert (defaults.max_jobs, defaults.max_jobs_per_user, defaults.min_free_disk_mb) == (
+        500, 100, 32)
+    limits = config_from_dict({"limits": {"max_jobs": 40, "max_jobs_per_user": 3,
+                                          "min_free_disk_mb": 0}}).limits
+    assert (limits.max_jobs, limits.max_jobs_per_user, limits.min_free_disk_mb) == (40, 3, 0)
+    # A total below the per-user default, with no per-user key: it follows the total.
+    assert config_from_dict({"limits": {"max_jobs": 20}}).limits.max_jobs_per_user == 20
+
+
+def test_example_config_documents_the_job_limits() -> None:
+    example = Path(__file__).resolve().parents[2] / "deploy" / "ipp-gateway.example.toml"
+    written = tomllib.loads(example.read_text())["limits"]
+    limits = load_config(example).limits
+    assert {key: written[key] for key in ("max_jobs", "max_jobs_per_user",
+                                          "min_free_disk_mb")} == {
+        "max_jobs": limits.max_jobs, "max_jobs_per_user": limits.max_jobs_per_user,
+        "min_free_disk_mb": limits.min_free_disk_mb} == {
+        "max_jobs": 500, "max_jobs_per_user": 100, "min_free_disk_mb": 32}

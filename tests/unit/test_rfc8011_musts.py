@@ -551,8 +551,12 @@ async def test_j8_requesting_user_name_is_the_originating_user(system: System) -
     message.groups[0].add(Attribute.of("requesting-user-name", T.NAME, "alice"))
     job_id = job_attr(await call(system, message, PDF), "job-id")
     assert isinstance(job_id, int)
-    response = await call(system, op_request(Operation.GET_JOB_ATTRIBUTES, {
-        "requested-attributes": (T.KEYWORD, "job-originating-user-name")}, job_id=job_id))
+    # Asked by alice: to anyone else it is private (gateway.privacy).
+    query = without(op_request(Operation.GET_JOB_ATTRIBUTES, {
+        "requested-attributes": (T.KEYWORD, "job-originating-user-name")}, job_id=job_id),
+        "requesting-user-name")
+    query.groups[0].add(Attribute.of("requesting-user-name", T.NAME, "alice"))
+    response = await call(system, query)
     assert job_attr(response, "job-originating-user-name") == "alice"
 
 
