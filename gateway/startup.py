@@ -22,6 +22,7 @@ from pathlib import Path
 
 import trio
 
+from gateway.audit import AUDIT_FILE
 from gateway.authority import authority
 from gateway.config import DEFAULT_PORT, DEFAULT_USER, Config, ListenAddress, default_spool
 from gateway.core.spool_lock import SpoolInUse, SpoolLock
@@ -99,6 +100,7 @@ def prepare_spool(config: Config, account: Account | None) -> SpoolLock:
     try:
         if account is not None:
             lock.chown(account.uid, account.gid)
+            hand_over_audit_log(spool, account)
         _check_writable(spool, account)
         _check_free_space(config)
         checked = True
@@ -106,6 +108,17 @@ def prepare_spool(config: Config, account: Account | None) -> SpoolLock:
         if not checked:
             lock.release()
     return lock
+
+
+def hand_over_audit_log(spool: Path, account: Account) -> None:
+    """The audit log and its rotated files, made by an earlier run (as root, say), become
+    the account's: after the drop it must reopen and rotate them."""
+    for path in spool.glob(f"{AUDIT_FILE}*"):
+        try:
+            os.chown(path, account.uid, account.gid)
+        except OSError as exc:
+            log.warning("cannot hand %s to %s: %s; audit lines will be lost until it is "
+                        "writable by that account", path, account.name, exc.strerror)
 
 
 def prepare_tls(config: Config, account: Account | None) -> ServerTls | None:

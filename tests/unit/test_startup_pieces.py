@@ -34,10 +34,11 @@ from gateway.core.spool import Spool
 from gateway.core.spool_lock import LockInfo, SpoolInUse, SpoolLock, read_lock_info
 from gateway.core.store import JOB_ID_BLOCK
 from gateway.core.system import System
+from gateway.privileges import Account
 from gateway.ratelimit import LogRateLimiter, client_key
 from gateway.server.http import HttpRequest, HttpResponse, RequestBody
 from gateway.server.switch import SwitchableApp
-from gateway.startup import listen_failure
+from gateway.startup import hand_over_audit_log, listen_failure
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -307,3 +308,16 @@ def test_bind_failures_name_the_port_and_the_fix() -> None:
     assert listen_failure(ListenAddress("192.0.2.7", 8631), OSError(
         errno.EADDRNOTAVAIL, "x")) == ("192.0.2.7 is not an address of this machine; use "
                                        "--listen *:8631")
+
+
+def test_an_audit_log_made_as_root_is_handed_to_the_account(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("chown to another account needs root")
+    for name in ("audit.log", "audit.log.1"):
+        (tmp_path / name).write_text("{}\n")
+    (tmp_path / "other.txt").write_text("")
+    account = Account("stranger", 54321, 54321, (54321,), "/")
+    hand_over_audit_log(tmp_path, account)
+    owners = {p.name: (p.stat().st_uid, p.stat().st_gid) for p in tmp_path.iterdir()}
+    assert owners["audit.log"] == owners["audit.log.1"] == (54321, 54321)
+    assert owners["other.txt"] == (0, 0)
