@@ -5,6 +5,10 @@ The word "local" in an allow list stands for loopback and the networks of the ho
 interfaces, which the I/O shell (gateway.server.listener) lists and hands in; an IPv4 peer
 seen on a dual-stack socket as ::ffff:a.b.c.d is matched as a.b.c.d.
 
+A listen address may carry rules of its own (`ListenerRules`, from a `[[server.listeners]]`
+table); `rules_for` picks the ones for the address a listener is bound to, else the global
+`server.allow`/`server.deny`.
+
 `ConnectionCounter` keeps the connections open in total and per client address against two
 caps, and counts the ones refused. `effective_cap` keeps the total cap below the process's
 file-descriptor limit, with room for what else needs descriptors (spool files, Ghostscript's
@@ -119,6 +123,48 @@ class AccessRules:
             elif address in rule:
                 return True
         return False
+
+
+GLOBAL_SOURCE = "server"  # where the global rules are configured: server.allow, server.deny
+
+
+@dataclass(frozen=True)
+class ListenerRules:
+    """The rules of one listen entry, for every listener bound for it: `hosts` are the
+    addresses it names (empty: every address, as "*:631" binds 0.0.0.0 and ::), `port` its
+    port (0: whichever port was drawn). `source` names the entry in the log."""
+
+    hosts: frozenset[Address]
+    port: int
+    rules: AccessRules
+    source: str
+
+    def matches(self, host: str, port: int) -> bool:
+        if self.port not in (0, port):
+            return False
+        if not self.hosts:
+            return True
+        address = parse_address(host)
+        return address is not None and address in self.hosts
+
+
+def rules_for(bound: tuple[str, int] | None, listeners: Iterable[ListenerRules],
+              default: AccessRules) -> tuple[AccessRules, str]:
+    """The rules for a connection accepted by the listener bound to `bound` (None: not
+    known), and where they are configured. An entry naming the address wins over one for
+    every address on the same port, as the more specific."""
+    if bound is None:
+        return default, GLOBAL_SOURCE
+    host, port = bound
+    fallback: ListenerRules | None = None
+    for entry in listeners:
+        if entry.matches(host, port):
+            if entry.hosts:
+                return entry.rules, entry.source
+            fallback = fallback or entry
+    if fallback is not None:
+        return fallback.rules, fallback.source
+    return default, GLOBAL_SOURCE
 
 
 def effective_cap(configured: int, fd_limit: int | None) -> int:

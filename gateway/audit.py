@@ -143,7 +143,8 @@ def event_line(event: Event) -> str | None:
         if isinstance(event, JobCompleted):
             fields.update(impressions=job.impressions_completed, sheets=job.sheets_completed,
                           bytes=job.bytes_sent, attempts=job.attempts)
-        return line("job", event.time, user=job.user, printer=job.printer, job=job.id,
+        return line("job", event.time, user=job.user, address=job.origin_host or None,
+                    printer=job.printer, job=job.id,
                     operation=event.kind, outcome=state_keyword(job.state), fields=fields)
     if isinstance(event, PrinterConfigChanged):
         printer = event.printer

@@ -49,8 +49,28 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("devices", help="list attached USB printers and serial ports")
     probe = commands.add_parser("probe", help="connect to a device and report its status")
     probe.add_argument("uri")
+    add_passwd_command(commands)
     ctl.add_commands(commands)
     return parser
+
+
+def add_passwd_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    passwd = commands.add_parser(
+        "passwd", help="add a user, change a password, or delete a user (<spool>/passwd)",
+        description="Add USER or change their password: asked twice on a terminal, else one "
+                    "line read from standard input (echo secret | ipp-gateway passwd alice). "
+                    "A running gateway sees the change at once.")
+    passwd.add_argument("name", metavar="USER")
+    role = passwd.add_mutually_exclusive_group()
+    role.add_argument("--admin", dest="admin", action="store_const", const=True,
+                      help="make the user an administrator")
+    role.add_argument("--no-admin", dest="admin", action="store_const", const=False,
+                      help="make the user an ordinary user (default for a new user; an "
+                           "existing user keeps their role unless one of these is given)")
+    role.add_argument("--delete", action="store_true", help="delete the user")
+    where = passwd.add_mutually_exclusive_group()
+    where.add_argument("--spool", type=Path, help="spool directory (default: the config's)")
+    where.add_argument("--config", type=Path, help="TOML configuration file naming the spool")
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -119,7 +139,55 @@ def main(argv: list[str] | None = None) -> int:
         return probe_command(args.uri) if args.command == "probe" else devices_command()
     if args.command in ctl.COMMANDS:
         return ctl.run(args)
+    if args.command == "passwd":
+        return passwd(args)
     return run(args)
+
+
+def read_new_password() -> str:
+    """The new password: typed twice on a terminal, else one line of standard input (its
+    line end removed, nothing else). ValueError says what is wrong."""
+    if sys.stdin.isatty():
+        import getpass
+
+        first = getpass.getpass("New password: ")
+        if getpass.getpass("Repeat it: ") != first:
+            raise ValueError("the passwords do not match")
+        password = first
+    else:
+        password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+    if not password:
+        raise ValueError("the password is empty")
+    return password
+
+
+def passwd(args: argparse.Namespace) -> int:
+    from gateway.passwords import PASSWD_FILE, PasswordFile, PasswordFileError, check_user_name
+
+    try:
+        spool = args.spool or (load_config(args.config) if args.config else Config()).spool
+        name = check_user_name(args.name)
+        users = PasswordFile(spool / PASSWD_FILE)
+        if args.delete:
+            if not users.delete(name):
+                raise ValueError(f"no user {name!r} in {users.path}")
+            print(f"deleted user {name} from {users.path}")
+            return 0
+        added = users.set(name, read_new_password(), admin=args.admin)
+    except (ConfigError, ValueError, PasswordFileError) as exc:
+        print(f"ipp-gateway passwd: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"ipp-gateway passwd: {exc.filename or 'the spool'}: {exc.strerror}",
+              file=sys.stderr)
+        return 2
+    except (EOFError, KeyboardInterrupt):
+        print("\nipp-gateway passwd: interrupted; nothing changed", file=sys.stderr)
+        return 1
+    role = "an administrator" if users.accounts()[name].admin else "not an administrator"
+    print(f"{'added user' if added else 'changed the password of'} {name} ({role}) in "
+          f"{users.path}")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ Every error names the key path and what is allowed, e.g.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tomllib
@@ -25,6 +26,7 @@ from drivers import (
 )
 from gateway.access import DEFAULT_ALLOW, parse_rule
 from gateway.authority import authority
+from gateway.policy import ANYONE, AUTHENTICATED
 
 DEFAULT_PORT = 8631
 DEFAULT_USER = "lp"  # Debian's printing account: owns /dev/usb/lp* (group lp), no login
@@ -48,6 +50,10 @@ class ConfigError(Exception):
 class ListenAddress:
     host: str  # "" = every interface (IPv4 and IPv6)
     port: int
+    # A [[server.listeners]] entry's own access rules (gateway.access); None: the global
+    # server.allow / server.deny.
+    allow: tuple[str, ...] | None = None
+    deny: tuple[str, ...] | None = None
 
     def __str__(self) -> str:
         return authority(self.host or "*", self.port)
@@ -70,6 +76,9 @@ class PrinterConfig:
     status_interval: float = 30.0  # seconds between device status queries while idle; 0 = off
     # raw only: the formats passed through as they are (document-format-supported)
     formats: tuple[str, ...] = ()
+    # Who may print (gateway.policy): ("anyone",), ("authenticated",), or user names and
+    # "@group"s; anything but "anyone" needs [auth] enabled.
+    print_by: tuple[str, ...] = ("anyone",)
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,20 @@ class DnssdConfig:
     # would fight it over the host name), else python-zeroconf.
     backend: str = "auto"
     interfaces: tuple[str, ...] = ()  # advertise on these only; () = every interface
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """`[auth]`: HTTP Basic authentication (gateway.authn) against the password file in the
+    spool (`ipp-gateway passwd`), and optionally the system's accounts through PAM."""
+
+    enabled: bool = False
+    # Basic sends the password in the clear: only over TLS (ipps, or an upgraded
+    # connection) unless this is set, which start-up warns about.
+    allow_plain_http: bool = False
+    pam: bool = False
+    pam_service: str = "ipp-gateway"
+    realm: str = "ipp-gateway"
 
 
 @dataclass(frozen=True)
@@ -129,6 +152,7 @@ class Config:
     allow: tuple[str, ...] = DEFAULT_ALLOW
     deny: tuple[str, ...] = ()
     limits: LimitsConfig = LimitsConfig()
+    auth: AuthConfig = AuthConfig()
 
 
 def default_spool() -> Path:
@@ -195,24 +219,17 @@ def load_config(path: Path) -> Config:
 
 
 def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> Config:
-    _only_keys(data, {"server", "printer", "dnssd", "limits"}, "")
+    _only_keys(data, {"server", "printer", "dnssd", "limits", "auth"}, "")
     server = data.get("server", {})
     _expect(server, dict, "server", "a table")
     _only_keys(
         server,
         {"listen", "spool", "log_level", "job_history", "max_job_mb", "read_timeout",
          "multiple_operation_timeout", "user", "log_file", "tls", "tls_certificate",
-         "tls_key", "allow", "deny"},
+         "tls_key", "allow", "deny", "listeners"},
         "server.",
     )
-    listen_list = server.get("listen", [f"*:{DEFAULT_PORT}"])
-    if isinstance(listen_list, str):
-        listen_list = [listen_list]
-    _expect(listen_list, list, "server.listen", "a list of HOST:PORT strings")
-    listen = tuple(parse_listen(_str(v, f"server.listen[{i}]"), f"server.listen[{i}]")
-                   for i, v in enumerate(listen_list))
-    if not listen:
-        raise ConfigError("server.listen: must name at least one HOST:PORT")
+    listen = _listen(server)
     spool = Path(_str(server.get("spool", str(default_spool())), "server.spool"))
     log_level = _choice(server.get("log_level", "info"), "server.log_level",
                         ("debug", "info", "warning", "error"))
@@ -231,6 +248,11 @@ def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> Config:
     for name in names:
         if names.count(name) > 1:
             raise ConfigError(f"printer: the name {name!r} is used twice; names must be unique")
+    auth = _auth(data.get("auth", {}))
+    for i, printer in enumerate(printers):
+        if printer.print_by != ANYONE and not auth.enabled:
+            raise ConfigError(f"printer[{i}].print: {list(printer.print_by)} needs "
+                              f"authentication: set [auth] enabled = true")
     return Config(listen=listen, spool=spool, printers=printers, log_level=log_level,
                   job_history=history, max_job_bytes=max_mb << 20, read_timeout=timeout,
                   multiple_operation_timeout=mot, user=user, log_file=log_file,
@@ -238,11 +260,81 @@ def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> Config:
                   dnssd=_dnssd(data.get("dnssd", {})),
                   allow=_rules(server.get("allow", list(DEFAULT_ALLOW)), "server.allow"),
                   deny=_rules(server.get("deny", []), "server.deny"),
-                  limits=_limits(data.get("limits", {})))
+                  limits=_limits(data.get("limits", {})), auth=auth)
+
+
+def _auth(raw: Any) -> AuthConfig:
+    _expect(raw, dict, "auth", "a table")
+    _only_keys(raw, set(AuthConfig.__dataclass_fields__), "auth.")
+    defaults = AuthConfig()
+    flags = {key: raw.get(key, getattr(defaults, key))
+             for key in ("enabled", "allow_plain_http", "pam")}
+    for key, value in flags.items():
+        _expect(value, bool, f"auth.{key}", "true or false")
+    realm = _str(raw.get("realm", defaults.realm), "auth.realm")
+    if not realm or not realm.isprintable() or '"' in realm or "\\" in realm:
+        raise ConfigError("auth.realm: must be printable text without quotes or backslashes")
+    service = _str(raw.get("pam_service", defaults.pam_service), "auth.pam_service")
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", service):
+        raise ConfigError("auth.pam_service: must be a PAM service name (A-Z a-z 0-9 . _ -)")
+    return AuthConfig(enabled=flags["enabled"], allow_plain_http=flags["allow_plain_http"],
+                      pam=flags["pam"], pam_service=service, realm=realm)
+
+
+def _print_by(value: Any, key: str) -> tuple[str, ...]:
+    """`printer.print`: "anyone", "authenticated", or a list of user names and "@group"s."""
+    if isinstance(value, str):
+        value = [value]
+    entries = tuple(dict.fromkeys(_str(item, f"{key}[{i}]").strip()
+                                  for i, item in enumerate(_list(value, key))))
+    if not entries:
+        raise ConfigError(f"{key}: empty, so nobody could print; say \"anyone\", "
+                          f"\"authenticated\", or list users and @groups")
+    for entry in entries:
+        if entry in (ANYONE[0], AUTHENTICATED) and len(entries) > 1:
+            raise ConfigError(f"{key}: {entry!r} stands alone; it cannot be listed with others")
+        name = entry.removeprefix("@")
+        if not name or ":" in name or not name.isprintable() or " " in name:
+            raise ConfigError(f"{key}: {entry!r} is not a user name or @group")
+    return entries
+
+
+def _listen(server: dict[str, Any]) -> tuple[ListenAddress, ...]:
+    """`server.listen` (HOST:PORT strings, under server.allow / server.deny) and
+    `[[server.listeners]]` (tables: `address`, and `allow` and `deny` lists of its own, each
+    left out being the global one). Without either, *:8631."""
+    tables = server.get("listeners", [])
+    _expect(tables, list, "server.listeners", "an array of tables ([[server.listeners]])")
+    listen_list = server.get("listen", [] if tables else [f"*:{DEFAULT_PORT}"])
+    if isinstance(listen_list, str):
+        listen_list = [listen_list]
+    _expect(listen_list, list, "server.listen", "a list of HOST:PORT strings")
+    listen = [parse_listen(_str(v, f"server.listen[{i}]"), f"server.listen[{i}]")
+              for i, v in enumerate(listen_list)]
+    for i, table in enumerate(tables):
+        key = f"server.listeners[{i}]"
+        _expect(table, dict, key, "a table")
+        _only_keys(table, {"address", "allow", "deny"}, f"{key}.")
+        if "address" not in table:
+            raise ConfigError(f"{key}: needs 'address' (HOST:PORT, e.g. \"*:8632\")")
+        address = parse_listen(_str(table["address"], f"{key}.address"), f"{key}.address")
+        listen.append(dataclasses.replace(
+            address,
+            allow=_rules(table["allow"], f"{key}.allow") if "allow" in table else None,
+            deny=_rules(table["deny"], f"{key}.deny") if "deny" in table else None))
+    if not listen:
+        raise ConfigError("server.listen: must name at least one HOST:PORT")
+    bound = [(address.host, address.port) for address in listen if address.port != 0]
+    for address in listen:
+        if bound.count((address.host, address.port)) > 1:
+            raise ConfigError(f"server.listeners: {address} is listed twice (in server.listen "
+                              "or server.listeners); each address is bound once")
+    return tuple(listen)
 
 
 def _rules(value: Any, key: str) -> tuple[str, ...]:
-    """`server.allow` / `server.deny`: addresses, networks in CIDR form, or "local"."""
+    """`server.allow` / `server.deny` (or a listener's own): addresses, networks in CIDR
+    form, or "local"."""
     if isinstance(value, str):
         value = [value]
     rules = []
@@ -253,9 +345,10 @@ def _rules(value: Any, key: str) -> tuple[str, ...]:
         except ValueError as exc:
             raise ConfigError(f"{key}[{i}]: {exc}") from None
         rules.append(text.strip())
-    if key == "server.allow" and not rules:
+    if key.endswith(".allow") and not rules:
+        default = '["local"]' if key == "server.allow" else "server.allow"
         raise ConfigError(f"{key}: empty, so nobody could connect; list networks (e.g. "
-                          f"[\"local\", \"10.0.0.0/8\"]) or leave it out for [\"local\"]")
+                          f"[\"local\", \"10.0.0.0/8\"]) or leave it out for {default}")
     return tuple(dict.fromkeys(rules))
 
 
@@ -336,7 +429,7 @@ def _printer(raw: Any, key: str) -> PrinterConfig:
     _expect(raw, dict, key, "a table")
     _only_keys(raw, {"name", "device", "driver", "info", "location", "make_and_model", "media",
                      "media_default", "resolutions", "color", "duplex", "pjl",
-                     "status_interval", "formats"},
+                     "status_interval", "formats", "print"},
                 key + ".")
     if "name" not in raw or "device" not in raw:
         raise ConfigError(f"{key}: needs both 'name' and 'device'")
@@ -372,6 +465,7 @@ def _printer(raw: Any, key: str) -> PrinterConfig:
         status_interval=_number(raw.get("status_interval", 30), f"{key}.status_interval",
                                 0, 86400),
         formats=formats,
+        print_by=_print_by(raw.get("print", list(ANYONE)), f"{key}.print"),
     )
 
 

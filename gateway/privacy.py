@@ -1,10 +1,11 @@
 """Job privacy: who may see a job's private values, as CUPS' `JobPrivateAccess default`
 (@OWNER @SYSTEM) and `JobPrivateValues default` do it.
 
-A `Viewer` is whoever asks. Until authentication exists it is the request's
-`requesting-user-name`, as on an unauthenticated CUPS queue; once it does, the authenticated
-user takes its place where the `Viewer` is made, and `is_admin` says whether that user is an
-administrator (CUPS' @SYSTEM). Nothing else here changes.
+A `Viewer` is whoever asks, as gateway.authn identified them: the authenticated user when the
+request carried valid credentials, else its `requesting-user-name`, as on an unauthenticated
+CUPS queue; `is_admin` says whether they are an administrator (CUPS' @SYSTEM). A job made by
+an authenticated user is owned only by that user authenticated: a bare requesting-user-name
+proves nothing about it.
 
 What a viewer may not see is left out of the answer, not replaced. That is what cupsd 2.4
 does (checked against the cupsd on this machine, unauthenticated, JobPrivate* default:
@@ -48,27 +49,37 @@ JOB_PRIVACY_SCOPE = "owner"
 
 @dataclass(frozen=True, slots=True)
 class Viewer:
-    """Who asks about a job. `user` is who the request says it comes from ("" or
-    ANONYMOUS: nobody in particular); `is_admin` sees every job whole (no administrator
-    exists before authentication does, so it is False today)."""
+    """Who asks about a job, or asks for anything (gateway.policy). `user` is who the
+    request comes from ("" or ANONYMOUS: nobody in particular); `authenticated` says the
+    name was proven by a password; `is_admin` sees and may change every job; `groups` are
+    the account's groups, for a printer's list of who may print."""
 
     user: str
     is_admin: bool = False
+    authenticated: bool = False
+    groups: frozenset[str] = frozenset()
 
     @property
     def is_anonymous(self) -> bool:
         return self.user in ("", ANONYMOUS)
 
-    def owns(self, owner: str) -> bool:
-        """Whether this viewer is the job owner `owner` (its job-originating-user-name).
+    def owns(self, owner: str, owner_authenticated: bool = False) -> bool:
+        """Whether this viewer is the job owner `owner` (its job-originating-user-name);
+        `owner_authenticated`: the job was made by `owner` logged in, so only `owner` logged
+        in owns it.
         An anonymous viewer owns nothing, not even a job sent without a name: otherwise every
         client that gives no name would see every other's. Names are compared exactly, as
         Cancel-My-Jobs and my-jobs compare them (a system account's name is case-sensitive;
         CUPS folds case here, which would let "Alice" see alice's jobs)."""
+        if owner_authenticated and not self.authenticated:
+            return False
         return not self.is_anonymous and self.user == owner
 
-    def sees_private_values(self, owner: str) -> bool:
-        return self.is_admin or self.owns(owner)
+    def sees_private_values(self, owner: str, owner_authenticated: bool = False) -> bool:
+        """The owner, and an administrator who logged in: with authentication off, the
+        gateway's own host may administer (gateway.policy), but its users still see only
+        their own jobs whole, as each machine's users do on a CUPS server."""
+        return (self.is_admin and self.authenticated) or self.owns(owner, owner_authenticated)
 
 
 # A request that names nobody; also what a listing shows when its caller does not say who
@@ -84,9 +95,10 @@ class _Named(Protocol):
 N = TypeVar("N", bound=_Named)
 
 
-def visible(attrs: Iterable[N], owner: str, viewer: Viewer) -> list[N]:
+def visible(attrs: Iterable[N], owner: str, viewer: Viewer,
+            owner_authenticated: bool = False) -> list[N]:
     """`attrs` of a job owned by `owner` as `viewer` may see them: whole for the owner and
     an administrator, without the PRIVATE_JOB_VALUES for anyone else."""
-    if viewer.sees_private_values(owner):
+    if viewer.sees_private_values(owner, owner_authenticated):
         return list(attrs)
     return [x for x in attrs if x.name not in PRIVATE_JOB_VALUES]

@@ -23,11 +23,14 @@ import trio
 from drivers import ACCELERATED
 from gateway import logs, sd_notify
 from gateway.audit import AuditLog
+from gateway.authn import Authenticator, Backoff, password_file
 from gateway.authority import url
 from gateway.config import Config, ConfigError
 from gateway.core.spool_lock import LockInfo, SpoolLock
 from gateway.core.system import System
 from gateway.dnssd import Advertiser
+from gateway.pam_auth import pam_available, pam_verify
+from gateway.passwords import PasswordFile
 from gateway.server.ipp_endpoint import IppApp
 from gateway.server.listener import Admission, TlsServer, http_limits, serve_listeners
 from gateway.server.switch import SwitchableApp
@@ -46,6 +49,14 @@ def public_host_name() -> str:
     has a domain."""
     name = socket.gethostname() or "localhost"
     return name if "." in name else f"{name}.local"
+
+
+def _restart_value(config: Config, name: str) -> object:
+    """What of setting `name` takes a restart: of the listen entries, their addresses (the
+    bound sockets); their own allow and deny lists apply on reload like the global ones."""
+    if name == "listen":
+        return tuple((address.host, address.port) for address in config.listen)
+    return getattr(config, name)
 
 
 def local_url(host: str, port: int) -> str:
@@ -79,11 +90,31 @@ class Gateway:
         self._limits = http_limits(config)
         self._admission = Admission.from_config(config)
         self._tls_server = None if tls is None else TlsServer(lambda: tls.context, self._limits)
+        self._backoff = Backoff()  # failed logins per address, kept across reloads
         self.app = SwitchableApp(self._ipp_app(system))
 
     def _ipp_app(self, system: System) -> IppApp:
         upgrade = None if self._tls_server is None else self._tls_server.upgrade
-        return IppApp(system, tls_upgrade=upgrade)
+        return IppApp(system, tls_upgrade=upgrade, authenticator=self._authenticator(system))
+
+    def _authenticator(self, system: System) -> Authenticator:
+        auth = system.config.auth
+        passwords = PasswordFile(password_file(system.config.spool))
+        pam = None
+        if auth.enabled:
+            if auth.pam and not pam_available():
+                log.error("auth.pam: system accounts cannot be checked: the pamela binding "
+                          "or libpam is missing (pip install 'ipp-gateway[pam]'); only the "
+                          "password file is used")
+            elif auth.pam:
+                pam = functools.partial(pam_verify, service=auth.pam_service)
+            if not auth.pam and not passwords.accounts():
+                log.warning("authentication is on but %s has no accounts: nobody can log in "
+                            "(add one with: ipp-gateway passwd USER --admin)", passwords.path)
+            if auth.allow_plain_http:
+                log.warning("authentication: passwords are taken over plain HTTP "
+                            "(auth.allow_plain_http), where anyone on the path can read them")
+        return Authenticator(auth, passwords, backoff=self._backoff, pam=pam)
 
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
@@ -203,7 +234,7 @@ class Gateway:
     def _keep_restart_only_settings(self, new: Config) -> Config:
         kept: dict[str, object] = {}
         for name in RESTART_ONLY:
-            if getattr(new, name) != getattr(self.config, name):
+            if _restart_value(new, name) != _restart_value(self.config, name):
                 log.warning("reload: server.%s changed; that takes a restart (the running "
                             "value stays until then)", name)
                 kept[name] = getattr(self.config, name)

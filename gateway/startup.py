@@ -26,6 +26,7 @@ from gateway.audit import AUDIT_FILE
 from gateway.authority import authority
 from gateway.config import DEFAULT_PORT, DEFAULT_USER, Config, ListenAddress, default_spool
 from gateway.core.spool_lock import SpoolInUse, SpoolLock
+from gateway.passwords import PASSWD_FILE, PasswordFileError, hand_over
 from gateway.privileges import (
     Account,
     PrivilegeError,
@@ -101,6 +102,7 @@ def prepare_spool(config: Config, account: Account | None) -> SpoolLock:
         if account is not None:
             lock.chown(account.uid, account.gid)
             hand_over_audit_log(spool, account)
+            hand_over_password_file(spool, account)
         _check_writable(spool, account)
         _check_free_space(config)
         checked = True
@@ -115,10 +117,26 @@ def hand_over_audit_log(spool: Path, account: Account) -> None:
     the account's: after the drop it must reopen and rotate them."""
     for path in spool.glob(f"{AUDIT_FILE}*"):
         try:
-            os.chown(path, account.uid, account.gid)
+            # Not through a link: the spool is the account's to write, and a planted
+            # "audit.log.1 -> /etc/shadow" must not hand that file over at the next start.
+            if path.is_symlink() or path.lstat().st_nlink > 1:
+                log.warning("not handing %s to %s: it is a link", path, account.name)
+                continue
+            os.chown(path, account.uid, account.gid, follow_symlinks=False)
         except OSError as exc:
             log.warning("cannot hand %s to %s: %s; audit lines will be lost until it is "
                         "writable by that account", path, account.name, exc.strerror)
+
+
+def hand_over_password_file(spool: Path, account: Account) -> None:
+    """The accounts file, written by `ipp-gateway passwd` as root, becomes the account's:
+    the gateway reads it (0600) after the drop."""
+    path = spool / PASSWD_FILE
+    try:
+        hand_over(path, account.uid, account.gid)
+    except (OSError, PasswordFileError) as exc:
+        log.warning("cannot hand %s to %s: %s; its users cannot log in until that account "
+                    "can read it", path, account.name, exc)
 
 
 def prepare_tls(config: Config, account: Account | None) -> ServerTls | None:

@@ -33,6 +33,7 @@ class JobSnapshot:
     sheets_completed: int
     bytes_sent: int
     attempts: int
+    origin_host: str = ""  # the address of the client that made the job
 
 
 @dataclass(frozen=True, slots=True)

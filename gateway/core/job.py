@@ -89,6 +89,10 @@ class Job:
     name: str
     user: str
     state: JobState = JobState.PENDING_HELD
+    # `user` was proven by a password (gateway.authn), not only named in the request: then
+    # only that user logged in, or an administrator, may change or see the job whole.
+    user_authenticated: bool = False
+    origin_host: str = ""  # the client's address (job-originating-host-name; private)
     reasons: list[str] = field(default_factory=lambda: ["job-incoming"])
     message: str = ""
     document_format: str = "application/octet-stream"

@@ -126,7 +126,8 @@ def printer_txt(caps: Capabilities, description: PrinterDescription, *, path: st
     """The TXT record of the `scheme` ("ipp" or "ipps") service of the printer at `path`,
     each value the attribute Get-Printer-Attributes gives over that scheme."""
     values = _values(static_attributes(caps, description)
-                     + addressed_attributes(scheme, host, port, path))
+                     + addressed_attributes(scheme, host, port, path,
+                                            authentication=description.authentication))
     make_and_model = _text(values, "printer-make-and-model")
     sides = values.get("sides-supported", ())
     urf = values.get("urf-supported", ())
@@ -147,6 +148,10 @@ def printer_txt(caps: Capabilities, description: PrinterDescription, *, path: st
         ("kind", ",".join(str(v) for v in values.get("printer-kind", ()))),
         ("PaperMax", paper_max(_media_widths(values.get("media-size-supported", ())))),
         ("priority", "0"),
+        # How clients authenticate to print (Bonjour Printing 1.2): a user name and password
+        # when uri-authentication-supported asks for a login.
+        ("air", "username,password" if _text(values, "uri-authentication-supported") != "none"
+         else "none"),
     ]
     if tls:
         entries.append(("TLS", TLS_VERSION))

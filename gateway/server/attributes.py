@@ -45,6 +45,9 @@ class PrinterDescription:
     # Job-template attributes its driver takes only at their default (Driver.fixed): their
     # *-supported lists that default alone ("page-ranges": page-ranges-supported false).
     fixed_options: tuple[str, ...] = ()
+    # uri-authentication-supported: "basic" when printing needs a login (gateway.policy),
+    # else "none" (requesting-user-name is taken, unproven).
+    authentication: str = "none"
 
 # Job template attributes we accept at job creation (job-creation-attributes-supported).
 JOB_CREATION_ATTRIBUTES = (
@@ -283,14 +286,15 @@ SUPPLIES_PAGE = "/supplies"  # under the printer's path: its printer-supply-info
 
 
 def addressed_attributes(scheme: str, host: str, port: int, path: str, *,
-                         tls: bool = True) -> list[Attribute]:
+                         tls: bool = True, authentication: str = "none") -> list[Attribute]:
     """The URIs of the printer at `path` as the client reached it: `scheme` ("ipp" or
     "ipps") and the Host it used; the web pages are on the same port, over TLS with ipps.
 
     With `tls` (IPPS served on the same port) `printer-uri-supported` lists the ipp and the
     ipps URI, the one the client used first, so that a client taking the first value stays
     on the transport it chose; `uri-security-supported` and `uri-authentication-supported`
-    run parallel to it."""
+    run parallel to it. `authentication` is the printer's (PrinterDescription): over an
+    ipp URI, a client that tries Basic is sent to TLS first (426, gateway.authn)."""
     secure = scheme == "ipps"
     web = url("https" if secure else "http", host, port)
     schemes = [scheme]
@@ -301,7 +305,7 @@ def addressed_attributes(scheme: str, host: str, port: int, path: str, *,
         a("printer-more-info", T.URI, f"{web}{path}"),
         a("printer-supply-info-uri", T.URI, f"{web}{path}{SUPPLIES_PAGE}"),
         a("printer-uri-supported", T.URI, *(url(each, host, port, path) for each in schemes)),
-        a("uri-authentication-supported", T.KEYWORD, *("none" for _ in schemes)),
+        a("uri-authentication-supported", T.KEYWORD, *(authentication for _ in schemes)),
         a("uri-security-supported", T.KEYWORD,
           *("tls" if each == "ipps" else "none" for each in schemes)),
     ]

@@ -6,6 +6,7 @@ import logging
 import re
 from collections.abc import AsyncGenerator, Awaitable, Callable
 
+from gateway.authn import Authenticator, password_file
 from gateway.core.system import PRINT_PATH, System
 from gateway.ipp.enums import Status
 from gateway.ipp.errors import IppProtocolError
@@ -13,11 +14,12 @@ from gateway.ipp.header import HEADER
 from gateway.ipp.model import Message
 from gateway.ipp.reader import NEED_DATA, DocumentData, EndOfDocument, IppReader, Limits
 from gateway.ipp.reader import RequestReceived as IppRequestReceived
+from gateway.passwords import PasswordFile
 from gateway.ratelimit import CLIENT_LOG_LIMITER, client_key
-from gateway.server.http import HttpError, HttpRequest, RequestBody, Takeover
+from gateway.server.http import HttpError, HttpRequest, HttpResponse, RequestBody, Takeover
 from gateway.server.operation_table import dispatch
-from gateway.server.operations import Endpoint, Reply, encode_reply, printable
-from gateway.server.router import Router, ipp_post
+from gateway.server.operations import Challenged, Endpoint, Reply, encode_reply, printable
+from gateway.server.router import IPP_HEADERS, Router, ipp_post
 from gateway.server.web import add_web_routes
 
 log = logging.getLogger("gateway.ipp")
@@ -32,9 +34,14 @@ class IppApp:
     RFC 2817 upgrades to TLS on every path (gateway.server.router)."""
 
     def __init__(self, system: System, limits: Limits | None = None, *,
-                 tls_upgrade: Callable[[HttpRequest], Takeover] | None = None) -> None:
+                 tls_upgrade: Callable[[HttpRequest], Takeover] | None = None,
+                 authenticator: Authenticator | None = None) -> None:
         self.system = system
         self.limits = limits or Limits()
+        # Who sent each request (gateway.authn); the system's [auth] and password file
+        # unless the caller keeps one across reloads (its per-address backoff).
+        self.authenticator = authenticator or Authenticator(
+            system.config.auth, PasswordFile(password_file(system.config.spool)))
         self.router = Router(tls_upgrade=tls_upgrade)
         post = ipp_post(self.handle_ipp)
         self.router.add(PRINT_PATH, post, methods=("POST",))
@@ -42,7 +49,7 @@ class IppApp:
         add_web_routes(self.router, system)
         self.handle = self.router.handle  # the app is its router: no hop per request
 
-    async def handle_ipp(self, request: HttpRequest, body: RequestBody) -> bytes:
+    async def handle_ipp(self, request: HttpRequest, body: RequestBody) -> bytes | HttpResponse:
         if not _HOST.fullmatch(request.host) or not 0 <= request.port <= 0xFFFF:
             raise HttpError(400, "Invalid Host header", close=True)
         reader = IppReader(self.limits)
@@ -65,11 +72,16 @@ class IppApp:
         def document() -> AsyncGenerator[bytes, None]:
             return _read_document(reader, pull)
 
-        endpoint = Endpoint(request.host, request.port, request.scheme, request.client)
+        endpoint = Endpoint(request.host, request.port, request.scheme, request.client,
+                            authorization=request.header("authorization"),
+                            authenticator=self.authenticator)
         try:
             return await dispatch(self.system, endpoint, message, document)
         except IppProtocolError as error:  # broken bytes inside the document stream
             return _protocol_error_reply(bytes(head), error, request)
+        except Challenged as challenge:  # 401 (log in) or 426 (TLS first), IPP body too
+            return HttpResponse(challenge.status, [*challenge.headers, *IPP_HEADERS],
+                                challenge.body)
 
 
 async def _read_request(reader: IppReader, pull: Callable[[], Awaitable[None]]) -> Message:

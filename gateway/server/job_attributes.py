@@ -159,7 +159,7 @@ def _job_attributes(system: System, job: Job, printer_uri: str, viewer: Viewer
         attrs.append(Attribute.of("job-hold-until", T.KEYWORD, job.hold_until or "no-hold"))
     # Last, over the whole list: a private value that came in through the template is left
     # out as surely as the job's own name.
-    return visible(attrs, job.user, viewer), broken
+    return visible(attrs, job.user, viewer, job.user_authenticated), broken
 
 
 def select(attrs: list[Attribute], requested: set[str]) -> list[Attribute]:

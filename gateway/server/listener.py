@@ -7,8 +7,9 @@ bytes read are the start of its first request. RFC 2817's `Upgrade: TLS/1.2` on 
 connection ends up here too (`TlsServer.upgrade`, which the router answers with).
 
 Before any byte is read, `Admission` decides whether a peer is served at all: its address
-against the allow and deny rules (gateway.access; web pages and IPP alike, since they share
-the port), then the connection caps, in total and per client address. A refused peer's
+against the allow and deny rules of the listener that accepted it (its listen entry's own, else
+the global ones; gateway.access; web pages and IPP alike, since they share the port), then
+the connection caps, in total and per client address. A refused peer's
 connection is closed at once (over a cap, after a 503 written without waiting), with one
 rate-limited log line. When accept() itself fails for want of descriptors, the listener
 pauses 100 ms at a time and says so once, not once per try with a traceback.
@@ -16,11 +17,14 @@ pauses 100 ms at a time and says so once, not once per try with a traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
+import functools
 import ipaddress
 import logging
 import os
 import resource
+import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -30,12 +34,15 @@ import trio
 
 from gateway.access import (
     AccessRules,
+    Address,
     ConnectionCounter,
+    ListenerRules,
     Network,
     Refusal,
     Verdict,
     effective_cap,
     parse_address,
+    rules_for,
 )
 from gateway.config import Config, LimitsConfig
 from gateway.ratelimit import CLIENT_LOG_LIMITER, REFUSAL_LOG_LIMITER, client_key
@@ -99,40 +106,58 @@ def descriptor_limit() -> int | None:
 
 
 class Admission:
-    """Which accepted connections are served: the access rules, then the caps. One per
-    gateway, shared by its listeners; `reconfigure` applies a reloaded configuration to new
-    connections (open ones stay, and count)."""
+    """Which accepted connections are served: the access rules of the listener that accepted
+    it (its own, or the global ones), then the caps. One per gateway, shared by its
+    listeners; `reconfigure` applies a reloaded configuration to new connections (open ones
+    stay, and count)."""
 
     def __init__(self, rules: AccessRules | None = None, *, max_connections: int = 512,
                  max_connections_per_client: int = 64, fd_limit: int | None = None,
-                 local_networks: Callable[[], Iterable[Network]] = host_networks) -> None:
+                 local_networks: Callable[[], Iterable[Network]] = host_networks,
+                 listeners: Sequence[ListenerRules] = ()) -> None:
         self._local_networks = local_networks
         self._listed_at = 0.0
+        self._local: tuple[Network, ...] | None = None  # listed when a rule says "local"
         self._fd_limit = fd_limit
         self._configured = max_connections
         self.counter = ConnectionCounter(effective_cap(max_connections, fd_limit),
                                          max_connections_per_client)
-        self.rules = self._with_local(rules or AccessRules())
+        self._set_rules(rules or AccessRules(), listeners)
 
     @classmethod
     def from_config(cls, config: Config) -> Admission:
         return cls(AccessRules.parse(config.allow, config.deny),
                    max_connections=config.limits.max_connections,
                    max_connections_per_client=config.limits.max_connections_per_client,
-                   fd_limit=descriptor_limit())
+                   fd_limit=descriptor_limit(), listeners=listener_rules(config))
 
     def reconfigure(self, config: Config) -> None:
         self._configured = config.limits.max_connections
         self.counter.total_cap = effective_cap(self._configured, self._fd_limit)
         self.counter.per_client_cap = config.limits.max_connections_per_client
-        self.rules = self._with_local(AccessRules.parse(config.allow, config.deny))
+        self._set_rules(AccessRules.parse(config.allow, config.deny), listener_rules(config))
         self.log_settings()
 
-    def _with_local(self, rules: AccessRules) -> AccessRules:
-        if not rules.uses_local:
-            return rules
-        self._listed_at = time.monotonic()
-        return rules.with_local(self._local_networks())
+    def _set_rules(self, rules: AccessRules, listeners: Sequence[ListenerRules]) -> None:
+        self._local = None
+        self._configured_rules = rules
+        self._configured_listeners = tuple(listeners)
+        self._apply_local()
+
+    def _apply_local(self) -> None:
+        """The rules with "local" standing for what the interfaces are now (listed only when
+        a rule says "local")."""
+        def localised(rules: AccessRules) -> AccessRules:
+            if not rules.uses_local:
+                return rules
+            if self._local is None:
+                self._listed_at = time.monotonic()
+                self._local = tuple(self._local_networks())
+            return rules.with_local(self._local)
+
+        self.rules = localised(self._configured_rules)
+        self.listeners = tuple(dataclasses.replace(entry, rules=localised(entry.rules))
+                               for entry in self._configured_listeners)
 
     def log_settings(self) -> None:
         counter = self.counter
@@ -143,17 +168,26 @@ class Admission:
                     "denied: %s", counter.total_cap, counter.per_client_cap, lowered,
                     _describe(self.rules.allow, self.rules.local),
                     _describe(self.rules.deny, self.rules.local) or "none")
+        for entry in self.listeners:
+            logger.info("%s: allowed: %s; denied: %s", entry.source,
+                        _describe(entry.rules.allow, entry.rules.local),
+                        _describe(entry.rules.deny, entry.rules.local) or "none")
 
-    def admit(self, client: str, host: str) -> str | Verdict | Refusal:
-        """For a connection from `host` ("ip:port" `client` in the log): the key to
-        `release` it with once it ends, or why it is refused (logged here)."""
-        verdict = self.rules.check(host)
-        if verdict is Verdict.NOT_ALLOWED and self.rules.uses_local and self._stale():
-            self.rules = self._with_local(self.rules)  # a new address (DHCP) since we looked
-            verdict = self.rules.check(host)
+    def admit(self, client: str, host: str,
+              listener: tuple[str, int] | None = None) -> str | Verdict | Refusal:
+        """For a connection from `host` ("ip:port" `client` in the log) accepted by the
+        listener bound to `listener`: the key to `release` it with once it ends, or why it
+        is refused (logged here)."""
+        rules, source = rules_for(listener, self.listeners, self.rules)
+        verdict = rules.check(host)
+        if verdict is Verdict.NOT_ALLOWED and rules.uses_local and self._stale():
+            self._local = None  # a new address (DHCP) since we looked
+            self._apply_local()
+            rules, source = rules_for(listener, self.listeners, self.rules)
+            verdict = rules.check(host)
         key = _address_key(host)
         if verdict is not Verdict.ALLOWED:
-            rule = "server.deny" if verdict is Verdict.DENIED else "server.allow"
+            rule = f"{source}.deny" if verdict is Verdict.DENIED else f"{source}.allow"
             REFUSAL_LOG_LIMITER.log(logger, logging.WARNING, key,
                                     "%s: connection refused: %s by %s", client,
                                     verdict.value, rule)
@@ -177,6 +211,45 @@ class Admission:
 
     def _stale(self) -> bool:
         return time.monotonic() - self._listed_at >= _LOCAL_REFRESH
+
+
+def listener_rules(config: Config) -> list[ListenerRules]:
+    """The rules of the listen entries that have their own allow or deny list (each list
+    left out is the global one)."""
+    found: list[ListenerRules] = []
+    for address in config.listen:
+        # Entries of server.listen carry none; [[server.listeners]] tables may.
+        allow: tuple[str, ...] | None = getattr(address, "allow", None)
+        deny: tuple[str, ...] | None = getattr(address, "deny", None)
+        if allow is None and deny is None:
+            continue
+        hosts = _listen_hosts(address.host)
+        if hosts is None:
+            continue
+        rules = AccessRules.parse(config.allow if allow is None else allow,
+                                  config.deny if deny is None else deny)
+        found.append(ListenerRules(hosts, address.port, rules, f"server.listeners ({address})"))
+    return found
+
+
+def _listen_hosts(host: str) -> frozenset[Address] | None:
+    """The addresses a listen host binds (empty: every address; None: it does not resolve),
+    resolved as the listeners were bound (gateway.startup)."""
+    if host in _ANY_HOST:
+        return frozenset()
+    literal = parse_address(host.removeprefix("[").removesuffix("]"))
+    if literal is not None:
+        return frozenset({literal})
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        # Never bound either (startup refuses a name that does not resolve); not "every
+        # address", which an empty set would mean.
+        logger.warning("listen host %s does not resolve (%s): its own allow and deny rules "
+                       "are left out", host, exc)
+        return None
+    return frozenset(address for info in infos
+                     if (address := parse_address(str(info[4][0]))) is not None)
 
 
 def _address_key(host: str) -> str:
@@ -365,8 +438,9 @@ async def serve_listeners(
 
     try:
         async with trio.open_nursery() as nursery:
-            for listener in listeners:
-                nursery.start_soon(_accept_loop, listener, admission, handler)
+            for listener, address in zip(listeners, bound, strict=True):
+                nursery.start_soon(functools.partial(_accept_loop, listener, admission,
+                                                     handler, bound=address))
             task_status.started(bound)
     finally:
         await close_listeners(listeners)
@@ -376,9 +450,12 @@ async def _accept_loop(
     listener: trio.SocketListener,
     admission: Admission,
     handler: Callable[[trio.SocketStream, tuple[str, int], str, str], Awaitable[None]],
+    *,
+    bound: tuple[str, int] | None = None,
 ) -> None:
     """Accept connections until cancelled; each admitted one is served in a task of its own
-    (in this loop's nursery), a refused one is closed here and now."""
+    (in this loop's nursery), a refused one is closed here and now. `bound` is the address
+    the listener is bound to, whose access rules apply (None: the global ones)."""
     starved_since: float | None = None
     async with trio.open_nursery() as nursery:
         while True:
@@ -399,7 +476,7 @@ async def _accept_loop(
                 logger.warning("accepting connections again after %.1f s",
                                trio.current_time() - starved_since)
                 starved_since = None
-            await _admit(stream, admission, handler, nursery)
+            await _admit(stream, admission, handler, nursery, bound)
 
 
 async def _admit(
@@ -407,6 +484,7 @@ async def _admit(
     admission: Admission,
     handler: Callable[[trio.SocketStream, tuple[str, int], str, str], Awaitable[None]],
     nursery: trio.Nursery,
+    bound: tuple[str, int] | None,
 ) -> None:
     try:
         local = stream.socket.getsockname()
@@ -416,7 +494,7 @@ async def _admit(
         await trio.aclose_forcefully(stream)
         return
     client = format_address(peer)
-    admitted = admission.admit(client, str(peer[0]))
+    admitted = admission.admit(client, str(peer[0]), bound)
     if isinstance(admitted, str):
         nursery.start_soon(handler, stream, (str(local[0]), int(local[1])), client, admitted)
         return

@@ -19,6 +19,7 @@ from functools import lru_cache
 from typing import TypeVar
 
 from gateway import audit
+from gateway.authn import Authenticator, NotAuthenticated, address_of, is_loopback
 from gateway.authority import url
 from gateway.core.job import InvalidTransition, Job, JobEvent
 from gateway.core.printer import Printer
@@ -28,6 +29,8 @@ from gateway.ipp.enums import GroupTag, JobState, Operation, Status, ValueTag
 from gateway.ipp.header import write_header
 from gateway.ipp.model import Attribute, Group, Message
 from gateway.ipp.writer import encode_attribute
+from gateway.policy import NEEDS, JobOwner, Need, Outcome, decide
+from gateway.privacy import Viewer
 from gateway.ratelimit import CLIENT_LOG_LIMITER, client_key
 from gateway.server import values
 from gateway.server.values import INT32_MAX, BadValue
@@ -48,7 +51,14 @@ class Endpoint:
     host: str
     port: int
     scheme: str = "ipp"
-    client: str = ""
+    client: str = ""  # "" for a request made in this process (trusted, as loopback is)
+    authorization: str | None = None  # the Authorization header, when sent
+    authenticator: Authenticator | None = None
+
+    @property
+    def secure(self) -> bool:
+        """Whether the request came over TLS (ipps, or a connection upgraded to TLS)."""
+        return self.scheme == "ipps"
 
     def printer_uri(self, system: System, printer: Printer) -> str:
         return url(self.scheme, self.host, self.port, system.printer_path(printer))
@@ -63,8 +73,14 @@ class Call:
     document: DocumentStream
     operations: OperationTable  # the table that dispatched it (operations-supported)
     printer: Printer | None = None
-    user: str = "anonymous"
+    user: str = "anonymous"  # the viewer's name: the job owner of a job it makes
     job_id: int | None = None  # from job-uri, when the request named its job that way
+    viewer: Viewer = field(default_factory=lambda: Viewer("anonymous"))
+
+    @property
+    def auth_enabled(self) -> bool:
+        authenticator = self.endpoint.authenticator
+        return authenticator is not None and authenticator.enabled
 
     def attr(self, name: str) -> Attribute | None:
         return self.operation_group.get(name)
@@ -104,6 +120,17 @@ class Reply:
 
 
 Handler = Callable[[Call], Awaitable[Reply]]
+
+
+class Challenged(Exception):
+    """A request that must log in first: the HTTP status (401 or 426), its headers, and
+    the encoded IPP response (client-error-not-authenticated) to send with them."""
+
+    def __init__(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        super().__init__(status)
+        self.status = status
+        self.headers = headers
+        self.body = body
 
 
 JOB_OPERATIONS = frozenset({
@@ -155,10 +182,12 @@ def response_version(request: Message) -> tuple[int, int]:
 
 async def answer(table: OperationTable, system: System, endpoint: Endpoint, request: Message,
                  document: DocumentStream) -> bytes:
-    """The encoded response to `request`, by the handler `table` names for its operation."""
+    """The encoded response to `request`, by the handler `table` names for its operation.
+    Raises `Challenged` when the request must authenticate first."""
     language = _natural_language(request)
+    identified: list[Viewer] = []  # who sent it, once known: the audit names a login
     try:
-        reply = await _dispatch(table, system, endpoint, request, document)
+        reply = await _dispatch(table, system, endpoint, request, document, identified)
         # What the request changed is on disk before it is answered (the store writes in
         # a thread; a request that changed nothing does not wait).
         await system.store.flushed()
@@ -172,8 +201,21 @@ async def answer(table: OperationTable, system: System, endpoint: Endpoint, requ
     except OSError as error:  # the spool: disk full, read-only, I/O error
         failure = spool_error(error, f"{_operation_name(request.code)} failed")
         reply = Reply(failure.status, failure.message)
-    audit.ipp_request(system, request, endpoint.client, reply.status, reply.message)
+    except NotAuthenticated as error:
+        await _flush_after_refusal(system)
+        reply = Reply(Status.CLIENT_ERROR_NOT_AUTHENTICATED, error.message)
+        audit.ipp_request(system, request, endpoint.client, reply.status, reply.message,
+                          user=_logged_in(identified))
+        raise Challenged(error.http_status, error.headers, encode_reply(
+            reply, response_version(request), request.request_id, language)) from None
+    audit.ipp_request(system, request, endpoint.client, reply.status, reply.message,
+                      user=_logged_in(identified))
     return encode_reply(reply, response_version(request), request.request_id, language)
+
+
+def _logged_in(identified: list[Viewer]) -> str | None:
+    """The authenticated user of a request, None when it did not log in."""
+    return identified[0].user if identified and identified[0].authenticated else None
 
 
 async def _flush_after_refusal(system: System) -> None:
@@ -277,7 +319,8 @@ def _operation_name(code: int) -> str:
 
 
 async def _dispatch(table: OperationTable, system: System, endpoint: Endpoint,
-                    request: Message, document: DocumentStream) -> Reply:
+                    request: Message, document: DocumentStream,
+                    identified: list[Viewer]) -> Reply:
     if request.version[0] not in (1, 2):
         raise IppError(Status.SERVER_ERROR_VERSION_NOT_SUPPORTED,
                        f"IPP version {request.version[0]}.{request.version[1]} is not supported")
@@ -293,6 +336,10 @@ async def _dispatch(table: OperationTable, system: System, endpoint: Endpoint,
     call = Call(system, endpoint, request, group, document, table)
     call.user = _requesting_user(call)
     _resolve_target(call, request.code)
+    call.viewer = await _identify(call)
+    identified.append(call.viewer)
+    call.user = call.viewer.user
+    _authorize(call, request.code)
     ignored = table.unsupported(request.code, group)
     reply = await handler(call)
     return with_ignored(reply, ignored) if ignored else reply
@@ -361,6 +408,41 @@ def _requesting_user(call: Call) -> str:
     user = call.value("requesting-user-name", values.single_name,
                       Status.CLIENT_ERROR_BAD_REQUEST)
     return user or "anonymous"
+
+
+async def _identify(call: Call) -> Viewer:
+    """Who sent the request (gateway.authn); without an authenticator (a dispatcher used
+    in-process, by tests and tools) as with authentication off."""
+    endpoint = call.endpoint
+    if endpoint.authenticator is None:
+        local = bool(endpoint.client) and is_loopback(address_of(endpoint.client))
+        return Viewer(call.user, is_admin=local)
+    return await endpoint.authenticator.identify(
+        authorization=endpoint.authorization, secure=endpoint.secure,
+        client=endpoint.client, requested_user=call.user)
+
+
+def _authorize(call: Call, operation: int) -> None:
+    """The operation policy (gateway.policy), before the handler runs."""
+    need = NEEDS.get(operation, Need.NOTHING)
+    if need is Need.NOTHING:
+        return
+    printer = call.require_printer()
+    owner = None
+    if need is Need.OWNER:
+        job = target_job(call)
+        owner = JobOwner(job.user, job.user_authenticated)
+    decision = decide(need, call.viewer, auth_enabled=call.auth_enabled,
+                      print_by=printer.config.print_by, owner=owner)
+    if decision.allowed:
+        return
+    log.info("printer %s: %s refused to %s (%s): %s", printer.name,
+             _operation_name(operation), printable(call.viewer.user),
+             call.endpoint.client or "in-process", decision.reason)
+    if decision.outcome is Outcome.CHALLENGE and call.endpoint.authenticator is not None:
+        raise call.endpoint.authenticator.challenge(decision.reason,
+                                                    secure=call.endpoint.secure)
+    raise IppError(Status.CLIENT_ERROR_NOT_AUTHORIZED, decision.reason)
 
 
 def _uri(call: Call, name: str) -> values.Uri | None:

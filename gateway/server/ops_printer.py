@@ -22,6 +22,7 @@ from gateway.errors import IppError
 from gateway.ipp.enums import GroupTag, Status, ValueTag
 from gateway.ipp.model import Attribute
 from gateway.ipp.writer import encode_attribute
+from gateway.policy import needs_login
 from gateway.ratelimit import CLIENT_LOG_LIMITER, client_key
 from gateway.server import values
 from gateway.server.attributes import (
@@ -76,7 +77,9 @@ class PrinterAttributeCache:
             if len(self._selections) >= SELECTION_CACHE_LIMIT:
                 self._selections.clear()
             description, template, database = _wanted(requested)
-            addressed = _encode(addressed_attributes(scheme, host, port, path, tls=tls))
+            addressed = _encode(addressed_attributes(
+                scheme, host, port, path, tls=tls,
+                authentication=self.description.authentication))
             cached = b"".join(
                 e.data for e in (*self.static, *addressed)
                 if e.name in requested or (template if e.template else description))
@@ -114,7 +117,9 @@ def describe(printer: Printer, config: Config, operations: tuple[int, ...]
         operations=operations,
         max_job_bytes=config.max_job_bytes,
         multiple_operation_timeout=config.multiple_operation_timeout,
-        fixed_options=printer.driver.fixed(printer.capabilities))
+        fixed_options=printer.driver.fixed(printer.capabilities),
+        authentication="basic" if config.auth.enabled and needs_login(printer.config.print_by)
+        else "none")
 
 
 def cache_for(printer: Printer, config: Config, operations: tuple[int, ...]

@@ -101,7 +101,7 @@ from gateway.server.http import (
 __all__ = ["Router", "ipp_post"]
 
 _METHOD_ORDER = ("GET", "HEAD", "OPTIONS", "POST")  # then any other, alphabetically
-_IPP_HEADERS = (("Content-Type", IPP_CONTENT_TYPE),)
+IPP_HEADERS = (("Content-Type", IPP_CONTENT_TYPE),)
 
 
 @dataclass(slots=True)
@@ -187,13 +187,18 @@ def _allow_value(names: Iterable[str]) -> str:
     return ", ".join(known + sorted(methods.difference(_METHOD_ORDER)))
 
 
-def ipp_post(handle_ipp: Callable[[HttpRequest, RequestBody], Awaitable[bytes]]) -> Handler:
+def ipp_post(handle_ipp: Callable[[HttpRequest, RequestBody],
+                                   Awaitable[bytes | HttpResponse]]) -> Handler:
     """A POST handler for IPP: refuses a body that is not `application/ipp` (400, before
-    reading it) and sends what `handle_ipp` returns (the encoded IPP response)."""
+    reading it) and sends what `handle_ipp` returns: the encoded IPP response, or a whole
+    HTTP response (a 401 challenge with its IPP body, say)."""
 
     async def handler(request: HttpRequest, body: RequestBody) -> HttpResult:
         if not is_ipp_content_type(request.header("content-type")):
             raise HttpError(400, "POST requests must have Content-Type: application/ipp")
-        return HttpResponse(200, _IPP_HEADERS, await handle_ipp(request, body))
+        answer = await handle_ipp(request, body)
+        if isinstance(answer, HttpResponse):
+            return answer
+        return HttpResponse(200, IPP_HEADERS, answer)
 
     return handler

@@ -13,15 +13,20 @@ from gateway.ipp.writer import encode_message
 from gateway.server.operation_table import dispatch
 from gateway.server.operations import Endpoint
 
+# A client on the gateway's own host: with authentication off, an administrator
+# (gateway.policy); pass another `client` to be someone else.
+LOCAL_CLIENT = "127.0.0.1:40000"
 
-async def call(system: System, message: Message, document: bytes = b"") -> Message:
+
+async def call(system: System, message: Message, document: bytes = b"", *,
+               client: str = LOCAL_CLIENT) -> Message:
     async def chunks() -> AsyncGenerator[bytes, None]:
         for start in range(0, len(document), 1000):
             yield document[start:start + 1000]
 
     # Round-trip the request through the codec as the server would see it.
     decoded, _ = decode_message(encode_message(message))
-    reply = await dispatch(system, Endpoint("localhost", 8631), decoded, chunks)
+    reply = await dispatch(system, Endpoint("localhost", 8631, client=client), decoded, chunks)
     response, rest = decode_message(reply)
     assert rest == b""
     assert response.request_id == message.request_id

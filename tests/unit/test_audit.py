@@ -242,13 +242,16 @@ async def test_a_running_system_is_audited(tmp_path: Path) -> None:
         "job-completed", "completed")
     assert jobs[0]["operation"] == "job-created"
     assert {line["user"] for line in jobs} == {"carol"}
+    assert {line["address"] for line in jobs} == {"192.0.2.5"}  # the client that printed
     assert jobs[-1]["bytes"] == 4000
     assert not any(line["operation"] == "job-progress" for line in lines)
     operations = [(line["operation"], line["user"], line["address"], line["printer"],
                    line["job"], line["outcome"])
                   for line in lines if line["kind"] == "operation"]
-    assert operations == [  # Print-Job and Get-Printer-Attributes are no admin actions
-        ("Pause-Printer", "carol", "2001:db8::1", PRINTER, None, "successful-ok"),
+    # Print-Job and Get-Printer-Attributes are no admin actions; a pause from another host
+    # with authentication off is refused (gateway.policy), and that is audited too.
+    assert operations == [
+        ("Pause-Printer", "carol", "2001:db8::1", PRINTER, None, "client-error-not-authorized"),
         ("Cancel-Job", None, "192.0.2.6", PRINTER, 999, "client-error-not-found"),
         ("Hold-Job", None, "192.0.2.6", PRINTER, 41, "client-error-not-found"),
     ]

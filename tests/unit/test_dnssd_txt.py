@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from drivers import MEDIA_SIZES, get_driver
-from gateway.config import Config, PrinterConfig
+from gateway.config import AuthConfig, Config, PrinterConfig
 from gateway.core.system import System
 from gateway.dnssd.txt import (
     MAX_STRING_BYTES,
@@ -98,6 +98,8 @@ def expected_txt(group: Group, *, tls: bool) -> dict[str, str]:
         "kind": ",".join(str(v) for v in values(group, "printer-kind")),
         "PaperMax": paper_max(widths),
         "priority": "0",
+        "air": "none" if values(group, "uri-authentication-supported")[0] == "none"
+        else "username,password",
     }
     if tls:
         expected["TLS"] = "1.2"
@@ -199,3 +201,21 @@ def test_long_values_fit_one_txt_string() -> None:
     assert all(len(s) <= MAX_STRING_BYTES for s in strings)
     pdl = dict(services[0].txt)["pdl"].split(",")
     assert pdl and all(f.startswith("application/x-format-") for f in pdl)  # whole formats
+
+
+@pytest.mark.parametrize(("print_by", "air", "authentication"), [
+    (("anyone",), "none", "none"),
+    (("authenticated",), "username,password", "basic"),
+    (("alice", "@staff"), "username,password", "basic"),
+])
+async def test_air_follows_who_may_print(tmp_path: Path, print_by: tuple[str, ...], air: str,
+                                         authentication: str) -> None:
+    config = Config(spool=tmp_path / "spool", auth=AuthConfig(enabled=True),
+                    printers=(PrinterConfig("office", f"file://{tmp_path}/out/",
+                                            driver="postscript", print_by=print_by),))
+    system = System(config)
+    for service_type, scheme in (("_ipp._tcp", "ipp"), ("_ipps._tcp", "ipps")):
+        txt = dict(services_of(system, tls=True)[service_type].txt)
+        group = await attributes(system, scheme)
+        assert txt["air"] == air
+        assert values(group, "uri-authentication-supported") == [authentication] * 2

@@ -214,8 +214,8 @@ async def _operate(system: System, operation: Operation, job: Job | None = None)
         return
         yield
 
-    reply, _ = decode_message(await dispatch(system, Endpoint("localhost", 8631), decoded,
-                                             no_document))
+    local = Endpoint("localhost", 8631, client="127.0.0.1:40000")  # an administrator
+    reply, _ = decode_message(await dispatch(system, local, decoded, no_document))
     assert reply.code == Status.OK, reply
 
 

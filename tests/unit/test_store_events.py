@@ -55,8 +55,8 @@ async def _ipp(system: System, message: Message, document: bytes = b"") -> Messa
             yield document
 
     decoded, _ = decode_message(encode_message(message))
-    reply, _ = decode_message(await dispatch(system, Endpoint("localhost", 8631), decoded,
-                                             chunks))
+    local = Endpoint("localhost", 8631, client="127.0.0.1:1")  # an administrator
+    reply, _ = decode_message(await dispatch(system, local, decoded, chunks))
     assert reply.code < 0x400, reply
     return reply
 
