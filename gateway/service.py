@@ -21,13 +21,15 @@ from datetime import UTC, datetime
 import trio
 
 from drivers import ACCELERATED
-from gateway import logs, sd_notify
+from gateway import __version__, logs, sd_notify
 from gateway.audit import AuditLog
 from gateway.authn import Authenticator, Backoff, password_file
 from gateway.authority import url
 from gateway.config import Config, ConfigError
 from gateway.core.spool_lock import LockInfo, SpoolLock
 from gateway.core.system import System
+from gateway.dashboard.session import Sessions
+from gateway.dashboard.view import ServerInfo
 from gateway.dnssd import Advertiser
 from gateway.pam_auth import pam_available, pam_verify
 from gateway.passwords import PasswordFile
@@ -91,11 +93,24 @@ class Gateway:
         self._admission = Admission.from_config(config)
         self._tls_server = None if tls is None else TlsServer(lambda: tls.context, self._limits)
         self._backoff = Backoff()  # failed logins per address, kept across reloads
+        self._sessions = Sessions()  # dashboard logins, kept across reloads
+        self._advertiser: Advertiser | None = None
         self.app = SwitchableApp(self._ipp_app(system))
 
     def _ipp_app(self, system: System) -> IppApp:
         upgrade = None if self._tls_server is None else self._tls_server.upgrade
-        return IppApp(system, tls_upgrade=upgrade, authenticator=self._authenticator(system))
+        return IppApp(system, tls_upgrade=upgrade, authenticator=self._authenticator(system),
+                      server_info=self._server_info, sessions=self._sessions)
+
+    def _server_info(self) -> ServerInfo:
+        """The server panel of the dashboard: the certificate in use and the DNS-SD names."""
+        credentials = None if self.tls is None else self.tls.credentials
+        return ServerInfo(
+            __version__,
+            certificate_sha256=credentials.fingerprint if credentials else "",
+            certificate_expires=credentials.not_after.isoformat() if credentials else "",
+            dnssd_names=self._advertiser.advertised() if self._advertiser else {},
+            auth_enabled=self.system.config.auth.enabled)
 
     def _authenticator(self, system: System) -> Authenticator:
         auth = system.config.auth
@@ -178,6 +193,7 @@ class Gateway:
         scope, done = trio.CancelScope(), trio.Event()
         advertiser = Advertiser(self.system, port=self._bound[0][1], host=public_host_name(),
                                 tls=self.tls is not None, config=self.config.dnssd)
+        self._advertiser = advertiser
 
         async def run(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                       ) -> None:

@@ -34,6 +34,8 @@ class JobSnapshot:
     bytes_sent: int
     attempts: int
     origin_host: str = ""  # the address of the client that made the job
+    user_authenticated: bool = False  # `user` logged in when it made the job
+    document_bytes: int = 0  # the document's size as spooled (0 while it arrives)
 
 
 @dataclass(frozen=True, slots=True)

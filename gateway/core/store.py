@@ -117,7 +117,8 @@ def job_snapshot(job: Job) -> JobSnapshot:
         id=job.id, printer=job.printer, name=job.name, user=job.user, state=job.state,
         reasons=tuple(job.reasons), message=job.message, document_format=job.document_format,
         impressions_completed=job.impressions_completed, sheets_completed=job.sheets_completed,
-        bytes_sent=job.bytes_sent, attempts=job.attempts, origin_host=job.origin_host)
+        bytes_sent=job.bytes_sent, attempts=job.attempts, origin_host=job.origin_host,
+        user_authenticated=job.user_authenticated, document_bytes=job.document_bytes)
 
 
 @dataclass

@@ -61,6 +61,10 @@ class Advertiser:
         self._work = trio.CancelScope()
         self._names_warned = False
 
+    def advertised(self) -> dict[str, str]:
+        """Each printer's DNS-SD instance name as last registered (the dashboard shows it)."""
+        return {key: chosen.chosen for key, chosen in self._kept.items()}
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                   ) -> None:
         """Advertise until cancelled. Started at once: the printers serve while the

@@ -6,8 +6,12 @@ import logging
 import re
 from collections.abc import AsyncGenerator, Awaitable, Callable
 
+from gateway import __version__ as VERSION
 from gateway.authn import Authenticator, password_file
 from gateway.core.system import PRINT_PATH, System
+from gateway.dashboard.routes import Dashboard
+from gateway.dashboard.session import Sessions
+from gateway.dashboard.view import ServerInfo
 from gateway.ipp.enums import Status
 from gateway.ipp.errors import IppProtocolError
 from gateway.ipp.header import HEADER
@@ -35,7 +39,9 @@ class IppApp:
 
     def __init__(self, system: System, limits: Limits | None = None, *,
                  tls_upgrade: Callable[[HttpRequest], Takeover] | None = None,
-                 authenticator: Authenticator | None = None) -> None:
+                 authenticator: Authenticator | None = None,
+                 server_info: Callable[[], ServerInfo] | None = None,
+                 sessions: Sessions | None = None) -> None:
         self.system = system
         self.limits = limits or Limits()
         # Who sent each request (gateway.authn); the system's [auth] and password file
@@ -47,6 +53,11 @@ class IppApp:
         self.router.add(PRINT_PATH, post, methods=("POST",))
         self.router.add(PRINT_PATH + "/", post, methods=("POST",), prefix=True)
         add_web_routes(self.router, system)
+        self.dashboard = Dashboard(
+            system, self.authenticator,
+            server_info or (lambda: ServerInfo(VERSION, auth_enabled=system.config.auth.enabled)),
+            sessions)
+        self.dashboard.add_routes(self.router)
         self.handle = self.router.handle  # the app is its router: no hop per request
 
     async def handle_ipp(self, request: HttpRequest, body: RequestBody) -> bytes | HttpResponse:

@@ -1,4 +1,4 @@
-"""What a browser sees: a small status page and the printer icons (the dashboard comes later)."""
+"""What a browser sees besides the dashboard: each printer's status page and the printer icons."""
 
 from __future__ import annotations
 
@@ -73,11 +73,9 @@ _PNG = (("Content-Type", "image/png"),)
 
 
 def add_web_routes(router: Router, system: System) -> None:
-    """GET (and HEAD) of the pages: the status page at "/" and at each printer's path, and
-    the icons. The printer paths take POST for IPP too (gateway.server.ipp_endpoint)."""
-
-    async def page(request: HttpRequest, body: RequestBody) -> HttpResponse:
-        return HttpResponse(200, _HTML, status_page(system, request))
+    """GET (and HEAD) of the pages: the status page at each printer's path (printer-more-info)
+    and the icons; "/" is the dashboard's (gateway.dashboard). The printer paths take POST
+    for IPP too (gateway.server.ipp_endpoint)."""
 
     async def printer_page(request: HttpRequest, body: RequestBody) -> HttpResponse:
         if system.printer_for_path(request.path) is not None:
@@ -89,7 +87,6 @@ def add_web_routes(router: Router, system: System) -> None:
                 return HttpResponse(200, _HTML, supplies_page(printer))
         raise HttpError(404, "Not found")
 
-    router.add("/", page)
     router.add(PRINT_PATH, printer_page)
     router.add(PRINT_PATH + "/", printer_page, prefix=True)
     for path, size in ICON_SIZES.items():
