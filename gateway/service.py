@@ -17,6 +17,7 @@ import signal
 import socket
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import trio
 
@@ -61,6 +62,20 @@ def _restart_value(config: Config, name: str) -> object:
     return getattr(config, name)
 
 
+def config_file(config: Config) -> Path | None:
+    """The file the configuration came from, which the dashboard's printer form edits;
+    None for the built-in default or command-line printers alone."""
+    path = Path(config.source)
+    return path if config.source != "built-in default" and path.is_file() else None
+
+
+def request_reload() -> None:
+    """Reload as SIGHUP does, through the same signal (the one reload path): asked by the
+    dashboard after it changed the configuration file, from inside a request, which the
+    reload waits for."""
+    os.kill(os.getpid(), signal.SIGHUP)
+
+
 def local_url(host: str, port: int) -> str:
     """A URL for the command line on this host to reach a bound address."""
     if host in ("", "0.0.0.0"):
@@ -100,7 +115,8 @@ class Gateway:
     def _ipp_app(self, system: System) -> IppApp:
         upgrade = None if self._tls_server is None else self._tls_server.upgrade
         return IppApp(system, tls_upgrade=upgrade, authenticator=self._authenticator(system),
-                      server_info=self._server_info, sessions=self._sessions)
+                      server_info=self._server_info, sessions=self._sessions,
+                      config_file=config_file(system.config), request_reload=request_reload)
 
     def _server_info(self) -> ServerInfo:
         """The server panel of the dashboard: the certificate in use and the DNS-SD names."""

@@ -21,9 +21,17 @@ import logging
 from collections.abc import AsyncGenerator, Callable
 from functools import cache
 from importlib import resources
+from pathlib import Path
+from typing import Any
 
+import trio
+
+from drivers import DriverError, UriError
+from drivers import devices as list_devices
+from drivers import probe as probe_device
 from gateway.audit import status_keyword
 from gateway.authn import Authenticator, NotAuthenticated
+from gateway.config_edit import EditError, add_printer, change_printer, remove_printer
 from gateway.core.system import System
 from gateway.dashboard.live import LiveFeed, snapshot
 from gateway.dashboard.session import Sessions
@@ -33,6 +41,7 @@ from gateway.ipp.enums import GroupTag, Operation, Status, ValueTag
 from gateway.ipp.model import Message
 from gateway.ipp.reader import decode_message
 from gateway.ipp.writer import request as ipp_request
+from gateway.policy import Need, Outcome, decide
 from gateway.privacy import Viewer
 from gateway.server.http import Handler, HttpError, HttpRequest, HttpResponse, RequestBody
 from gateway.server.operation_table import dispatch
@@ -51,7 +60,8 @@ JOB_ACTIONS = {"cancel": Operation.CANCEL_JOB, "hold": Operation.HOLD_JOB,
                "release": Operation.RELEASE_JOB}
 PRINTER_ACTIONS = {"pause": Operation.PAUSE_PRINTER, "resume": Operation.RESUME_PRINTER,
                    "identify": Operation.IDENTIFY_PRINTER, "test-page": Operation.PRINT_JOB}
-MAX_ACTION_BODY = 4096
+MAX_ACTION_BODY = 16 * 1024
+PROBE_SECONDS = 10.0
 
 
 @cache
@@ -61,8 +71,12 @@ def static_file(name: str) -> bytes:
 
 class Dashboard:
     def __init__(self, system: System, authenticator: Authenticator,
-                 server: Callable[[], ServerInfo], sessions: Sessions | None = None) -> None:
+                 server: Callable[[], ServerInfo], sessions: Sessions | None = None, *,
+                 config_file: Path | None = None,
+                 request_reload: Callable[[], None] | None = None) -> None:
         self.system = system
+        self.config_file = config_file  # the printers form writes it, then asks for a reload
+        self.request_reload = request_reload
         self.authenticator = authenticator
         self.server = server
         self.sessions = sessions or Sessions()
@@ -76,6 +90,9 @@ class Dashboard:
         router.add("/api/live", websocket_route(self.live))
         router.add("/api/jobs/", self.job_action, methods=("POST",), prefix=True)
         router.add("/api/printers/", self.printer_action, methods=("POST",), prefix=True)
+        router.add("/api/printers", self.add_printer, methods=("POST",))
+        router.add("/api/devices", self.devices)
+        router.add("/api/probe", self.probe, methods=("POST",))
 
     @staticmethod
     def _static(name: str, content_type: str) -> Handler:
@@ -128,6 +145,8 @@ class Dashboard:
 
     async def printer_action(self, request: HttpRequest, body: RequestBody) -> HttpResponse:
         name, verb = _two(request.path, "/api/printers/")
+        if verb in ("edit", "remove"):
+            return await self._edit_printer(request, body, name, verb)
         operation = PRINTER_ACTIONS.get(verb)
         printer = self.system.printers.get(name)
         if operation is None or printer is None:
@@ -152,7 +171,86 @@ class Dashboard:
     def _uri(self, request: HttpRequest, printer: str) -> str:
         return f"ipp://localhost/ipp/print/{printer}"
 
-    async def _check_action(self, request: HttpRequest, body: RequestBody) -> None:
+    # -- the printers form: configuration changes, devices, probe (administrators) ---------
+
+    async def add_printer(self, request: HttpRequest, body: RequestBody) -> HttpResponse:
+        values = await self._admin_json(request, body)
+        return await self._change_config(add_printer, values)
+
+    async def _edit_printer(self, request: HttpRequest, body: RequestBody, name: str,
+                            verb: str) -> HttpResponse:
+        if name not in self.system.printers:
+            raise HttpError(404, "No such printer")
+        values = await self._admin_json(request, body)
+        if verb == "remove":
+            return await self._change_config(remove_printer, name)
+        return await self._change_config(change_printer, name, values)
+
+    async def _change_config(self, change: Callable[..., object], *args: object
+                             ) -> HttpResponse:
+        path = self.config_file
+        if path is None or self.request_reload is None:
+            return _json(409, {"error": "the gateway was started without a configuration "
+                                        "file (--config): there is nothing to change"})
+        try:
+            await trio.to_thread.run_sync(change, path, *args)
+        except EditError as error:
+            return _json(400, {"error": str(error)})
+        except OSError as error:
+            return _json(409, {"error": f"cannot write {path}: {error.strerror} (the gateway's "
+                                        f"account must be able to write it)"})
+        log.info("dashboard: %s %s; reloading", change.__name__.replace("_", " "),
+                 args[1] if len(args) > 1 and isinstance(args[1], str) else "")
+        self.request_reload()
+        return _json(202, {"status": "applying", "message": "saved; the gateway reloads"})
+
+    async def devices(self, request: HttpRequest, body: RequestBody) -> HttpResponse:
+        await self._require_admin(request)
+        found = await list_devices()
+        return _json(200, {"devices": [{"uri": d.uri, "kind": d.kind, "name": d.name,
+                                        "device_id": d.device_id} for d in found]})
+
+    async def probe(self, request: HttpRequest, body: RequestBody) -> HttpResponse:
+        values = await self._admin_json(request, body)
+        uri = values.get("uri")
+        if not isinstance(uri, str) or not uri:
+            return _json(400, {"error": "give the device URI to probe"})
+        try:
+            result = await probe_device(uri, timeout=PROBE_SECONDS)
+        except (UriError, DriverError) as error:
+            return _json(400, {"error": str(error)})
+        status = result.status
+        return _json(200, {
+            "uri": result.uri, "ok": result.ok, "reachable": result.reachable,
+            "error": result.error, "device_id": result.device_id or "",
+            "reasons": list(status.reasons) if status is not None else [],
+            "message": status.message if status is not None else ""})
+
+    async def _require_admin(self, request: HttpRequest) -> Viewer:
+        viewer = await self._viewer(request)
+        decision = decide(Need.ADMIN, viewer, auth_enabled=self.authenticator.enabled)
+        if decision.outcome is Outcome.CHALLENGE:
+            raise _challenge(self.authenticator.challenge(decision.reason,
+                                                          secure=request.scheme == "ipps"))
+        if not decision.allowed:
+            raise HttpError(403, decision.reason)
+        return viewer
+
+    async def _admin_json(self, request: HttpRequest, body: RequestBody) -> dict[str, Any]:
+        """An administrator's action with a JSON object body (login, token, same site)."""
+        text = await self._check_action(request, body)
+        await self._require_admin(request)
+        if not text.strip():
+            return {}
+        try:
+            values = json.loads(text)
+        except ValueError:
+            raise HttpError(400, "The body is not JSON") from None
+        if not isinstance(values, dict):
+            raise HttpError(400, "The body must be a JSON object")
+        return values
+
+    async def _check_action(self, request: HttpRequest, body: RequestBody) -> str:
         origin = request.header("origin")
         if origin is not None and origin.rstrip("/").split("://")[-1] not in _own(request):
             raise HttpError(403, "Cross-site request refused")
@@ -162,11 +260,16 @@ class Dashboard:
                 "log in to act from the dashboard", secure=request.scheme == "ipps"))
         if not self.sessions.matches(request.header("x-csrf-token"), viewer):
             raise HttpError(403, "Missing or wrong X-CSRF-Token: reload the page and log in")
-        read = 0
+        read = bytearray()
         while chunk := await body.receive_some(MAX_ACTION_BODY):
-            read += len(chunk)
-            if read > MAX_ACTION_BODY:
-                raise HttpError(413, "An action takes no body", close=True)
+            read += chunk
+            if len(read) > MAX_ACTION_BODY:
+                raise HttpError(413, f"An action's body is at most {MAX_ACTION_BODY} bytes",
+                                close=True)
+        try:
+            return read.decode("utf-8")
+        except UnicodeDecodeError:
+            raise HttpError(400, "The body is not UTF-8") from None
 
     async def _run(self, request: HttpRequest, message: Message, document: bytes
                    ) -> HttpResponse:

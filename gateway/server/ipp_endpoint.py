@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from pathlib import Path
 
 from gateway import __version__ as VERSION
 from gateway.authn import Authenticator, password_file
@@ -41,7 +42,8 @@ class IppApp:
                  tls_upgrade: Callable[[HttpRequest], Takeover] | None = None,
                  authenticator: Authenticator | None = None,
                  server_info: Callable[[], ServerInfo] | None = None,
-                 sessions: Sessions | None = None) -> None:
+                 sessions: Sessions | None = None, config_file: Path | None = None,
+                 request_reload: Callable[[], None] | None = None) -> None:
         self.system = system
         self.limits = limits or Limits()
         # Who sent each request (gateway.authn); the system's [auth] and password file
@@ -56,7 +58,7 @@ class IppApp:
         self.dashboard = Dashboard(
             system, self.authenticator,
             server_info or (lambda: ServerInfo(VERSION, auth_enabled=system.config.auth.enabled)),
-            sessions)
+            sessions, config_file=config_file, request_reload=request_reload)
         self.dashboard.add_routes(self.router)
         self.handle = self.router.handle  # the app is its router: no hop per request
 

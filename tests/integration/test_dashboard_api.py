@@ -9,7 +9,8 @@ import http.client
 import json
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,11 +20,13 @@ from trio_websocket import open_websocket_url
 from gateway.ipp.enums import Operation, ValueTag
 from gateway.ipp.writer import request
 from gateway.passwords import PasswordFile
+from tests.peers import CORPUS_DIR
 from tests.peers.gateway_proc import GatewayProcess, PrinterTable, start_configured_gateway
-from tests.peers.procs import LOOPBACK
+from tests.peers.procs import LOOPBACK, free_port
 from tests.support.ipps_client import basic, send
 
 ADMIN, USER = ("admin", "admin-pw"), ("carol", "carol-pw")
+PDF = CORPUS_DIR / "testpage-1p-vector.pdf"
 
 
 def _context() -> ssl.SSLContext:
@@ -201,3 +204,84 @@ async def test_the_live_feed_follows_a_job_without_a_reload(gateway: GatewayProc
                 if done:
                     assert done[0]["job"]["state"] == "canceled"
                     break
+
+
+def wait_state(gateway: GatewayProcess, check: Callable[[dict[str, Any]], bool]
+               ) -> dict[str, Any]:
+    for _ in range(300):
+        status, _, state = call(gateway, "GET", "/api/state", credentials=ADMIN)
+        if status == 200 and check(state):
+            return state
+        time.sleep(0.1)
+    raise AssertionError("the dashboard's state never got there")
+
+
+def test_a_printer_added_through_the_form_prints_then_goes(
+        gateway: GatewayProcess, tmp_path: Path) -> None:
+    token = token_of(gateway, ADMIN)
+    out = tmp_path / "added"
+    out.mkdir()
+    config_before = (gateway.workdir / "gateway.toml").read_text()
+    table = {"name": "added", "device": f"{out.as_uri()}/", "driver": "postscript",
+             "location": "Room 3"}
+    user_token = token_of(gateway, USER)
+    assert post_json(gateway, "/api/printers", table, USER, user_token)[0] == 403
+    bad = dict(table, device="bogus://x")
+    status, body = post_json(gateway, "/api/printers", bad, ADMIN, token)
+    assert status == 400 and "bogus" in body["error"]
+    status, body = post_json(gateway, "/api/printers", table, ADMIN, token)
+    assert status == 202, body
+    state = wait_state(gateway, lambda s: "added" in [p["name"] for p in s["printers"]])
+    added = next(p for p in state["printers"] if p["name"] == "added")
+    assert added["driver"] == "postscript" and added["location"] == "Room 3"
+    text = (gateway.workdir / "gateway.toml").read_text()
+    assert text.startswith(config_before.rstrip("\n")) and 'name = "added"' in text
+    # It prints: PDF in, PostScript out.
+    message = request(Operation.PRINT_JOB, printer_uri=f"ipps://{LOOPBACK}/ipp/print/added",
+                      user="carol", attrs={"document-format": (ValueTag.MIME_MEDIA_TYPE,
+                                                               "application/pdf")})
+    answer = send(gateway.port, "/ipp/print/added", message, PDF.read_bytes())
+    assert answer.message is not None and answer.message.code == 0, answer
+    for _ in range(600):
+        if list(out.glob("job-*.prn")):
+            break
+        time.sleep(0.1)
+    printed = list(out.glob("job-*.prn"))
+    assert printed and printed[0].read_bytes().startswith(b"%!PS"), printed
+    status, body = post_json(gateway, "/api/printers/added/edit", {"info": "Added laser"},
+                             ADMIN, token)
+    assert status == 202, body
+    wait_state(gateway, lambda s: any(p["name"] == "added" and p["info"] == "Added laser"
+                                      for p in s["printers"]))
+    status, body = post_json(gateway, "/api/printers/added/remove", {}, ADMIN, token)
+    assert status == 202, body
+    wait_state(gateway, lambda s: "added" not in [p["name"] for p in s["printers"]])
+    assert 'name = "added"' not in (gateway.workdir / "gateway.toml").read_text()
+
+
+def post_json(gateway: GatewayProcess, path: str, body: dict[str, Any],
+              credentials: tuple[str, str], token: str) -> tuple[int, Any]:
+    connection = http.client.HTTPSConnection(LOOPBACK, gateway.port, timeout=30,
+                                             context=_context())
+    try:
+        connection.request("POST", path, body=json.dumps(body).encode(), headers={
+            "Authorization": basic(*credentials), "X-CSRF-Token": token,
+            "Content-Type": "application/json"})
+        response = connection.getresponse()
+        data = response.read()
+    finally:
+        connection.close()
+    return response.status, json.loads(data) if data.startswith(b"{") else data
+
+
+def test_probe_and_devices(gateway: GatewayProcess) -> None:
+    token = token_of(gateway, ADMIN)
+    status, _, body = call(gateway, "GET", "/api/devices", credentials=ADMIN)
+    assert status == 200 and isinstance(body["devices"], list)
+    assert call(gateway, "GET", "/api/devices", credentials=USER)[0] == 403
+    closed = free_port()
+    status, body = post_json(gateway, "/api/probe", {"uri": f"socket://{LOOPBACK}:{closed}"},
+                             ADMIN, token)
+    assert status == 200 and body["ok"] is False and body["reachable"] is False, body
+    status, body = post_json(gateway, "/api/probe", {"uri": "nonsense"}, ADMIN, token)
+    assert status == 400

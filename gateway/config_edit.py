@@ -1,0 +1,149 @@
+"""Changing the configuration file's printers in place: add, change, remove, keeping every
+comment and the layout of what is not touched (round-trip TOML through tomlkit).
+
+Every change is checked by the same validation a start uses (`config_from_dict` on the
+whole new document) before anything is written, and written atomically (a temporary file
+in the same directory, fsynced, renamed over the old one with its mode). A running gateway
+applies it by reloading (SIGHUP): the dashboard's form and `ipp-gateway add` (issue 14) both
+come here. Blocking (file I/O): call from a worker thread.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import tomlkit
+from tomlkit.items import AoT, Table
+from tomlkit.toml_document import TOMLDocument
+
+from gateway.config import Config, ConfigError, config_from_dict
+
+# What the form may set on a printer; other keys of an existing table are kept as they are.
+EDITABLE = ("name", "device", "driver", "info", "location", "make_and_model", "print")
+
+
+class EditError(Exception):
+    """A change that cannot be made: the message says why, in words for the form."""
+
+
+def _read(path: Path) -> TOMLDocument:
+    try:
+        return tomlkit.parse(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise EditError(f"{path}: cannot read ({exc.strerror})") from None
+    except tomlkit.exceptions.ParseError as exc:
+        raise EditError(f"{path}: not valid TOML ({exc})") from None
+
+
+def _printers(document: TOMLDocument) -> AoT:
+    printers = document.get("printer")
+    if printers is None:
+        printers = tomlkit.aot()
+        document.append("printer", printers)
+    if not isinstance(printers, AoT):
+        raise EditError("the configuration's 'printer' is not an array of tables")
+    return printers
+
+
+def _index(printers: AoT, name: str) -> int:
+    for index, table in enumerate(printers):
+        if table.get("name") == name:
+            return index
+    raise EditError(f"no printer named {name!r} in the configuration")
+
+
+def _fields(values: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = set(values) - set(EDITABLE)
+    if unknown:
+        raise EditError(f"cannot set {', '.join(sorted(unknown))} here "
+                        f"(only {', '.join(EDITABLE)})")
+    return {key: value for key, value in values.items() if value not in (None, "")}
+
+
+def _checked(document: TOMLDocument, path: Path) -> Config:
+    try:
+        return config_from_dict(document.unwrap(), source=str(path))
+    except ConfigError as exc:
+        raise EditError(str(exc)) from None
+
+
+def _write(path: Path, document: TOMLDocument) -> None:
+    text = tomlkit.dumps(document)
+    mode = path.stat().st_mode & 0o7777
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def add_printer(path: Path, values: Mapping[str, Any]) -> Config:
+    """Append a [[printer]] table (needs name and device); the new configuration."""
+    fields = _fields(values)
+    if "name" not in fields or "device" not in fields:
+        raise EditError("a printer needs a name and a device URI")
+    document = _read(path)
+    printers = _printers(document)
+    if any(table.get("name") == fields["name"] for table in printers):
+        raise EditError(f"a printer named {fields['name']!r} exists already")
+    table = tomlkit.table()
+    for key, value in fields.items():
+        table[key] = value
+    if len(printers):
+        printers[-1].add(tomlkit.nl())  # a blank line between tables, as people write them
+    printers.append(table)
+    config = _checked(document, path)
+    _write(path, document)
+    return config
+
+
+def change_printer(path: Path, name: str, values: Mapping[str, Any]) -> Config:
+    """Set `values` on the printer `name` (an empty value removes that key, so that its
+    default applies); the new configuration. Renaming is refused: a printer's name is its
+    path and its queue."""
+    if "name" in values and values["name"] != name:
+        raise EditError("a printer cannot be renamed: add a new one and remove this one")
+    document = _read(path)
+    printers = _printers(document)
+    table: Table = printers[_index(printers, name)]
+    for key, value in values.items():
+        if key not in EDITABLE:
+            raise EditError(f"cannot set {key} here (only {', '.join(EDITABLE)})")
+        if value in (None, ""):
+            if key in ("name", "device"):
+                raise EditError(f"a printer needs its {key}")
+            table.pop(key, None)
+        else:
+            table[key] = value
+    config = _checked(document, path)
+    _write(path, document)
+    return config
+
+
+def remove_printer(path: Path, name: str) -> Config:
+    """Remove the printer `name` (its finished jobs stay in the spool's history until
+    trimmed; its unfinished ones are kept as orphans, which `ipp-gateway jobs` lists)."""
+    document = _read(path)
+    printers = _printers(document)
+    index = _index(printers, name)
+    if len(printers) == 1:
+        raise EditError("the last printer cannot be removed: add another first")
+    del printers[index]
+    config = _checked(document, path)
+    _write(path, document)
+    return config
