@@ -13,7 +13,7 @@ from pathlib import Path
 
 import trio
 
-from gateway import ctl, logs
+from gateway import ctl, doctor, logs
 from gateway.config import (
     Config,
     ConfigError,
@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     probe = commands.add_parser("probe", help="connect to a device and report its status")
     probe.add_argument("uri")
     add_passwd_command(commands)
+    doctor.add_command(commands)
     ctl.add_commands(commands)
     return parser
 
@@ -141,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         return ctl.run(args)
     if args.command == "passwd":
         return passwd(args)
+    if args.command == "doctor":
+        return doctor.main(args)
     return run(args)
 
 

@@ -3,7 +3,9 @@
 On connect the page gets a snapshot (printers, jobs, server, who it is), then one message
 per batch of bus events. Batches are what keeps a slow browser from costing anything:
 - publishing never waits (the bus), and this session's queue coalesces a job's progress;
-- events that arrive while a send is under way go out together in the next message;
+- a page gets at most one message per MIN_INTERVAL, the first at once, later ones
+  gathering what came meanwhile (a job's progress replaced by its newer news);
+- an update is encoded once for all the pages that see it alike (anonymous ones, say);
 - a page whose queue overflowed (`missed`) gets a fresh snapshot instead of the gap;
 - a page that takes longer than SEND_TIMEOUT to take one message is closed (it reconnects
   and starts again from a snapshot).
@@ -23,7 +25,7 @@ from typing import Any
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
-from gateway.core.events import Event
+from gateway.core.events import Event, JobProgress, PrinterConfigChanged, job_id_of
 from gateway.core.store import job_snapshot
 from gateway.core.system import System
 from gateway.dashboard.session import Sessions
@@ -35,8 +37,24 @@ log = logging.getLogger("gateway.dashboard")
 
 QUEUE = 256  # bus events held for one page before it is resynced
 SEND_TIMEOUT = 10.0  # seconds a page may take to take one message
-BATCH_WINDOW = 0.05  # seconds events are gathered into one message after the first
+# A page gets at most one message per MIN_INTERVAL: the first change after a quiet spell
+# goes out at once; changes that come faster are gathered into the next message, and a
+# job's progress is replaced by its newer news within one message.
+MIN_INTERVAL = 0.1
+ENCODED_CACHE = 512  # encoded updates kept for the pages that see them alike
 FINISHED_SHOWN = 50  # finished jobs in a snapshot, newest first
+
+
+def newest_news(batch: list[Event]) -> list[Event]:
+    """`batch` without the progress of a job that has newer news in it (its state or
+    progress later in the batch carries the same counters, and more)."""
+    last_of_job: dict[int, int] = {}
+    for index, event in enumerate(batch):
+        job_id = job_id_of(event)
+        if job_id is not None:
+            last_of_job[job_id] = index
+    return [event for index, event in enumerate(batch)
+            if not (isinstance(event, JobProgress) and last_of_job[event.job.id] != index)]
 
 
 def snapshot(system: System, viewer: Viewer, server: ServerInfo) -> Json:
@@ -72,6 +90,21 @@ class LiveFeed:
         self.server = server
         self.viewer_of = viewer_of
         self.open_pages = 0
+        self._encoded: dict[tuple[int, str, int, Viewer], str | None] = {}
+
+    def encoded(self, event: Event, viewer: Viewer) -> str | None:
+        """The update `event` makes for `viewer`, as JSON text (None: not shown), encoded
+        once for every page whose viewer is the same."""
+        job_id = job_id_of(event) or 0
+        key = (event.revision, event.kind, job_id, viewer)
+        if key in self._encoded:
+            return self._encoded[key]
+        message = event_message(event, viewer)
+        text = None if message is None else json.dumps(message, separators=(",", ":"))
+        if len(self._encoded) >= ENCODED_CACHE:
+            self._encoded.clear()  # old revisions are not asked for again
+        self._encoded[key] = text
+        return text
 
     async def __call__(self, ws: WebSocketConnection, request: HttpRequest) -> None:
         self.open_pages += 1
@@ -98,24 +131,31 @@ class _Page:
                 try:
                     await self._send_snapshot()
                     noted = events.missed
+                    last_sent = -MIN_INTERVAL
                     while True:
                         first = await self._next(events)
                         if first is None:  # resync asked for
                             await self._send_snapshot()
                             noted = events.missed
                             continue
-                        await trio.sleep(BATCH_WINDOW)
-                        batch = [first, *events.drain()]
+                        # At once after a quiet spell, else at the next interval; either way
+                        # what was published alongside comes too.
+                        await trio.sleep_until(max(trio.current_time(),
+                                                   last_sent + MIN_INTERVAL))
+                        batch = newest_news([first, *events.drain()])
                         if events.missed != noted or self.resync.is_set():
                             noted = events.missed
                             await self._send_snapshot()
                             continue
-                        messages = [m for m in (event_message(e, self.viewer) for e in batch)
-                                    if m is not None]
-                        if any(m["type"] == "resync" for m in messages):
+                        if any(isinstance(e, PrinterConfigChanged) for e in batch):
                             await self._send_snapshot()
-                        elif messages:
-                            await self._send({"type": "events", "events": messages})
+                            continue
+                        parts = [text for text in (self.feed.encoded(e, self.viewer)
+                                                   for e in batch) if text is not None]
+                        if parts:
+                            last_sent = trio.current_time()
+                            await self._send_text('{"type":"events","events":['
+                                                  + ",".join(parts) + "]}")
                 finally:
                     nursery.cancel_scope.cancel()
 
@@ -145,8 +185,11 @@ class _Page:
         await self._send(snapshot(self.feed.system, self.viewer, self.feed.server()))
 
     async def _send(self, message: Json) -> None:
+        await self._send_text(json.dumps(message, separators=(",", ":")))
+
+    async def _send_text(self, text: str) -> None:
         with trio.move_on_after(SEND_TIMEOUT) as scope:
-            await self.ws.send_message(json.dumps(message, separators=(",", ":")))
+            await self.ws.send_message(text)
         if scope.cancelled_caught:
             log.info("dashboard: a page took over %.0f s to take an update; closed",
                      SEND_TIMEOUT)
