@@ -4,7 +4,13 @@ sub-commands).
 
 The gateway is found through its spool lock (`<spool>/gateway.lock` names its URLs and
 printers) unless `--url` says where it is. Exit status: 0 done, 1 the gateway (or the spool)
-refused, 2 bad usage or no gateway to talk to.
+refused, a login included, 2 bad usage or no gateway to talk to (or none we can trust).
+
+With authentication on (gateway.authn), the gateway asks for a login where its policy wants
+one (pausing, resuming, changing another's job). The client (gateway.ipp_client) then moves
+to TLS and logs in as `--user`, with the password from IPP_GATEWAY_PASSWORD, else asked on
+the terminal; without either, it stops with one line saying how to give it. The gateway's
+TLS certificate is pinned to the one in its spool (`--certificate` names another copy).
 
 Orphaned jobs, kept in the spool for a printer that is no longer configured, are read from the
 spool files directly: no gateway serves them.
@@ -27,7 +33,17 @@ from gateway.core.orphans import Orphan, SpoolUnreadable, find_orphans, purge, s
 from gateway.core.spool_lock import LOCK_NAME, LockInfo, read_lock_info
 from gateway.ipp.enums import GroupTag, JobState, Operation, Status, ValueTag
 from gateway.ipp.model import Group, Value
-from gateway.ipp_client import Answer, GatewayUnreachable, GatewayUrl, IppClient, value_of
+from gateway.ipp_client import (
+    Answer,
+    GatewayUnreachable,
+    GatewayUrl,
+    IppClient,
+    LoginFailed,
+    LoginNeeded,
+    PasswordSource,
+    value_of,
+)
+from gateway.tls import CERTIFICATE_NAME, TLS_DIRECTORY
 
 log = logging.getLogger("gateway.ctl")
 
@@ -35,6 +51,14 @@ COMMANDS: frozenset[str] = frozenset(
     {"jobs", "cancel", "hold", "release", "pause", "resume", "status"})
 PROG = "ipp-gateway"
 DEFAULT_PRINTER = "default"  # the printer a gateway serves when its config names none
+PASSWORD_ENV = "IPP_GATEWAY_PASSWORD"
+LOGIN_HINT = f"give --user NAME (password from {PASSWORD_ENV} or asked on the terminal)"
+LOGIN_EPILOG = (
+    "With authentication on, pause and resume, and changing another user's job, need a "
+    "login: the command then talks TLS and logs in as --user, with the password from the "
+    f"environment variable {PASSWORD_ENV}, else asked on the terminal. The gateway's "
+    "certificate is checked against its spool's tls/server.crt (or --certificate); "
+    "unchecked only when the gateway is on this host's loopback.")
 
 _STATE_WORDS = {
     JobState.PENDING: "pending", JobState.PENDING_HELD: "held",
@@ -87,17 +111,26 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def _add(commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
          what: str) -> argparse.ArgumentParser:
-    parser = commands.add_parser(name, help=what, description=what)
+    parser = commands.add_parser(name, help=what, description=what, epilog=LOGIN_EPILOG)
     parser.add_argument("--url", metavar="ipp://HOST:PORT",
-                        help="the gateway to talk to (default: the one running on the spool)")
+                        help="the gateway to talk to (default: the one running on the spool); "
+                             "ipps:// to start over TLS")
     parser.add_argument("--spool", type=Path, help="spool directory of the gateway")
     parser.add_argument("--config", type=Path, help="the gateway's TOML configuration file")
-    parser.add_argument("--user", help="requesting-user-name (default: your login name)")
+    parser.add_argument("--user", metavar="NAME",
+                        help="requesting-user-name, and the user to log in as when the gateway "
+                             f"asks (default: your login name; password from {PASSWORD_ENV} "
+                             "or asked on the terminal)")
+    parser.add_argument("--certificate", type=Path, metavar="PEM",
+                        help="the gateway's TLS certificate, to check it against (default: "
+                             f"{TLS_DIRECTORY}/{CERTIFICATE_NAME} in the spool, or the "
+                             "config's tls_certificate)")
     return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description="Act on a running ipp-gateway.")
+    parser = argparse.ArgumentParser(prog=PROG, description="Act on a running ipp-gateway.",
+                                     epilog=LOGIN_EPILOG)
     add_commands(parser.add_subparsers(dest="command", required=True))
     return parser
 
@@ -113,6 +146,12 @@ def run(args: argparse.Namespace) -> int:
     except (UsageError, ConfigError, NoGateway, GatewayUnreachable) as exc:
         _error(str(exc))
         return 2
+    except LoginNeeded as exc:
+        _error(f"{exc}: {LOGIN_HINT}")
+        return 1
+    except LoginFailed as exc:
+        _error(str(exc))
+        return 1
     except (Refused, SpoolUnreadable) as exc:
         _error(str(exc))
         return 1
@@ -132,6 +171,8 @@ class Context:
     lock: LockInfo | None
     url: GatewayUrl | None  # --url
     user: str
+    certificate: Path | None = None  # the gateway's TLS certificate, pinned
+    password: PasswordSource | None = None  # asked only when the gateway wants a login
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Context:
@@ -145,20 +186,28 @@ class Context:
                 url = GatewayUrl.parse(args.url)
             except ValueError as exc:
                 raise UsageError(f"--url: {exc}") from None
-        return cls(spool, printers, read_lock_info(spool), url, args.user or _login_name())
+        certificate = args.certificate or (
+            config.tls_certificate if config is not None and config.tls_certificate
+            else spool / TLS_DIRECTORY / CERTIFICATE_NAME)
+        user = args.user or _login_name()
+        return cls(spool, printers, read_lock_info(spool), url, user, certificate,
+                   password_source(user))
 
     def client(self) -> IppClient:
         if self.url is not None:
-            return IppClient(self.url, self.user)
+            return self._client(self.url)
         if self.lock is None:
             raise NoGateway(_why_no_gateway(self.spool))
         for text in self.lock.urls:
             try:
-                return IppClient(GatewayUrl.parse(text), self.user)
+                return self._client(GatewayUrl.parse(text))
             except ValueError:
                 continue
         raise NoGateway(f"the gateway on spool {self.spool} ({self.lock.describe()}) is not "
                         "listening yet; try again, or name it with --url ipp://HOST:PORT")
+
+    def _client(self, url: GatewayUrl) -> IppClient:
+        return IppClient(url, self.user, password=self.password, certificate=self.certificate)
 
     def printers(self, client: IppClient) -> tuple[str, ...]:
         """The configured printers of the gateway `client` talks to."""
@@ -211,9 +260,10 @@ def _why_no_gateway(spool: Path) -> str:
 
 def _same_url(text: str, url: GatewayUrl) -> bool:
     try:
-        return GatewayUrl.parse(text) == url
+        parsed = GatewayUrl.parse(text)
     except ValueError:
         return False
+    return (parsed.host, parsed.port) == (url.host, url.port)  # ipp and ipps share the port
 
 
 def _serves(client: IppClient, printer: str) -> bool:
@@ -221,6 +271,25 @@ def _serves(client: IppClient, printer: str) -> bool:
                          {"requested-attributes": (ValueTag.KEYWORD, "printer-name")})
     # Only a plain "no such printer" makes it an orphan; any other answer keeps its jobs safe.
     return answer.status != Status.CLIENT_ERROR_NOT_FOUND
+
+
+def password_source(user: str) -> PasswordSource:
+    """The password of `user`, looked for only when the gateway asks for a login: the
+    environment's, else asked on the terminal, else none (a script gets the hint instead of a
+    prompt it cannot answer)."""
+
+    def password() -> str | None:
+        given = os.environ.get(PASSWORD_ENV)
+        if given:
+            return given
+        if not sys.stdin.isatty():
+            return None
+        try:
+            return getpass.getpass(f"Password for {user}: ") or None
+        except EOFError:
+            return None
+
+    return password
 
 
 def _login_name() -> str:
@@ -361,7 +430,7 @@ def _job_action(operation: Operation) -> Callable[[Context, argparse.Namespace],
                 printer = _printer_of(client, printers, job_id)
             answer = client.call(operation, printer, {"job-id": (ValueTag.INTEGER, job_id)})
             if not answer.ok:
-                _error(f"{args.command} {text}: {answer.describe()}")
+                _error(f"{args.command} {text}: {_refusal(client, answer)}")
                 refused = True
         return 1 if refused else 0
 
@@ -391,6 +460,14 @@ def _printer_of(client: IppClient, printers: tuple[str, ...], job_id: int) -> st
     return printers[0]
 
 
+def _refusal(client: IppClient, answer: Answer) -> str:
+    """The refusal as one line; a login that was not enough says whose it was."""
+    text = answer.describe()
+    if answer.status == Status.CLIENT_ERROR_NOT_AUTHORIZED and client.logged_in:
+        text += f" (logged in as {safe(client.user)})"
+    return text
+
+
 # -- pause, resume, status ------------------------------------------------------------------
 
 
@@ -401,7 +478,7 @@ def _printer_action(operation: Operation) -> Callable[[Context, argparse.Namespa
         for printer in args.printers:
             answer = client.call(operation, printer)
             if not answer.ok:
-                _error(f"{args.command} {printer}: {answer.describe()}")
+                _error(f"{args.command} {printer}: {_refusal(client, answer)}")
                 refused = True
         return 1 if refused else 0
 
