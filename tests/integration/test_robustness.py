@@ -89,6 +89,7 @@ def test_oversized_attribute_section(gateway: GatewayProcess) -> None:
 
 
 def test_oversized_document(gateway: GatewayProcess) -> None:
+    documents_before = spooled_documents(gateway)
     message = request(Operation.PRINT_JOB, printer_uri=printer_uri(gateway.port),
                       attrs={"document-format": (T.MIME_MEDIA_TYPE, "text/plain")})
     status, body = post(gateway.port, encode_message(message) + b"x" * (2 << 20))
@@ -96,6 +97,14 @@ def test_oversized_document(gateway: GatewayProcess) -> None:
     response, _ = decode_message(body)
     assert response.code == Status.CLIENT_ERROR_REQUEST_ENTITY_TOO_LARGE
     assert "larger than 1 MB" in str(response.operation_attributes.get("status-message").value)  # type: ignore[union-attr]
+    # The spool is left clean: no part of the refused document stays behind.
+    assert spooled_documents(gateway) == documents_before
+
+
+def spooled_documents(gateway: GatewayProcess) -> list[tuple[str, int]]:
+    """The files beside the job records in the spool (documents, whole or partial)."""
+    return sorted((path.name, path.stat().st_size) for path in (gateway.spool / "jobs").iterdir()
+                  if path.suffix != ".json")
 
 
 def test_client_stops_mid_body(gateway: GatewayProcess) -> None:
