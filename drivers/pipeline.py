@@ -52,6 +52,7 @@ async def print_document(
     path = source if isinstance(source, Path) else None
     context = Context(driver, caps, copies.options, path)
     progress.copies_each = copies.copies_each
+    progress.path = chosen.steps
     if copies.passes > 1 and path is None:
         raise ConversionError("copies of a streamed document need it spooled to a file")
     for _ in range(copies.passes):

@@ -55,6 +55,17 @@ NEEDS: dict[int, Need] = {
     # Its own jobs: the owner is the requester by definition; others' need an administrator
     # (checked by the handler, which knows which jobs were named).
     int(Operation.CANCEL_MY_JOBS): Need.NOTHING,
+    # Subscriptions (RFC 3995): anyone may subscribe to a printer and list subscriptions
+    # (without others' private values); a job's subscriptions are its owner's to make, and a
+    # subscription its subscriber's to read, renew or cancel (or an administrator's). The
+    # handlers check those, knowing the job (notify-job-id) or the subscription.
+    int(Operation.CREATE_PRINTER_SUBSCRIPTIONS): Need.NOTHING,
+    int(Operation.CREATE_JOB_SUBSCRIPTIONS): Need.NOTHING,
+    int(Operation.GET_SUBSCRIPTION_ATTRIBUTES): Need.NOTHING,
+    int(Operation.GET_SUBSCRIPTIONS): Need.NOTHING,
+    int(Operation.RENEW_SUBSCRIPTION): Need.NOTHING,
+    int(Operation.CANCEL_SUBSCRIPTION): Need.NOTHING,
+    int(Operation.GET_NOTIFICATIONS): Need.NOTHING,
 }
 
 

@@ -32,6 +32,7 @@ from gateway.core.system import System
 from gateway.dashboard.session import Sessions
 from gateway.dashboard.view import ServerInfo
 from gateway.dnssd import Advertiser
+from gateway.metrics import Metrics
 from gateway.pam_auth import pam_available, pam_verify
 from gateway.passwords import PasswordFile
 from gateway.server.ipp_endpoint import IppApp
@@ -104,6 +105,7 @@ class Gateway:
         self.system = system
         self.tls = tls
         self.audit = AuditLog.for_config(config)  # audit.log in the spool
+        self.metrics = Metrics()  # GET /metrics; one registry, so counters outlive reloads
         self._limits = http_limits(config)
         self._admission = Admission.from_config(config)
         self._tls_server = None if tls is None else TlsServer(lambda: tls.context, self._limits)
@@ -116,7 +118,8 @@ class Gateway:
         upgrade = None if self._tls_server is None else self._tls_server.upgrade
         return IppApp(system, tls_upgrade=upgrade, authenticator=self._authenticator(system),
                       server_info=self._server_info, sessions=self._sessions,
-                      config_file=config_file(system.config), request_reload=request_reload)
+                      config_file=config_file(system.config), request_reload=request_reload,
+                      metrics=self.metrics)
 
     def _server_info(self) -> ServerInfo:
         """The server panel of the dashboard: the certificate in use and the DNS-SD names."""
@@ -192,7 +195,8 @@ class Gateway:
         async def run(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                       ) -> None:
             try:
-                with scope, self.audit.following(system.bus, nursery):
+                with scope, self.audit.following(system.bus, nursery), \
+                        self.metrics.following(system, nursery):
                     await system.run(task_status=task_status)
             finally:
                 done.set()

@@ -23,10 +23,12 @@ declare -A PURPOSE=(
     [avahi-utils]="avahi-browse and avahi-publish, the DNS-SD tests' browser and stand-in"
     [iproute2]="ip netns and veth pairs: the DNS-SD tests' two-host LAN"
     [libnss-mdns]="HOST.local names for ippfind, ipptool and cupsd inside the DNS-SD tests' namespaces"
+    [chromium]="headless Chromium for the dashboard's browser tests (Playwright drives the system executable)"
+    [fonts-dejavu-core]="the same fonts in every dashboard screenshot"
 )
 PACKAGES=(cups-ipp-utils cups-daemon cups-client cups-filters cups ghostscript poppler-utils
           lpr p910nd wrk dbus avahi-daemon avahi-utils iproute2
-          libnss-mdns)
+          libnss-mdns chromium fonts-dejavu-core)
 DAEMONS=(cupsd lpd p910nd avahi-daemon dbus-daemon cups-browsed)
 SYSTEMD_UNITS=(cups.socket cups.path cups.service lpd.service p910nd.service
                avahi-daemon.socket avahi-daemon.service dbus.socket dbus.service

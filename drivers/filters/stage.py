@@ -34,6 +34,7 @@ class Progress:
     pages: int = 0
     bytes_sent: int = 0
     copies_each: int = 1  # times the printer prints each page sent (it makes the copies)
+    path: str = ""  # the plan's steps, once chosen: the route the document takes
     on_change: Callable[[Progress], None] | None = field(default=None, repr=False)
 
     def page_done(self) -> None:

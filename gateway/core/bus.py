@@ -109,6 +109,7 @@ class EventBus:
     def __init__(self) -> None:
         self._subscribers: list[Subscription] = []
         self.published = 0
+        self.closed = False
 
     def subscribe(self, *, maxlen: int = DEFAULT_QUEUE, kinds: Iterable[str] | None = None,
                   accept: Callable[[Event], bool] | None = None) -> Subscription:
@@ -117,8 +118,18 @@ class EventBus:
         context manager) when done."""
         subscription = Subscription(self, maxlen, None if kinds is None else frozenset(kinds),
                                     accept)
-        self._subscribers.append(subscription)
+        if self.closed:  # nothing will come: its reader sees the end at once
+            subscription.close()
+        else:
+            self._subscribers.append(subscription)
         return subscription
+
+    def close(self) -> None:
+        """End every subscription (its reader gets trio.EndOfChannel once it has read what
+        was queued), and any made later: the System publishing here has stopped."""
+        self.closed = True
+        for subscription in list(self._subscribers):
+            subscription.close()
 
     def publish(self, event: Event) -> None:
         """Hand `event` to every subscriber; never waits."""

@@ -9,6 +9,8 @@ change) and the wall-clock `time` of the change. A job's events come in the orde
 transitions: `JobCreated`, then one `JobStateChanged` per non-terminal transition (with
 `JobProgress` between them while it prints), and one `JobCompleted` for the transition into a
 terminal state (completed, canceled or aborted; RFC 3995 counts it as a state change too).
+A `JobAttempt` reports how each attempt at printing went (for metrics), just before the state
+change that attempt leads to.
 """
 
 from __future__ import annotations
@@ -94,6 +96,23 @@ class JobCompleted:
 
 
 @dataclass(frozen=True, slots=True)
+class JobAttempt:
+    """One attempt at printing a job ended: the document went through (`path`, `seconds`)
+    or it failed (`failure`). A report (for metrics): the job's state moves by its own
+    events, published right after this one."""
+
+    kind: ClassVar[str] = "job-attempt"
+    revision: int
+    time: float
+    job: JobSnapshot
+    transport: str  # the device URI's scheme: socket, lpd, usb, serial, file
+    path: str = ""  # the document's route (the plan's steps); "" when it failed
+    seconds: float = 0.0  # from the plan to the last byte handed to the transport
+    failure: str = ""  # "" when it went through; else the reason keyword, or "other"
+    device: bool = False  # the failure came from the device (TransportError), not conversion
+
+
+@dataclass(frozen=True, slots=True)
 class PrinterStateChanged:
     kind: ClassVar[str] = "printer-state-changed"
     revision: int
@@ -112,13 +131,13 @@ class PrinterConfigChanged:
     removed: bool = False
 
 
-Event = (JobCreated | JobStateChanged | JobProgress | JobCompleted | PrinterStateChanged
-         | PrinterConfigChanged)
-JobEventRecord = JobCreated | JobStateChanged | JobProgress | JobCompleted
+Event = (JobCreated | JobStateChanged | JobProgress | JobCompleted | JobAttempt
+         | PrinterStateChanged | PrinterConfigChanged)
+JobEventRecord = JobCreated | JobStateChanged | JobProgress | JobCompleted | JobAttempt
 
 EVENT_KINDS: tuple[str, ...] = (
     JobCreated.kind, JobStateChanged.kind, JobProgress.kind, JobCompleted.kind,
-    PrinterStateChanged.kind, PrinterConfigChanged.kind,
+    JobAttempt.kind, PrinterStateChanged.kind, PrinterConfigChanged.kind,
 )
 
 

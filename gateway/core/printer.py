@@ -286,10 +286,12 @@ class Printer:
             with trio.CancelScope() as scope:
                 self._job_scope = scope
                 transport = self._job_transport = open_transport(self.device_uri)
-                await self._send_document(job, transport)
+                path, seconds = await self._send_document(job, transport)
                 transport = None  # end_job returned: the device holds every byte
+                self._report_attempt(job, path=path, seconds=seconds)
                 self._job_done(job)
         except DriverError as failure:
+            self._report_attempt(job, failure=failure)
             retry = self._apply_failure(job, failure)
         except Exception as exc:  # a bug: log at the job boundary and keep the server up
             if job.state.is_terminal:  # canceled meanwhile: its document may be gone already
@@ -322,7 +324,9 @@ class Printer:
             log.error("printer %s: job %d: spool: cannot record its state (%s)", self.name,
                       job.id, exc.strerror or exc)
 
-    async def _send_document(self, job: Job, transport: Transport) -> None:
+    async def _send_document(self, job: Job, transport: Transport) -> tuple[str, float]:
+        """Send `job` through `transport`; returns the document's route (the plan's steps)
+        and the seconds it took from the plan to the last byte handed over."""
         raw = self.driver.passes_through
         # A raw queue passes application/octet-stream as it came, whatever it looks like;
         # a converting one prints what the document was found to be.
@@ -347,13 +351,24 @@ class Printer:
                 bytes_sent=done.bytes_sent)
 
         await transport.start_job(info)
-        await print_document(self.store.spool.document_path(job.id), fmt, self.driver,
-                             self.capabilities, options, transport, progress)
+        started = trio.current_time()
+        done = await print_document(self.store.spool.document_path(job.id), fmt, self.driver,
+                                    self.capabilities, options, transport, progress)
+        seconds = trio.current_time() - started
         await transport.end_job()
         if raw:  # pass-through cannot count pages: say at least one was printed
             printed = max(1, job.impressions_completed)
             self.store.progress(job, impressions=printed, sheets=printed,
                                 bytes_sent=job.bytes_sent)
+        return done.path, seconds
+
+    def _report_attempt(self, job: Job, *, path: str = "", seconds: float = 0.0,
+                        failure: DriverError | None = None) -> None:
+        """Tell the bus how this attempt went, before the job moves on (metrics count it)."""
+        self.store.report_attempt(
+            job, self.device_uri.scheme, path=path, seconds=seconds,
+            failure="" if failure is None else failure.reason or "other",
+            device=failure is not None and not isinstance(failure, ConversionError))
 
     def _forget_job_status(self) -> None:
         """What the job's transport said was about that job (a stalled transfer, say); the

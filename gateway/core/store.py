@@ -35,6 +35,7 @@ import trio
 
 from gateway.core.bus import EventBus
 from gateway.core.events import (
+    JobAttempt,
     JobCompleted,
     JobCreated,
     JobProgress,
@@ -253,6 +254,15 @@ class JobStore:
             impressions, sheets, bytes_sent)
         self.revision += 1
         self.bus.publish(JobProgress(self.revision, time.time(), job_snapshot(job)))
+
+    def report_attempt(self, job: Job, transport: str, *, path: str = "", seconds: float = 0.0,
+                       failure: str = "", device: bool = False) -> None:
+        """How an attempt at printing `job` went (`JobAttempt`, for metrics); nothing is
+        written, but the revision moves on like for every event."""
+        self.revision += 1
+        self.bus.publish(JobAttempt(self.revision, time.time(), job_snapshot(job), transport,
+                                    path=path, seconds=seconds, failure=failure,
+                                    device=device))
 
     def discard(self, job: Job, why: str) -> None:
         """Forget a job whose creating request failed: the client was told so and holds no

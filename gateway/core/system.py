@@ -19,6 +19,7 @@ from gateway.core.job import Job, JobEvent
 from gateway.core.printer import Printer
 from gateway.core.spool import Spool
 from gateway.core.store import JobLimits, JobStore, LoadedSpool, load_spool
+from gateway.core.subscriptions import SubscriptionStore, follow
 from gateway.ipp.enums import JobState
 
 log = logging.getLogger("gateway.system")
@@ -38,6 +39,8 @@ class System:
         self.started_at = time.time()
         self._started_monotonic = time.monotonic()
         self.bus = EventBus()
+        # IPP subscriptions (RFC 3995), fed from the bus; not kept across a restart or reload
+        self.subscriptions = SubscriptionStore()
         printer_configs: Iterable[PrinterConfig] = config.printers or (
             default_printer(config.spool),)
         names = [printer_config.name for printer_config in printer_configs]
@@ -149,10 +152,15 @@ class System:
                 for printer in self.printers.values():
                     nursery.start_soon(printer.run, name=f"printer:{printer.name}")
                 nursery.start_soon(self._watchdog)
+                nursery.start_soon(follow, self.bus, self.subscriptions, time.time,
+                                   name="notifications")
                 task_status.started()
         finally:  # after every printer has stopped: what they changed last is written too
             with trio.CancelScope(shield=True):
                 await self.store.close()
+            # Subscribers (the dashboard's pages, notifications) follow this System only:
+            # ended, they start again on the one that replaces it (a reload).
+            self.bus.close()
 
     async def _watchdog(self) -> None:
         while True:

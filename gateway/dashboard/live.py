@@ -25,7 +25,14 @@ from typing import Any
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
-from gateway.core.events import Event, JobProgress, PrinterConfigChanged, job_id_of
+from gateway.core.events import (
+    EVENT_KINDS,
+    Event,
+    JobAttempt,
+    JobProgress,
+    PrinterConfigChanged,
+    job_id_of,
+)
 from gateway.core.store import job_snapshot
 from gateway.core.system import System
 from gateway.dashboard.session import Sessions
@@ -36,6 +43,7 @@ from gateway.server.http import HttpRequest
 log = logging.getLogger("gateway.dashboard")
 
 QUEUE = 256  # bus events held for one page before it is resynced
+SHOWN_KINDS = tuple(kind for kind in EVENT_KINDS if kind != JobAttempt.kind)  # reports: no
 SEND_TIMEOUT = 10.0  # seconds a page may take to take one message
 # A page gets at most one message per MIN_INTERVAL: the first change after a quiet spell
 # goes out at once; changes that come faster are gathered into the next message, and a
@@ -111,8 +119,8 @@ class LiveFeed:
         page = _Page(self, ws, self.viewer_of(request))
         try:
             await page.run()
-        except ConnectionClosed:
-            pass
+        except* ConnectionClosed:
+            pass  # the page went away, or was closed as too slow: it reconnects if it can
         finally:
             self.open_pages -= 1
 
@@ -125,7 +133,7 @@ class _Page:
         self.resync = trio.Event()
 
     async def run(self) -> None:
-        with self.feed.system.bus.subscribe(maxlen=QUEUE) as events:
+        with self.feed.system.bus.subscribe(maxlen=QUEUE, kinds=SHOWN_KINDS) as events:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._read)
                 try:

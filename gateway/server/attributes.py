@@ -19,6 +19,14 @@ from typing import TYPE_CHECKING
 
 from gateway.authority import url
 from gateway.core.events import PrinterSnapshot
+from gateway.core.subscriptions import (
+    DEFAULT_LEASE,
+    EVENT_LIFE,
+    EVENTS_DEFAULT,
+    EVENTS_SUPPORTED,
+    MAX_LEASE,
+    PULL_METHODS,
+)
 from gateway.ipp.enums import ValueTag
 from gateway.ipp.model import Attribute, Collection, IntRange, Resolution, Value
 from gateway.privacy import JOB_PRIVACY_ATTRIBUTES, JOB_PRIVACY_SCOPE
@@ -162,6 +170,7 @@ def static_attributes(caps: Capabilities, description: PrinterDescription) -> li
         a("ipp-features-supported", T.KEYWORD,
           "ipp-everywhere" if is_ipp_everywhere(caps, description) else "none"),
         a("ipp-versions-supported", T.KEYWORD, "1.1", "2.0"),
+        a("ippget-event-life", T.INTEGER, EVENT_LIFE),
         a("job-creation-attributes-supported", T.KEYWORD, *JOB_CREATION_ATTRIBUTES),
         a("job-hold-until-default", T.KEYWORD, "no-hold"),
         a("job-hold-until-supported", T.KEYWORD, "no-hold", "indefinite"),
@@ -201,6 +210,13 @@ def static_attributes(caps: Capabilities, description: PrinterDescription) -> li
         a("multiple-operation-time-out", T.INTEGER, description.multiple_operation_timeout),
         a("multiple-operation-time-out-action", T.KEYWORD, "abort-job"),
         a("natural-language-configured", T.NATURAL_LANGUAGE, "en"),
+        # Notifications (RFC 3995, 3996): ippget pull delivery only, so no notify-schemes.
+        a("notify-events-default", T.KEYWORD, *EVENTS_DEFAULT),
+        a("notify-events-supported", T.KEYWORD, *EVENTS_SUPPORTED),
+        a("notify-lease-duration-default", T.INTEGER, DEFAULT_LEASE),
+        a("notify-lease-duration-supported", T.RANGE_OF_INTEGER, IntRange(0, MAX_LEASE)),
+        a("notify-max-events-supported", T.INTEGER, len(EVENTS_SUPPORTED)),
+        a("notify-pull-method-supported", T.KEYWORD, *PULL_METHODS),
         a("number-up-default", T.INTEGER, 1),
         a("number-up-supported", T.INTEGER, 1),
         a("operations-supported", T.ENUM, *description.operations),

@@ -6,6 +6,7 @@ import logging
 import re
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gateway import __version__ as VERSION
 from gateway.authn import Authenticator, password_file
@@ -27,6 +28,9 @@ from gateway.server.operations import Challenged, Endpoint, Reply, encode_reply,
 from gateway.server.router import IPP_HEADERS, Router, ipp_post
 from gateway.server.web import add_web_routes
 
+if TYPE_CHECKING:  # the module (and prometheus-client) loads only where metrics are kept
+    from gateway.metrics import Metrics
+
 log = logging.getLogger("gateway.ipp")
 # What may stand in a URI authority we build from the Host header (IPv6 comes unbracketed,
 # a zone id after "%"): anything else would make every URI in the answer unencodable.
@@ -36,15 +40,18 @@ _HOST = re.compile(r"[A-Za-z0-9._~%:!$&'()*+,;=-]{1,255}")
 class IppApp:
     """The gateway's `HttpApp`: its `router` serves IPP (POST application/ipp) on every
     printer path, and the pages (gateway.server.web). With `tls_upgrade` (TLS on) it takes
-    RFC 2817 upgrades to TLS on every path (gateway.server.router)."""
+    RFC 2817 upgrades to TLS on every path (gateway.server.router). With `metrics` it
+    serves GET /metrics and counts every request (gateway.metrics)."""
 
     def __init__(self, system: System, limits: Limits | None = None, *,
                  tls_upgrade: Callable[[HttpRequest], Takeover] | None = None,
                  authenticator: Authenticator | None = None,
                  server_info: Callable[[], ServerInfo] | None = None,
                  sessions: Sessions | None = None, config_file: Path | None = None,
-                 request_reload: Callable[[], None] | None = None) -> None:
+                 request_reload: Callable[[], None] | None = None,
+                 metrics: Metrics | None = None) -> None:
         self.system = system
+        self.metrics = metrics
         self.limits = limits or Limits()
         # Who sent each request (gateway.authn); the system's [auth] and password file
         # unless the caller keeps one across reloads (its per-address backoff).
@@ -54,13 +61,15 @@ class IppApp:
         post = ipp_post(self.handle_ipp)
         self.router.add(PRINT_PATH, post, methods=("POST",))
         self.router.add(PRINT_PATH + "/", post, methods=("POST",), prefix=True)
-        add_web_routes(self.router, system)
+        add_web_routes(self.router, system, metrics)
         self.dashboard = Dashboard(
             system, self.authenticator,
             server_info or (lambda: ServerInfo(VERSION, auth_enabled=system.config.auth.enabled)),
             sessions, config_file=config_file, request_reload=request_reload)
         self.dashboard.add_routes(self.router)
-        self.handle = self.router.handle  # the app is its router: no hop per request
+        # The app is its router: no hop per request, but the one that counts them.
+        self.handle = self.router.handle if metrics is None else metrics.counting(
+            self.router.handle)
 
     async def handle_ipp(self, request: HttpRequest, body: RequestBody) -> bytes | HttpResponse:
         if not _HOST.fullmatch(request.host) or not 0 <= request.port <= 0xFFFF:
@@ -80,7 +89,7 @@ class IppApp:
         try:
             message = await _read_request(reader, pull)
         except IppProtocolError as error:
-            return _protocol_error_reply(bytes(head), error, request)
+            return self._counted(head, _protocol_error_reply(bytes(head), error, request))
 
         def document() -> AsyncGenerator[bytes, None]:
             return _read_document(reader, pull)
@@ -89,12 +98,18 @@ class IppApp:
                             authorization=request.header("authorization"),
                             authenticator=self.authenticator)
         try:
-            return await dispatch(self.system, endpoint, message, document)
+            return self._counted(head, await dispatch(self.system, endpoint, message, document))
         except IppProtocolError as error:  # broken bytes inside the document stream
-            return _protocol_error_reply(bytes(head), error, request)
+            return self._counted(head, _protocol_error_reply(bytes(head), error, request))
         except Challenged as challenge:  # 401 (log in) or 426 (TLS first), IPP body too
             return HttpResponse(challenge.status, [*challenge.headers, *IPP_HEADERS],
-                                challenge.body)
+                                self._counted(head, challenge.body))
+
+    def _counted(self, head: bytearray, answer: bytes) -> bytes:
+        """`answer`, counted by the request's operation and the answer's IPP status."""
+        if self.metrics is not None:
+            self.metrics.ipp_answered(bytes(head), answer)
+        return answer
 
 
 async def _read_request(reader: IppReader, pull: Callable[[], Awaitable[None]]) -> Message:

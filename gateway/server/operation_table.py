@@ -11,7 +11,7 @@ from __future__ import annotations
 from gateway.core.system import System
 from gateway.ipp.enums import Operation
 from gateway.ipp.model import Message
-from gateway.server import ops_jobs, ops_printer
+from gateway.server import ops_jobs, ops_printer, ops_subscriptions
 from gateway.server.operations import DocumentStream, Endpoint, OperationTable, answer
 
 # The operation attributes each handler reads, beside the charset, language, target and
@@ -32,6 +32,13 @@ ATTRIBUTES = {
     Operation.GET_PRINTER_ATTRIBUTES: frozenset({"requested-attributes", "document-format"}),
     Operation.CANCEL_MY_JOBS: frozenset({"job-ids"}),
     Operation.IDENTIFY_PRINTER: frozenset({"identify-actions", "message"}),
+    Operation.CREATE_PRINTER_SUBSCRIPTIONS: ops_subscriptions.CREATE_PRINTER,
+    Operation.CREATE_JOB_SUBSCRIPTIONS: ops_subscriptions.CREATE_JOB,
+    Operation.GET_SUBSCRIPTION_ATTRIBUTES: ops_subscriptions.GET_ONE,
+    Operation.GET_SUBSCRIPTIONS: ops_subscriptions.GET_ALL,
+    Operation.RENEW_SUBSCRIPTION: ops_subscriptions.RENEW,
+    Operation.CANCEL_SUBSCRIPTION: ops_subscriptions.ONE,
+    Operation.GET_NOTIFICATIONS: ops_subscriptions.GET_NOTIFICATIONS,
 }
 
 OPERATIONS = OperationTable({
@@ -50,6 +57,13 @@ OPERATIONS = OperationTable({
     Operation.CANCEL_MY_JOBS: ops_jobs.cancel_my_jobs,
     Operation.CLOSE_JOB: ops_jobs.close_job,
     Operation.IDENTIFY_PRINTER: ops_printer.identify_printer,
+    Operation.CREATE_PRINTER_SUBSCRIPTIONS: ops_subscriptions.create_printer_subscriptions,
+    Operation.CREATE_JOB_SUBSCRIPTIONS: ops_subscriptions.create_job_subscriptions,
+    Operation.GET_SUBSCRIPTION_ATTRIBUTES: ops_subscriptions.get_subscription_attributes,
+    Operation.GET_SUBSCRIPTIONS: ops_subscriptions.get_subscriptions,
+    Operation.RENEW_SUBSCRIPTION: ops_subscriptions.renew_subscription,
+    Operation.CANCEL_SUBSCRIPTION: ops_subscriptions.cancel_subscription,
+    Operation.GET_NOTIFICATIONS: ops_subscriptions.get_notifications,
 }, ATTRIBUTES)
 
 

@@ -117,6 +117,8 @@ class Reply:
     unsupported: list[Attribute] = field(default_factory=list)
     # Later groups: (group tag, attributes or pre-encoded attribute bytes)
     groups: list[tuple[GroupTag, list[Attribute | bytes]]] = field(default_factory=list)
+    # More operation attributes, after status-message (Get-Notifications' notify-get-interval)
+    operation: list[Attribute] = field(default_factory=list)
 
 
 Handler = Callable[[Call], Awaitable[Reply]]
@@ -249,6 +251,7 @@ def encode_reply(reply: Reply, version: tuple[int, int], request_id: int,
     if reply.message:
         pieces.append(encode_attribute(Attribute.of(
             "status-message", T.TEXT, values.text(T.TEXT, printable(reply.message), 255))))
+    pieces += [encode_attribute(attr) for attr in reply.operation]
     groups = list(reply.groups)
     if reply.unsupported:
         groups.insert(0, (GroupTag.UNSUPPORTED, [_echo(a) for a in reply.unsupported]))
@@ -272,7 +275,7 @@ def prepared(reply: Reply) -> Reply:
     if message:
         encode_attribute(Attribute.of("status-message", T.TEXT,
                                       values.text(T.TEXT, printable(message), 255)))
-    return Reply(reply.status, message, [], groups)
+    return Reply(reply.status, message, [], groups, list(reply.operation))
 
 
 def _echo(attr: Attribute) -> bytes:
@@ -356,9 +359,10 @@ def with_ignored(reply: Reply, ignored: list[Attribute]) -> Reply:
     groups = list(reply.groups)
     if groups and groups[0][0] == GroupTag.UNSUPPORTED:  # `prepared` moved them there
         groups[0] = (GroupTag.UNSUPPORTED, [*groups[0][1], *[_echo(a) for a in ignored]])
-        return Reply(Status.OK_IGNORED_OR_SUBSTITUTED, message, list(reply.unsupported), groups)
+        return Reply(Status.OK_IGNORED_OR_SUBSTITUTED, message, list(reply.unsupported), groups,
+                     reply.operation)
     return Reply(Status.OK_IGNORED_OR_SUBSTITUTED, message, [*reply.unsupported, *ignored],
-                 groups)
+                 groups, reply.operation)
 
 
 def _check_groups(request: Message) -> None:

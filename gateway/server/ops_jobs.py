@@ -33,6 +33,7 @@ from gateway.server.operations import (
     target_job,
 )
 from gateway.server.ops_printer import accepted_formats
+from gateway.server.ops_subscriptions import job_subscriptions, with_subscriptions
 from gateway.server.values import INT32_MAX
 
 log = logging.getLogger("gateway.ipp")
@@ -296,6 +297,7 @@ async def print_job(call: Call) -> Reply:
     reply, template = _check_job_request(call, takes_data=True)
     await _admit(call)
     job = _new_job(call, template)
+    subscribed = job_subscriptions(call, job)  # before any await: they hear job-created
     with _discarded_unless_committed(call, job) as commit:
         await _spool_document(call, job)
         if job.format_detected:
@@ -307,15 +309,16 @@ async def print_job(call: Call) -> Reply:
                                list(reply.groups)), job)
         await call.system.queue_job(job)
         commit.done = True
-    return _job_reply(call, reply, job)
+    return with_subscriptions(_job_reply(call, reply, job), subscribed)
 
 
 async def create_job(call: Call) -> Reply:
     reply, template = _check_job_request(call, takes_data=False)
     await _admit(call)
     job = _new_job(call, template)
+    subscribed = job_subscriptions(call, job)
     with _discarded_unless_committed(call, job) as commit:
-        reply = _job_reply(call, reply, job)
+        reply = with_subscriptions(_job_reply(call, reply, job), subscribed)
         await call.system.store.flushed()  # on disk (with its job-id mark) before it is told
         commit.done = True
     return reply

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import io
 from functools import cache
+from typing import TYPE_CHECKING
 
 from gateway.authority import url
 from gateway.core.printer import Printer
@@ -12,6 +13,9 @@ from gateway.core.system import PRINT_PATH, System
 from gateway.server.attributes import SUPPLIES_PAGE
 from gateway.server.http import Handler, HttpError, HttpRequest, HttpResponse, RequestBody
 from gateway.server.router import Router
+
+if TYPE_CHECKING:  # prometheus-client loads only where metrics are kept
+    from gateway.metrics import Metrics
 
 ICON_SIZES = {"/icon-sm.png": 48, "/icon.png": 128, "/icon-lg.png": 512}
 
@@ -72,10 +76,10 @@ _HTML = (("Content-Type", "text/html; charset=utf-8"),)
 _PNG = (("Content-Type", "image/png"),)
 
 
-def add_web_routes(router: Router, system: System) -> None:
+def add_web_routes(router: Router, system: System, metrics: Metrics | None = None) -> None:
     """GET (and HEAD) of the pages: the status page at each printer's path (printer-more-info)
-    and the icons; "/" is the dashboard's (gateway.dashboard). The printer paths take POST
-    for IPP too (gateway.server.ipp_endpoint)."""
+    and the icons; "/" is the dashboard's (gateway.dashboard); with `metrics`, the Prometheus
+    text at /metrics. The printer paths take POST for IPP too (gateway.server.ipp_endpoint)."""
 
     async def printer_page(request: HttpRequest, body: RequestBody) -> HttpResponse:
         if system.printer_for_path(request.path) is not None:
@@ -91,6 +95,8 @@ def add_web_routes(router: Router, system: System) -> None:
     router.add(PRINT_PATH + "/", printer_page, prefix=True)
     for path, size in ICON_SIZES.items():
         router.add(path, _icon(size))
+    if metrics is not None:
+        router.add("/metrics", metrics.handle)
 
 
 def _icon(size: int) -> Handler:

@@ -48,6 +48,7 @@ SANS_IO = (
     "gateway.dnssd.names",  # DNS-SD instance names and their renaming on a conflict
     "gateway.access",  # who may connect (CIDR rules) and how many connections each holds
     "gateway.privacy",  # who sees a job's private values
+    "gateway.core.subscriptions",  # IPP subscriptions, their leases and event queues
     "drivers.transports.lpd_protocol",  # the LPD dialogue
     "drivers.pjl",  # the PJL dialogue
     "drivers.ieee1284",  # IEEE 1284 device ids

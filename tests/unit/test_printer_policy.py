@@ -33,6 +33,7 @@ from drivers import transport as transport_module
 from gateway.config import Config, PrinterConfig
 from gateway.core.events import (
     Event,
+    JobAttempt,
     JobCompleted,
     JobProgress,
     JobStateChanged,
@@ -452,12 +453,13 @@ P, H, R = JobState.PENDING, JobState.PENDING_HELD, JobState.PROCESSING
 
 
 def _transitions(events: list[Event], job: Job) -> list[tuple[str, JobState]]:
-    """The job's events but progress, as (kind, state); revisions must only grow."""
+    """The job's events but progress and attempt reports, as (kind, state); revisions must
+    only grow."""
     mine = [e for e in events if job_id_of(e) == job.id]
     revisions = [e.revision for e in mine]
     assert revisions == sorted(set(revisions))
     return [(e.kind, e.job.state) for e in mine  # type: ignore[union-attr]
-            if not isinstance(e, JobProgress)]
+            if not isinstance(e, JobProgress | JobAttempt)]
 
 
 async def test_the_bus_sees_a_printed_job_from_created_to_completed(

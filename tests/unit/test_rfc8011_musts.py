@@ -199,9 +199,44 @@ async def job_request(system: System, operation: Operation, attrs: Spec | None =
     return op_request(operation, attrs, job_id=job_id)
 
 
+SUBSCRIPTION_OPS = frozenset({
+    Operation.CREATE_PRINTER_SUBSCRIPTIONS, Operation.CREATE_JOB_SUBSCRIPTIONS,
+    Operation.GET_SUBSCRIPTION_ATTRIBUTES, Operation.GET_SUBSCRIPTIONS,
+    Operation.RENEW_SUBSCRIPTION, Operation.CANCEL_SUBSCRIPTION, Operation.GET_NOTIFICATIONS,
+})
+
+
+def with_template(message: Message) -> Message:
+    message.groups.append(Group(GroupTag.SUBSCRIPTION, [
+        Attribute.of("notify-pull-method", T.KEYWORD, "ippget")]))
+    return message
+
+
+async def subscription_request(system: System, operation: Operation) -> Message:
+    """A request for a subscription operation that succeeds: a subscription template to
+    make one, or a subscription (made here) to act on."""
+    if operation == Operation.CREATE_PRINTER_SUBSCRIPTIONS:
+        return with_template(op_request(operation))
+    if operation == Operation.CREATE_JOB_SUBSCRIPTIONS:
+        job_id = await new_job(system)
+        return with_template(op_request(operation, {"notify-job-id": (T.INTEGER, job_id)}))
+    if operation == Operation.GET_SUBSCRIPTIONS:
+        return op_request(operation)
+    made = await call(system, with_template(op_request(Operation.CREATE_PRINTER_SUBSCRIPTIONS)))
+    group = made.group(GroupTag.SUBSCRIPTION)
+    assert made.code == S.OK and group is not None, message_of(made)
+    subscription = group.get("notify-subscription-id")
+    assert subscription is not None
+    name = "notify-subscription-ids" if operation == Operation.GET_NOTIFICATIONS \
+        else "notify-subscription-id"
+    return op_request(operation, {name: (T.INTEGER, subscription.value)})
+
+
 async def any_request(system: System, operation: Operation) -> Message:
     if operation in JOB_OPERATIONS:
         return await job_request(system, operation)
+    if operation in SUBSCRIPTION_OPS:
+        return await subscription_request(system, operation)
     return op_request(operation)
 
 
@@ -230,7 +265,8 @@ async def test_c3_request_id_zero(system: System, operation: Operation) -> None:
     message = await any_request(system, operation)
     message.request_id = 0
     refused(await call(system, message, PDF), BAD)
-    assert len(system.jobs) == (1 if operation in JOB_OPERATIONS else 0)
+    made_a_job = operation in JOB_OPERATIONS or operation == Operation.CREATE_JOB_SUBSCRIPTIONS
+    assert len(system.jobs) == (1 if made_a_job else 0)
 
 
 @pytest.mark.parametrize("operation", SUPPORTED, ids=lambda op: op.name)

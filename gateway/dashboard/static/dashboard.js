@@ -1,0 +1,531 @@
+// ipp-gateway dashboard: the page's whole script. No framework and no build step.
+//
+// The state lives here, in memory: a snapshot from the live feed (/api/live, see
+// gateway/dashboard/live.py) replaces it, `events` batches change it, and the page is drawn
+// again from it without a reload. Elements are kept per printer and per job and only their
+// text changes, so a button with focus keeps it while progress ticks in.
+//
+// Actions need a login: "Log in" fetches /api/login, the browser asks for the password
+// (HTTP Basic), and the token it answers goes in X-CSRF-Token on every action and, on the
+// WebSocket, makes the feed show the jobs as that user sees them.
+
+const BACKOFF_SECONDS = [1, 2, 5, 10, 30];
+const FINISHED_KEPT = 50; // finished jobs kept in memory, as the server's snapshot
+const NEWS_KEPT_MS = 8000;
+
+const state = {
+  printers: new Map(), // name -> printer view (gateway/dashboard/view.py) + rev
+  jobs: new Map(), // id -> job view + rev
+  server: null,
+  viewer: null,
+  revision: 0,
+};
+const session = { token: null, user: null, admin: false };
+const live = { socket: null, attempt: 0, timer: null, connectedOnce: false };
+
+const $ = (id) => document.getElementById(id);
+const printerEls = new Map();
+const jobEls = new Map();
+let renderQueued = false;
+
+// -- the live feed ---------------------------------------------------------------------------
+
+function connect() {
+  clearTimeout(live.timer);
+  live.timer = null;
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  let socket;
+  try {
+    socket = new WebSocket(`${scheme}//${location.host}/api/live`);
+  } catch (error) {
+    scheduleReconnect();
+    return;
+  }
+  live.socket = socket;
+  setConnection("connecting", "Connecting…");
+  socket.addEventListener("open", () => {
+    // Not live yet: a connection closed before its snapshot counts as a failed attempt, so
+    // a gateway that accepts and drops still gets the growing backoff.
+    // The server sends a snapshot on connect; after a loss, ask again in case the first one
+    // crossed events this page has not seen. A login makes it send one as that user.
+    if (session.token) {
+      send({ type: "login", token: session.token });
+    } else if (live.connectedOnce) {
+      send({ type: "resync" });
+    }
+    live.connectedOnce = true;
+  });
+  socket.addEventListener("message", (event) => receive(event.data));
+  socket.addEventListener("close", () => {
+    if (live.socket !== socket) return; // replaced on purpose (a logout)
+    live.socket = null;
+    scheduleReconnect();
+  });
+}
+
+function scheduleReconnect() {
+  if (live.timer !== null) return;
+  const seconds = BACKOFF_SECONDS[Math.min(live.attempt, BACKOFF_SECONDS.length - 1)];
+  live.attempt += 1;
+  setConnection("offline", `Connection lost: trying again in ${seconds} s`);
+  live.timer = setTimeout(connect, seconds * 1000);
+}
+
+function reconnectNow() {
+  const old = live.socket;
+  live.socket = null;
+  if (old) old.close(1000, "login changed");
+  connect();
+}
+
+function send(message) {
+  if (live.socket && live.socket.readyState === WebSocket.OPEN) {
+    live.socket.send(JSON.stringify(message));
+  }
+}
+
+function receive(text) {
+  let message;
+  try {
+    message = JSON.parse(text);
+  } catch {
+    return;
+  }
+  if (message.type === "snapshot") {
+    applySnapshot(message);
+    live.attempt = 0;
+    setConnection("live", "Live");
+  } else if (message.type === "events" && Array.isArray(message.events)) {
+    for (const event of message.events) applyEvent(event);
+  } else if (message.type === "resync") {
+    send({ type: "resync" });
+  }
+  scheduleRender();
+}
+
+function applySnapshot(snapshot) {
+  const rev = snapshot.revision;
+  state.revision = rev;
+  state.server = snapshot.server || null;
+  state.viewer = snapshot.viewer || null;
+  state.printers = new Map((snapshot.printers || []).map((p) => [p.name, { ...p, rev }]));
+  const before = state.jobs;
+  state.jobs = new Map();
+  for (const job of snapshot.jobs || []) {
+    state.jobs.set(job.id, { ...job, rev });
+    const old = before.get(job.id);
+    if (old && old.state !== job.state) announce(job);
+  }
+}
+
+function applyEvent(event) {
+  if (event.type === "job" && event.job) {
+    const job = event.job;
+    const old = state.jobs.get(job.id);
+    // Events queued before a snapshot may arrive after it: older news is dropped.
+    if (old && old.rev > event.revision) return;
+    state.jobs.set(job.id, { ...job, rev: event.revision });
+    if (!old || old.state !== job.state) announce(job);
+    state.revision = Math.max(state.revision, event.revision);
+  } else if (event.type === "printer-state" && event.printer) {
+    const printer = state.printers.get(event.printer.name);
+    if (!printer) {
+      send({ type: "resync" }); // a printer this page has not heard of
+      return;
+    }
+    if (printer.rev > event.revision) return;
+    Object.assign(printer, event.printer, { rev: event.revision });
+  } else if (event.type === "resync") {
+    send({ type: "resync" });
+  }
+}
+
+function pruneFinished() {
+  const finished = [...state.jobs.values()].filter((j) => j.terminal).sort((a, b) => b.id - a.id);
+  for (const job of finished.slice(FINISHED_KEPT)) state.jobs.delete(job.id);
+}
+
+// -- drawing ---------------------------------------------------------------------------------
+
+function scheduleRender() {
+  if (renderQueued) return;
+  renderQueued = true;
+  // One draw per frame however many messages came in it.
+  requestAnimationFrame(() => {
+    renderQueued = false;
+    render();
+  });
+}
+
+function render() {
+  pruneFinished();
+  renderPrinters();
+  renderJobs();
+  renderServer();
+  renderSession();
+}
+
+function fill(root, field, text) {
+  const el = root.querySelector(`[data-f="${field}"]`);
+  if (el && el.textContent !== text) el.textContent = text;
+  return el;
+}
+
+function showRow(root, row, shown) {
+  for (const el of root.querySelectorAll(`[data-row="${row}"]`)) el.hidden = !shown;
+}
+
+function place(list, elements) {
+  // Move only what is out of place: moving an element would take its focus away.
+  elements.forEach((el, index) => {
+    if (list.children[index] !== el) list.insertBefore(el, list.children[index] || null);
+  });
+  while (list.children.length > elements.length) list.lastElementChild.remove();
+}
+
+function fromTemplate(id) {
+  return $(id).content.firstElementChild.cloneNode(true);
+}
+
+const PRINTER_TONES = { idle: "ok", printing: "busy", stopped: "warn" };
+const JOB_TONES = {
+  printing: "busy", completed: "ok", failed: "error", held: "warn", stopped: "warn",
+  queued: "neutral", canceled: "neutral",
+};
+
+function renderPrinters() {
+  const printers = [...state.printers.values()].sort((a, b) => a.name.localeCompare(b.name));
+  const elements = printers.map((printer) => {
+    let el = printerEls.get(printer.name);
+    if (!el) {
+      el = fromTemplate("printer-template");
+      el.dataset.printer = printer.name;
+      el.querySelectorAll("[data-act]").forEach((button) => {
+        button.addEventListener("click", () =>
+          act("printers", printer.name, button.dataset.act, button));
+      });
+      printerEls.set(printer.name, el);
+    }
+    drawPrinter(el, printer);
+    return el;
+  });
+  for (const [name, el] of printerEls) {
+    if (!state.printers.has(name)) printerEls.delete(name);
+  }
+  place($("printers"), elements);
+  $("printers-empty").hidden = printers.length > 0 || state.server === null;
+}
+
+function drawPrinter(el, printer) {
+  const stateWord = printer.paused ? "paused" : printer.state;
+  el.dataset.state = stateWord;
+  el.dataset.queued = String(printer.queued);
+  fill(el, "name", printer.name);
+  const badge = fill(el, "state", stateWord);
+  badge.dataset.tone = printer.paused ? "warn" : PRINTER_TONES[printer.state] || "neutral";
+  fill(el, "message", printer.message || "");
+  fill(el, "reasons", printer.reasons.length ? printer.reasons.join(", ") : "none");
+  fill(el, "queued", plural(printer.queued, "job", "jobs") + " waiting or printing");
+  fill(el, "device", printer.device || "none");
+  fill(el, "driver", printer.driver || "unknown");
+  fill(el, "model", printer.model || "unknown");
+  const where = [printer.location, printer.info].filter(Boolean).join(" — ");
+  fill(el, "location", where);
+  showRow(el, "location", Boolean(where));
+  const supplies = printer.supplies || [];
+  const list = el.querySelector('[data-f="supplies"]');
+  if (list.dataset.shown !== JSON.stringify(supplies)) {
+    list.replaceChildren(...supplies.map((text) => {
+      const item = document.createElement("li");
+      item.textContent = text;
+      return item;
+    }));
+    list.dataset.shown = JSON.stringify(supplies);
+  }
+  showRow(el, "supplies", supplies.length > 0);
+  const link = el.querySelector('[data-f="page"]');
+  if (printer.path && link.getAttribute("href") !== printer.path) link.href = printer.path;
+  link.parentElement.hidden = !printer.path;
+  link.setAttribute("aria-label", `Status page of ${printer.name}`);
+  el.querySelector("[data-admin]").hidden = !session.token;
+  el.querySelector('[data-act="pause"]').hidden = printer.paused;
+  el.querySelector('[data-act="resume"]').hidden = !printer.paused;
+  labelButtons(el, printer.name);
+}
+
+function renderJobs() {
+  const jobs = [...state.jobs.values()].sort((a, b) =>
+    Number(a.terminal) - Number(b.terminal) || b.id - a.id);
+  const elements = jobs.map((job) => {
+    let el = jobEls.get(job.id);
+    if (!el) {
+      el = fromTemplate("job-template");
+      el.id = `job-${job.id}`;
+      el.dataset.job = String(job.id);
+      el.querySelectorAll("[data-act]").forEach((button) => {
+        button.addEventListener("click", () => act("jobs", job.id, button.dataset.act, button));
+      });
+      jobEls.set(job.id, el);
+    }
+    drawJob(el, job);
+    return el;
+  });
+  for (const [id, el] of jobEls) {
+    if (!state.jobs.has(id)) jobEls.delete(id);
+  }
+  place($("jobs"), elements);
+  $("jobs-empty").hidden = jobs.length > 0;
+}
+
+function drawJob(el, job) {
+  el.dataset.state = job.state;
+  el.dataset.bytes = String(job.bytes);
+  el.dataset.pages = String(job.pages);
+  fill(el, "title", `Job ${job.id}`);
+  const badge = fill(el, "state", job.state);
+  badge.dataset.tone = JOB_TONES[job.state] || "neutral";
+  // view.py leaves out the owner and the name for a viewer who may not see them.
+  fill(el, "owner", "owner" in job ? job.owner || "unknown" : "hidden");
+  fill(el, "name", "name" in job ? job.name || "untitled" : "hidden");
+  fill(el, "printer", job.printer);
+  fill(el, "format", job.format || "unknown");
+  fill(el, "pages", String(job.pages));
+  fill(el, "bytes", job.size ? `${bytes(job.bytes)} / ${bytes(job.size)}` : bytes(job.bytes));
+  fill(el, "error", job.error || "");
+  showRow(el, "error", Boolean(job.error));
+  const bar = el.querySelector('[data-f="progress"]');
+  // Converted jobs send more (or fewer) bytes than the document holds: a bar only where the
+  // bytes sent measure the way through the document.
+  const measurable = !job.terminal && job.size > 0 && job.bytes <= job.size;
+  bar.hidden = !measurable;
+  if (measurable) {
+    bar.max = job.size;
+    bar.value = job.bytes;
+    bar.setAttribute("aria-label", `Job ${job.id}: ${percent(job.bytes, job.size)} sent`);
+  }
+  el.querySelector("[data-admin]").hidden = !session.token || job.terminal;
+  el.querySelector('[data-act="cancel"]').hidden = job.terminal;
+  el.querySelector('[data-act="hold"]').hidden = job.state !== "queued";
+  el.querySelector('[data-act="release"]').hidden = job.state !== "held";
+  labelButtons(el, `job ${job.id}`);
+}
+
+function labelButtons(el, what) {
+  // "Cancel job 7": the visible word alone is ambiguous in a screen reader's button list.
+  for (const button of el.querySelectorAll("[data-act]")) {
+    const label = `${button.textContent.trim()} ${what}`;
+    if (button.getAttribute("aria-label") !== label) button.setAttribute("aria-label", label);
+  }
+}
+
+function renderServer() {
+  const server = state.server;
+  if (!server) return;
+  const root = $("server");
+  fill(root, "version", server.version || "unknown");
+  fill(root, "auth", server.auth_enabled
+    ? "on: actions need an account of the gateway"
+    : "off: actions need [auth] enabled = true and an account (ipp-gateway passwd)");
+  fill(root, "fingerprint", server.certificate_sha256 || "no TLS certificate");
+  fill(root, "expires", expiry(server.certificate_expires));
+  const names = Object.entries(server.dnssd_names || {});
+  fill(root, "dnssd", names.length
+    ? names.map(([printer, name]) => `${printer}: “${name}”`).join("; ")
+    : "none advertised");
+}
+
+function renderSession() {
+  const loggedIn = Boolean(session.token);
+  $("login").hidden = loggedIn;
+  $("logout").hidden = !loggedIn;
+  const who = loggedIn
+    ? `Logged in as ${session.user}${session.admin ? " (administrator)" : ""}`
+    : "Not logged in";
+  if ($("who").textContent !== who) $("who").textContent = who;
+}
+
+function setConnection(kind, text) {
+  const el = $("connection");
+  el.dataset.state = kind;
+  if (el.textContent !== text) el.textContent = text;
+}
+
+let newsTimer = null;
+function announce(job) {
+  // The job list itself is not a live region: progress would be read out at every tick.
+  // Changes of state are, in one polite sentence.
+  const news = $("job-news");
+  const name = "name" in job && job.name ? ` (${job.name})` : "";
+  news.textContent = `Job ${job.id}${name} on ${job.printer}: ${job.state}` +
+    (job.error ? `: ${job.error}` : "");
+  clearTimeout(newsTimer);
+  newsTimer = setTimeout(() => { news.textContent = ""; }, NEWS_KEPT_MS);
+}
+
+// -- words -----------------------------------------------------------------------------------
+
+function plural(n, one, many) {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+function bytes(n) {
+  if (n < 1000) return plural(n, "byte", "bytes");
+  const units = ["kB", "MB", "GB", "TB"];
+  let value = n;
+  let unit = -1;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit += 1;
+  }
+  return `${value.toFixed(value < 100 ? 1 : 0)} ${units[unit]}`;
+}
+
+function percent(done, total) {
+  return `${Math.floor((100 * done) / total)}%`;
+}
+
+function expiry(text) {
+  if (!text) return "no TLS certificate";
+  const when = new Date(text);
+  if (Number.isNaN(when.getTime())) return text;
+  const days = Math.floor((when.getTime() - Date.now()) / 86400000);
+  const left = days < 0 ? "expired" : `in ${plural(days, "day", "days")}`;
+  return `${when.toLocaleString()} (${left})`;
+}
+
+// -- login and actions -----------------------------------------------------------------------
+
+function showNotice(parts, tone = "info") {
+  const box = $("notice");
+  const text = $("notice-text");
+  text.replaceChildren(...parts.map((part) =>
+    typeof part === "string" ? document.createTextNode(part) : part));
+  box.dataset.tone = tone;
+  box.hidden = false;
+}
+
+function httpsAddress() {
+  return `https://${location.host}${location.pathname}`;
+}
+
+function httpsAdvice(what) {
+  const link = document.createElement("a");
+  link.href = httpsAddress();
+  link.textContent = link.href;
+  return [`${what}: passwords are only taken over HTTPS. Open `, link, " and log in there."];
+}
+
+async function errorText(response) {
+  const type = response.headers.get("content-type") || "";
+  try {
+    if (type.includes("json")) {
+      const body = await response.json();
+      return body.error || body.message || `HTTP ${response.status}`;
+    }
+    const text = (await response.text()).trim();
+    return text || `HTTP ${response.status}`;
+  } catch {
+    return `HTTP ${response.status}`;
+  }
+}
+
+async function login() {
+  const button = $("login");
+  button.disabled = true;
+  try {
+    // On 401 the browser asks for the user name and password itself and tries again.
+    const response = await fetch("/api/login", {
+      credentials: "same-origin", headers: { Accept: "application/json" }, cache: "no-store",
+    });
+    if (response.status === 426) {
+      showNotice(httpsAdvice("Cannot log in here"), "error");
+      return;
+    }
+    if (response.status === 401) {
+      showNotice(["Not logged in: the user name or password was not accepted."], "error");
+      return;
+    }
+    if (!response.ok) {
+      showNotice([`Cannot log in: ${await errorText(response)}`], "error");
+      return;
+    }
+    const answer = await response.json();
+    session.token = answer.token;
+    session.user = answer.user;
+    session.admin = Boolean(answer.admin);
+    showNotice([`Logged in as ${answer.user}.`]);
+    send({ type: "login", token: session.token });
+    render();
+  } catch (error) {
+    showNotice([`Cannot log in: the gateway did not answer (${error.message}).`], "error");
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function forgetLogin() {
+  session.token = null;
+  session.user = null;
+  session.admin = false;
+  render();
+}
+
+function logout() {
+  forgetLogin();
+  showNotice(["Logged out of this page. The browser keeps the password until it is closed."]);
+  reconnectNow(); // the feed goes back to what anyone may see
+}
+
+const ACTION_WORDS = {
+  cancel: "Cancel", hold: "Hold", release: "Release", pause: "Pause", resume: "Resume",
+  identify: "Identify", "test-page": "Test page",
+};
+
+async function act(kind, id, verb, button) {
+  const what = `${ACTION_WORDS[verb] || verb} ${kind === "jobs" ? "job" : "printer"} ${id}`;
+  if (!session.token) {
+    showNotice([`${what}: log in first.`], "error");
+    return;
+  }
+  button.disabled = true;
+  try {
+    const response = await fetch(`/api/${kind}/${encodeURIComponent(id)}/${verb}`, {
+      method: "POST", credentials: "same-origin", cache: "no-store",
+      headers: { "X-CSRF-Token": session.token, Accept: "application/json" },
+    });
+    if (response.status === 426) {
+      showNotice(httpsAdvice(what), "error");
+    } else if (!response.ok) {
+      const reason = await errorText(response);
+      // A token from before a restart of the gateway (its key is made at start) is refused:
+      // the page forgets it and offers the login again.
+      const stale = response.status === 401 ||
+        (response.status === 403 && /token/i.test(reason));
+      if (stale) forgetLogin();
+      showNotice([`${what} was refused: ${reason}${stale ? " Log in again." : ""}`], "error");
+    } else {
+      const answer = await response.json().catch(() => ({}));
+      const made = answer.job && verb === "test-page" ? ` as job ${answer.job}` : "";
+      showNotice([`${what}: done${made}.`]);
+    }
+  } catch (error) {
+    showNotice([`${what} failed: the gateway did not answer (${error.message}).`], "error");
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function start() {
+  $("login").addEventListener("click", login);
+  $("logout").addEventListener("click", logout);
+  $("notice-close").addEventListener("click", () => { $("notice").hidden = true; });
+  // A phone coming back online or to the front should not wait out its backoff.
+  window.addEventListener("online", () => { if (!live.socket) connect(); });
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible" && !live.socket) connect();
+  });
+  renderSession();
+  connect();
+}
+
+start();
