@@ -10,7 +10,8 @@ STAMP := $(VENV)/.installed
 RUN_STAMP := $(VENV)/.installed-runtime
 ARGS ?=
 
-.PHONY: all run test check lint typecheck pytest peers runtime-deps bench fuzz clean
+.PHONY: all run test check lint typecheck pytest peers runtime-deps install uninstall bench fuzz \
+	clean
 
 all: check
 
@@ -31,6 +32,18 @@ runtime-deps:
 
 run: $(RUN_STAMP) runtime-deps
 	$(BIN)/ipp-gateway run $(ARGS)
+
+# The appliance (deploy/install.sh --help): a venv under /opt/ipp-gateway, the config under
+# /etc/ipp-gateway, the hardened service enabled and started; as root. `make install
+# DESTDIR=/tmp/stage` stages instead; INSTALL_ARGS="--no-apt" and the like pass options on.
+INSTALL_ARGS ?=
+
+install:
+	bash deploy/install.sh $(if $(DESTDIR),--destdir $(DESTDIR)) $(INSTALL_ARGS)
+
+# Keeps /etc/ipp-gateway and the spool: `make uninstall INSTALL_ARGS=--purge` removes them too.
+uninstall:
+	bash deploy/uninstall.sh $(if $(DESTDIR),--destdir $(DESTDIR)) $(INSTALL_ARGS)
 
 # The real peers the tests talk to: ipptool, cupsd, BSD lpd, p910nd, Ghostscript, wrk.
 peers:

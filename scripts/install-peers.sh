@@ -25,10 +25,12 @@ declare -A PURPOSE=(
     [libnss-mdns]="HOST.local names for ippfind, ipptool and cupsd inside the DNS-SD tests' namespaces"
     [chromium]="headless Chromium for the dashboard's browser tests (Playwright drives the system executable)"
     [fonts-dejavu-core]="the same fonts in every dashboard screenshot"
+    [shellcheck]="lints deploy/install.sh and deploy/uninstall.sh"
+    [systemd]="systemd-analyze verify, for deploy/ipp-gateway.service"
 )
 PACKAGES=(cups-ipp-utils cups-daemon cups-client cups-filters cups ghostscript poppler-utils
           lpr p910nd wrk dbus avahi-daemon avahi-utils iproute2
-          libnss-mdns chromium fonts-dejavu-core)
+          libnss-mdns chromium fonts-dejavu-core shellcheck systemd)
 DAEMONS=(cupsd lpd p910nd avahi-daemon dbus-daemon cups-browsed)
 SYSTEMD_UNITS=(cups.socket cups.path cups.service lpd.service p910nd.service
                avahi-daemon.socket avahi-daemon.service dbus.socket dbus.service

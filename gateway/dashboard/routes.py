@@ -7,6 +7,9 @@ and the live WebSocket.
 - `GET /api/login` asks for HTTP Basic (401, or 426 over plain HTTP: passwords only over
   TLS) and answers the user and a session token (gateway.dashboard.session).
 - `GET /api/live` the WebSocket feed.
+- `POST /api/printers` (add), `POST /api/printers/NAME/edit|remove`, `GET /api/devices`,
+  `POST /api/probe`: the printers form (administrators): gateway.config_edit changes the
+  configuration file, then the gateway reloads as on SIGHUP.
 - `POST /api/jobs/ID/cancel|hold|release` and `POST /api/printers/NAME/pause|resume|
   identify|test-page`: each is the IPP operation it names, dispatched in-process with the
   browser's credentials and address, so the operation policy, job privacy and the audit log
@@ -199,8 +202,10 @@ class Dashboard:
         except OSError as error:
             return _json(409, {"error": f"cannot write {path}: {error.strerror} (the gateway's "
                                         f"account must be able to write it)"})
-        log.info("dashboard: %s %s; reloading", change.__name__.replace("_", " "),
-                 args[1] if len(args) > 1 and isinstance(args[1], str) else "")
+        first = args[0] if args else ""
+        name = first if isinstance(first, str) else (
+            str(first.get("name", "")) if isinstance(first, dict) else "")
+        log.info("dashboard: %s %s; reloading", change.__name__.replace("_", " "), name)
         self.request_reload()
         return _json(202, {"status": "applying", "message": "saved; the gateway reloads"})
 

@@ -13,10 +13,12 @@ What is proved here:
 - actions without a login, without the CSRF token or with another user's token are refused,
   and the job or printer does not change;
 - a user who may not see a job's owner and name sees "hidden", and a refusal is shown in
-  words.
-
-Not here yet: "a printer added through the form prints a job" (the add-printer form has no
-back end yet).
+  words;
+- a printer added through the form (device URI built from its parts, probed, a refusal
+  shown next to the form) appears live after the gateway's reload and prints a job; it is
+  edited and removed from its card (a screenshot of the form at 360 px is kept too). That
+  test has a gateway of its own: its reloads must not pull the module's gateway from under
+  the others.
 
 The printer reads nothing until the test lets it (`StallingPrinter`), so a job stays printing,
 part sent, for as long as a test needs it.
@@ -44,7 +46,7 @@ import pytest
 from gateway.ipp.enums import Operation, ValueTag
 from gateway.ipp.writer import AttributeSpec, request
 from gateway.passwords import PasswordFile
-from tests.peers import REPO_ROOT
+from tests.peers import CORPUS_DIR, REPO_ROOT
 from tests.peers.gateway_proc import GatewayProcess, PrinterTable, start_configured_gateway
 from tests.peers.procs import LOOPBACK
 from tests.support.ipp_client import ipp_to, job_id_of, job_status
@@ -67,6 +69,9 @@ DESKTOP = {"width": 1280, "height": 800}
 BIG_JOB = 16 << 20  # more than the loopback socket buffers hold: the job stays part-sent
 TIMEOUT_MS = 15_000  # for anything the page should show
 TOUCH_PX = 44  # WCAG 2.5.5 target size
+RELOAD_MS = 30_000  # a change saved by the form, until the reloaded gateway shows it
+PRINT_MS = 60_000  # a PDF through Ghostscript to PostScript
+PDF = CORPUS_DIR / "testpage-1p-vector.pdf"
 # IPP job-state values
 HELD, PROCESSING, CANCELED = 4, 5, 7
 PENDING = 3
@@ -630,7 +635,140 @@ def test_actions_without_login_or_token_are_refused(
     assert state_of(gateway, job_id) == CANCELED
 
 
-@pytest.mark.skip(reason="acceptance point 'a printer added through the form prints a job': "
-                         "the dashboard's add-printer form has no back end yet")
-def test_printer_added_through_the_form_prints_a_job() -> None:
-    raise AssertionError("to be written with the form")
+@pytest.fixture
+def form_gateway(tmp_path: Path) -> Iterator[GatewayProcess]:
+    """A gateway of the form test's own, with one printer (the last printer cannot be
+    removed) and its configuration file, which the form rewrites before each reload."""
+    workdir = tmp_path / "form-gateway"
+    (workdir / "spool").mkdir(parents=True)
+    PasswordFile(workdir / "spool" / "passwd").set(*ADMIN, admin=True)
+    with start_configured_gateway(workdir, [PrinterTable("archive")], log_level="info",
+                                  extra_toml="[auth]\nenabled = true\n") as running:
+        yield running
+
+
+def test_a_printer_added_through_the_form_prints_a_job(
+        browser: Any, form_gateway: GatewayProcess, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    gateway = form_gateway
+    out = tmp_path / "out"
+    out.mkdir()
+    device = f"{out.as_uri()}/"
+    config = gateway.workdir / "gateway.toml"
+    before = config.read_text()
+    expect = sync_api.expect
+    page = open_page(browser, gateway, credentials=ADMIN, viewport=PHONE)
+    try:
+        log_in(page, ADMIN[0])
+        page.get_by_role("button", name="Add printer", exact=True).click()
+        form = page.get_by_role("form", name="Add a printer")
+        expect(form.get_by_label("Name", exact=True)).to_be_focused()
+        built = form.locator("output")
+        kind = form.get_by_label("Connection", exact=True)
+        # The device URI is built from its parts, as they are typed.
+        kind.select_option("lpd")
+        form.get_by_label("Host", exact=True).fill("printhost")
+        form.get_by_label("Queue", exact=True).fill("raw")
+        expect(built).to_have_text("lpd://printhost/raw")
+        kind.select_option("socket")
+        expect(form.get_by_label("Port", exact=True)).to_have_value("9100")
+        expect(built).to_have_text("socket://printhost:9100")
+        expect(form.get_by_label("Queue", exact=True)).to_be_hidden()
+
+        # The form's own check, next to it: a name the gateway would refuse is not sent.
+        error = form.get_by_role("alert")
+        form.get_by_label("Name", exact=True).fill("-annex")
+        kind.select_option("other")
+        form.get_by_label("Device URI", exact=True).fill("bogus://x")
+        form.get_by_role("button", name="Save", exact=True).click()
+        expect(error).to_contain_text("Name: Letters, digits")
+        expect(form.get_by_label("Name", exact=True)).to_have_attribute("aria-invalid", "true")
+        expect(form.get_by_label("Name", exact=True)).to_be_focused()
+        # The gateway's refusal (400), in words, next to the form; nothing written.
+        form.get_by_label("Name", exact=True).fill("annex")
+        form.get_by_role("button", name="Save", exact=True).click()
+        expect(error).to_contain_text("Not saved:")
+        expect(error).to_contain_text("bogus")
+        assert config.read_text() == before
+
+        form.get_by_label("Device URI", exact=True).fill(device)
+        expect(built).to_have_text(device)
+        form.get_by_label("Driver", exact=True).select_option("postscript")
+        form.get_by_label("Location", exact=True).fill("Room 3")
+        form.get_by_label("Description", exact=True).fill("Added laser")
+        form.get_by_role("button", name="Probe", exact=True).click()
+        probed = form.locator(".probe-result")
+        # A directory device cannot say whether a job would print before one does.
+        expect(probed).to_contain_text("Probed: a job could print on it.")
+        expect(probed).to_contain_text("Reachable")
+        expect(probed).to_contain_text("cannot tell without printing")
+        expect(probed).to_contain_text(device)
+
+        # At 360 px: nothing wider than the screen, thumb-size buttons, AA contrast.
+        assert page.evaluate(
+            "document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+        for name in ("Save", "Probe", "Cancel"):
+            box = form.get_by_role("button", name=name, exact=True).bounding_box()
+            assert box is not None and box["height"] >= TOUCH_PX and box["width"] >= TOUCH_PX
+        contrast = page.evaluate(LOW_CONTRAST_JS)
+        assert contrast["low"] == [], contrast
+        shot = screenshot(page, tmp_path, "dashboard-form-phone-360")
+        with capsys.disabled():
+            print(f"\ndashboard form screenshot: {shot}")
+
+        form.get_by_role("button", name="Save", exact=True).click()
+        expect(notice(page)).to_contain_text("Add printer annex: saved; the gateway reloads")
+        expect(form).to_have_count(0)
+        card = printer_card(page, "annex")
+        expect(card).to_be_visible(timeout=RELOAD_MS)
+        expect(notice(page)).to_contain_text("Printer annex added: it is on the list.")
+        expect(card.locator('[data-f="driver"]')).to_have_text("postscript")
+        expect(card.locator('[data-f="device"]')).to_have_text(device)
+        expect(card.locator('[data-f="location"]')).to_have_text("Room 3 — Added laser")
+        written = config.read_text()
+        assert written.startswith(before.rstrip("\n")) and 'name = "annex"' in written
+
+        # It prints: a PDF over IPP in, PostScript out, and the page follows the job.
+        message = request(Operation.PRINT_JOB, user="test",
+                          printer_uri=f"ipp://{LOOPBACK}:{gateway.port}/ipp/print/annex",
+                          attrs={"job-name": (ValueTag.NAME, "form test"),
+                                 "document-format": (ValueTag.MIME_MEDIA_TYPE,
+                                                     "application/pdf")})
+        reply = ipp_to(gateway.port, "annex", message, PDF.read_bytes())
+        assert reply.code == 0, reply
+        job_id = job_id_of(reply)
+        job = job_card(page, job_id)
+        expect(job).to_have_attribute("data-state", "completed", timeout=PRINT_MS)
+        expect(job.locator('[data-f="printer"]')).to_have_text("annex")
+        printed = list(out.glob("job-*.prn"))
+        assert len(printed) == 1 and printed[0].read_bytes().startswith(b"%!PS"), printed
+
+        # Edit from the card: the builder shows the device as it is; only the change is sent.
+        card.get_by_role("button", name="Edit annex", exact=True).click()
+        edit = card.get_by_role("form", name="Edit annex")
+        expect(edit.get_by_label("Connection", exact=True)).to_have_value("other")
+        expect(edit.locator("output")).to_have_text(device)
+        expect(edit.get_by_label("Driver", exact=True)).to_have_value("postscript")
+        expect(edit.get_by_label("Name", exact=True)).to_be_hidden()  # no renaming
+        edit.get_by_label("Location", exact=True).fill("Room 4")
+        edit.get_by_role("button", name="Save", exact=True).click()
+        expect(card.locator('[data-f="location"]')).to_have_text(
+            "Room 4 — Added laser", timeout=RELOAD_MS)
+        expect(notice(page)).to_contain_text("Printer annex changed.")
+        written = config.read_text()
+        assert 'location = "Room 4"' in written and f'device = "{device}"' in written
+
+        # Remove, with a confirm step whose safe choice has the focus.
+        card.get_by_role("button", name="Remove annex", exact=True).click()
+        expect(card.get_by_role("button", name="Keep annex", exact=True)).to_be_focused()
+        card.get_by_role("button", name="Keep annex", exact=True).click()
+        expect(card.get_by_role("button", name="Yes, remove annex")).to_be_hidden()
+        card.get_by_role("button", name="Remove annex", exact=True).click()
+        card.get_by_role("button", name="Yes, remove annex", exact=True).click()
+        expect(card).to_have_count(0, timeout=RELOAD_MS)
+        expect(notice(page)).to_contain_text("Printer annex removed.")
+        expect(printer_card(page, "archive")).to_be_visible()
+        assert 'name = "annex"' not in config.read_text()
+        same_document(page)
+    finally:
+        close_page(page)

@@ -8,6 +8,10 @@
 // Actions need a login: "Log in" fetches /api/login, the browser asks for the password
 // (HTTP Basic), and the token it answers goes in X-CSRF-Token on every action and, on the
 // WebSocket, makes the feed show the jobs as that user sees them.
+//
+// An administrator also gets the printers form: add, edit and remove printers. The gateway
+// writes its configuration file and reloads; the feed is closed (1012), reconnects, and the
+// snapshot after it shows the printers as they now are.
 
 const BACKOFF_SECONDS = [1, 2, 5, 10, 30];
 const FINISHED_KEPT = 50; // finished jobs kept in memory, as the server's snapshot
@@ -95,6 +99,7 @@ function receive(text) {
     applySnapshot(message);
     live.attempt = 0;
     setConnection("live", "Live");
+    settleChange();
   } else if (message.type === "events" && Array.isArray(message.events)) {
     for (const event of message.events) applyEvent(event);
   } else if (message.type === "resync") {
@@ -204,13 +209,17 @@ function renderPrinters() {
         button.addEventListener("click", () =>
           act("printers", printer.name, button.dataset.act, button));
       });
+      bindConfigButtons(el, printer.name);
       printerEls.set(printer.name, el);
     }
     drawPrinter(el, printer);
     return el;
   });
-  for (const [name, el] of printerEls) {
-    if (!state.printers.has(name)) printerEls.delete(name);
+  for (const [name] of printerEls) {
+    if (!state.printers.has(name)) {
+      printerEls.delete(name);
+      editForms.delete(name);
+    }
   }
   place($("printers"), elements);
   $("printers-empty").hidden = printers.length > 0 || state.server === null;
@@ -248,6 +257,7 @@ function drawPrinter(el, printer) {
   link.parentElement.hidden = !printer.path;
   link.setAttribute("aria-label", `Status page of ${printer.name}`);
   el.querySelector("[data-admin]").hidden = !session.token;
+  el.querySelector("[data-config]").hidden = !(session.token && session.admin);
   el.querySelector('[data-act="pause"]').hidden = printer.paused;
   el.querySelector('[data-act="resume"]').hidden = !printer.paused;
   labelButtons(el, printer.name);
@@ -338,6 +348,7 @@ function renderSession() {
   const loggedIn = Boolean(session.token);
   $("login").hidden = loggedIn;
   $("logout").hidden = !loggedIn;
+  $("printer-admin").hidden = !(loggedIn && session.admin);
   const who = loggedIn
     ? `Logged in as ${session.user}${session.admin ? " (administrator)" : ""}`
     : "Not logged in";
@@ -481,6 +492,16 @@ const ACTION_WORDS = {
   identify: "Identify", "test-page": "Test page",
 };
 
+async function refusal(response) {
+  const reason = await errorText(response);
+  // A token from before a restart of the gateway (its key is made at start) is refused:
+  // the page forgets it and offers the login again.
+  const stale = response.status === 401 ||
+    (response.status === 403 && /token/i.test(reason));
+  if (stale) forgetLogin();
+  return `${reason}${stale ? " Log in again." : ""}`;
+}
+
 async function act(kind, id, verb, button) {
   const what = `${ACTION_WORDS[verb] || verb} ${kind === "jobs" ? "job" : "printer"} ${id}`;
   if (!session.token) {
@@ -496,13 +517,7 @@ async function act(kind, id, verb, button) {
     if (response.status === 426) {
       showNotice(httpsAdvice(what), "error");
     } else if (!response.ok) {
-      const reason = await errorText(response);
-      // A token from before a restart of the gateway (its key is made at start) is refused:
-      // the page forgets it and offers the login again.
-      const stale = response.status === 401 ||
-        (response.status === 403 && /token/i.test(reason));
-      if (stale) forgetLogin();
-      showNotice([`${what} was refused: ${reason}${stale ? " Log in again." : ""}`], "error");
+      showNotice([`${what} was refused: ${await refusal(response)}`], "error");
     } else {
       const answer = await response.json().catch(() => ({}));
       const made = answer.job && verb === "test-page" ? ` as job ${answer.job}` : "";
@@ -515,10 +530,466 @@ async function act(kind, id, verb, button) {
   }
 }
 
+// -- the printers form (administrators) ------------------------------------------------------
+
+const NETWORK_HOST = /^[^\s/?#@]+$/;
+let formCount = 0;
+let addForm = null;
+const editForms = new Map(); // printer name -> its open edit form
+// What the last saved change should look like once the gateway has reloaded: the snapshot
+// that shows it says so in the notice.
+let pendingChange = null;
+
+function postJson(path, body) {
+  return fetch(path, {
+    method: "POST", credentials: "same-origin", cache: "no-store",
+    headers: {
+      "X-CSRF-Token": session.token || "", "Content-Type": "application/json",
+      Accept: "application/json",
+    },
+    body: JSON.stringify(body),
+  });
+}
+
+function element(tag, text, className) {
+  const el = document.createElement(tag);
+  if (text !== undefined) el.textContent = text;
+  if (className) el.className = className;
+  return el;
+}
+
+function expectChange(text, check) {
+  pendingChange = { text, check };
+}
+
+function settleChange() {
+  if (pendingChange && pendingChange.check(state.printers)) {
+    showNotice([pendingChange.text]);
+    pendingChange = null;
+  }
+}
+
+// A device URI in the builder's parts, where the builder can make it again as it is.
+function splitDevice(uri) {
+  const scheme = uri.slice(0, Math.max(uri.indexOf(":"), 0)).toLowerCase();
+  if (scheme === "usb" || scheme === "serial") return { kind: "local", local: uri };
+  if (scheme === "lpd" || scheme === "socket") {
+    let url;
+    try {
+      url = new URL(uri);
+    } catch {
+      return { kind: "other", uri };
+    }
+    const plain = !url.username && !url.password && !url.search && !url.hash && url.hostname;
+    const path = url.pathname;
+    if (plain && scheme === "lpd" && !url.port && /^\/[^/]+$/.test(path)) {
+      return { kind: "lpd", host: url.hostname, queue: decodeURIComponent(path.slice(1)) };
+    }
+    if (plain && scheme === "socket" && url.port && (path === "" || path === "/")) {
+      return { kind: "socket", host: url.hostname, port: url.port };
+    }
+  }
+  return { kind: "other", uri };
+}
+
+function hostPart(host) {
+  // An IPv6 address goes in brackets in a URI.
+  return host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
+}
+
+class PrinterForm {
+  // mode "add" (under the list) or "edit" (in the card of `printer`).
+  constructor(mode, printer, onClose) {
+    this.mode = mode;
+    this.name = printer ? printer.name : "";
+    this.initialUri = printer ? printer.device || "" : "";
+    this.onClose = onClose;
+    this.devicesLoaded = false;
+    const form = fromTemplate("printer-form-template");
+    this.form = form;
+    formCount += 1;
+    const prefix = `printer-form-${formCount}`;
+    for (const el of form.querySelectorAll("[data-k]")) el.id = `${prefix}-${el.dataset.k}`;
+    for (const label of form.querySelectorAll("[data-for]")) {
+      label.htmlFor = `${prefix}-${label.dataset.for}`;
+    }
+    for (const el of form.querySelectorAll("[data-hint]")) {
+      el.setAttribute("aria-describedby", `${prefix}-${el.dataset.hint}`);
+    }
+    form.setAttribute("aria-labelledby", `${prefix}-title`);
+    for (const el of form.querySelectorAll('[data-only="add"]')) {
+      el.hidden = mode !== "add";
+      for (const control of el.querySelectorAll("input, select")) control.disabled = mode !== "add";
+    }
+    if (mode === "edit") {
+      this.k("title").textContent = `Edit ${printer.name}`;
+      this.fillFrom(printer);
+    }
+    form.addEventListener("input", (event) => {
+      event.target.removeAttribute("aria-invalid"); // said wrong of what is no longer there
+      this.update();
+    });
+    form.addEventListener("change", (event) => {
+      if (event.target === this.k("kind") && this.kind() === "local" && !this.devicesLoaded) {
+        this.loadDevices();
+      }
+      this.update();
+    });
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.save();
+    });
+    this.button("probe").addEventListener("click", () => this.probe());
+    this.button("devices").addEventListener("click", () => this.loadDevices());
+    this.button("close").addEventListener("click", () => this.close());
+    this.update();
+  }
+
+  k(key) {
+    return this.form.querySelector(`[data-k="${key}"]`);
+  }
+
+  button(action) {
+    return this.form.querySelector(`[data-do="${action}"]`);
+  }
+
+  kind() {
+    return this.k("kind").value;
+  }
+
+  fillFrom(printer) {
+    const parts = splitDevice(printer.device || "");
+    this.k("kind").value = parts.kind;
+    for (const key of ["host", "queue", "port", "uri"]) {
+      if (parts[key] !== undefined) this.k(key).value = parts[key];
+    }
+    if (parts.kind === "local") this.loadDevices(parts.local);
+    const driver = this.k("driver");
+    if (printer.driver && ![...driver.options].some((o) => o.value === printer.driver)) {
+      driver.append(new Option(printer.driver, printer.driver));
+    }
+    driver.value = printer.driver || "raw";
+    this.k("location").value = printer.location || "";
+    this.k("info").value = printer.info || "";
+  }
+
+  // The device URI the parts make; "" while a part is missing.
+  uri() {
+    const value = (key) => this.k(key).value.trim();
+    switch (this.kind()) {
+      case "lpd":
+        return value("host") && value("queue")
+          ? `lpd://${hostPart(value("host"))}/${encodeURIComponent(value("queue"))}` : "";
+      case "socket":
+        return value("host") && value("port")
+          ? `socket://${hostPart(value("host"))}:${value("port")}` : "";
+      case "local":
+        return this.k("local").value;
+      default:
+        return value("uri");
+    }
+  }
+
+  update() {
+    const kind = this.kind();
+    for (const field of this.form.querySelectorAll("[data-kinds]")) {
+      const shown = field.dataset.kinds.split(" ").includes(kind);
+      field.hidden = !shown;
+      // A hidden part is left out of the form's checks.
+      for (const control of field.querySelectorAll("input, select")) control.disabled = !shown;
+    }
+    const uri = this.uri();
+    const built = this.k("built");
+    const text = uri || "not complete yet";
+    if (built.textContent !== text) built.textContent = text;
+  }
+
+  async loadDevices(wanted) {
+    this.devicesLoaded = true;
+    const select = this.k("local");
+    const hint = this.k("local-hint");
+    const keep = wanted || select.value;
+    hint.textContent = "Looking for USB printers and serial ports…";
+    try {
+      const response = await fetch("/api/devices", {
+        credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json" },
+      });
+      if (!response.ok) {
+        hint.textContent = `Cannot list the devices: ${await refusal(response)}`;
+        return;
+      }
+      const found = (await response.json()).devices || [];
+      const options = found.map((d) => new Option(d.name ? `${d.name} (${d.uri})` : d.uri, d.uri));
+      if (keep && !found.some((d) => d.uri === keep)) {
+        options.unshift(new Option(`${keep} (not found now)`, keep));
+      }
+      select.replaceChildren(...options);
+      if (keep) select.value = keep;
+      hint.textContent = found.length
+        ? `${plural(found.length, "device", "devices")} found.`
+        : "No USB printers or serial ports found: plug one in and look again.";
+    } catch (error) {
+      hint.textContent = `Cannot list the devices: the gateway did not answer (${error.message}).`;
+    } finally {
+      this.update();
+    }
+  }
+
+  async probe() {
+    const out = this.k("probe");
+    const uri = this.uri();
+    delete out.dataset.tone;
+    if (!uri) {
+      out.replaceChildren(element("p", "Fill in the device first."));
+      return;
+    }
+    if (uri === this.initialUri && uri.includes(":***@")) {
+      out.replaceChildren(element("p", "The device's password is not shown here: " +
+        "type the URI again, with it, to probe."));
+      return;
+    }
+    const button = this.button("probe");
+    button.disabled = true;
+    button.textContent = "Probing…";
+    out.replaceChildren(element("p", `Probing ${uri}…`));
+    try {
+      const response = await postJson("/api/probe", { uri });
+      if (!response.ok) {
+        out.dataset.tone = "error";
+        out.replaceChildren(element("p", `Cannot probe: ${await refusal(response)}`));
+        return;
+      }
+      this.showProbe(await response.json());
+    } catch (error) {
+      out.dataset.tone = "error";
+      out.replaceChildren(element("p",
+        `Cannot probe: the gateway did not answer (${error.message}).`));
+    } finally {
+      button.disabled = false;
+      button.textContent = "Probe";
+    }
+  }
+
+  showProbe(result) {
+    const out = this.k("probe");
+    out.dataset.tone = result.ok ? "ok" : "error";
+    const reachable = { true: "yes", false: "no", null: "cannot tell without printing" };
+    const facts = element("dl", undefined, "facts");
+    const row = (term, value) => facts.append(element("dt", term), element("dd", value));
+    row("Device", result.uri);
+    row("Reachable", reachable[String(result.reachable)] || "cannot tell without printing");
+    if (result.message) row("Status", result.message);
+    row("Reasons", result.reasons && result.reasons.length ? result.reasons.join(", ") : "none");
+    row("Device ID", result.device_id || "none reported");
+    if (result.error) row("Error", result.error);
+    const headline = result.ok
+      ? "Probed: a job could print on it."
+      : "Probed: a job would not print on it now.";
+    out.replaceChildren(element("p", headline, "headline"), facts);
+  }
+
+  // The form's own checks (the browser's constraint validation), said next to the form.
+  checked() {
+    const problems = [];
+    let first = null;
+    for (const control of this.form.querySelectorAll("input, select")) {
+      const bad = control.willValidate && !control.checkValidity();
+      if (bad) {
+        control.setAttribute("aria-invalid", "true");
+        const label = this.form.querySelector(`label[for="${control.id}"]`);
+        problems.push(`${label ? label.textContent : control.name}: ${problemOf(control)}`);
+        first = first || control;
+      } else {
+        control.removeAttribute("aria-invalid");
+      }
+    }
+    const kind = this.kind();
+    const host = this.k("host");
+    if ((kind === "lpd" || kind === "socket") && host.value.trim() &&
+        !NETWORK_HOST.test(host.value.trim())) {
+      host.setAttribute("aria-invalid", "true");
+      problems.push("Host: a name or address only, without spaces, “/” or “@”.");
+      first = first || host;
+    }
+    if (problems.length) {
+      this.showError([`Not saved. ${problems.join(" ")}`]);
+      first.focus();
+      return false;
+    }
+    return true;
+  }
+
+  values() {
+    const text = (key) => this.k(key).value.trim();
+    const values = { driver: this.k("driver").value, location: text("location"),
+                     info: text("info") };
+    if (this.mode === "add") {
+      values.name = text("name");
+      values.device = this.uri();
+    } else if (this.uri() !== this.initialUri) {
+      values.device = this.uri(); // a redacted password is not sent back as "***"
+    }
+    return values;
+  }
+
+  showError(parts) {
+    const box = this.k("error");
+    box.replaceChildren(...parts.map((part) =>
+      typeof part === "string" ? document.createTextNode(part) : part));
+    box.hidden = false;
+  }
+
+  async save() {
+    this.k("error").hidden = true;
+    if (!this.checked()) return;
+    const values = this.values();
+    const name = this.mode === "add" ? values.name : this.name;
+    const path = this.mode === "add"
+      ? "/api/printers" : `/api/printers/${encodeURIComponent(name)}/edit`;
+    const what = `${this.mode === "add" ? "Add" : "Change"} printer ${name}`;
+    const button = this.button("save");
+    button.disabled = true;
+    try {
+      const response = await postJson(path, values);
+      if (response.status === 426) {
+        this.showError(httpsAdvice(`${what}: not saved`));
+      } else if (!response.ok) {
+        this.showError([`Not saved: ${await refusal(response)}`]);
+      } else {
+        const answer = await response.json().catch(() => ({}));
+        showNotice([`${what}: ${answer.message || "saved; the gateway reloads"}.`]);
+        if (this.mode === "add") {
+          expectChange(`Printer ${name} added: it is on the list.`, (printers) =>
+            printers.has(name));
+        } else {
+          expectChange(`Printer ${name} changed.`, (printers) => {
+            const now = printers.get(name);
+            return Boolean(now) && now.driver === values.driver &&
+              now.location === values.location && now.info === values.info;
+          });
+        }
+        this.close();
+      }
+    } catch (error) {
+      this.showError([`Not saved: the gateway did not answer (${error.message}).`]);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  close() {
+    this.form.remove();
+    this.onClose();
+  }
+}
+
+function problemOf(control) {
+  const v = control.validity;
+  if (v.valueMissing) return control.tagName === "SELECT" ? "choose one." : "needed.";
+  if (v.patternMismatch && control.dataset.hint) {
+    return `${$(control.getAttribute("aria-describedby")).textContent.replace(/\s+/g, " ")}`;
+  }
+  if (v.rangeUnderflow || v.rangeOverflow || v.badInput || v.stepMismatch) {
+    return `a number from ${control.min} to ${control.max}.`;
+  }
+  return control.validationMessage;
+}
+
+function openAddForm() {
+  const opener = $("add-open");
+  if (!addForm) {
+    addForm = new PrinterForm("add", null, () => {
+      addForm = null;
+      opener.setAttribute("aria-expanded", "false");
+      opener.focus();
+    });
+    $("add-slot").append(addForm.form);
+    opener.setAttribute("aria-expanded", "true");
+  }
+  addForm.k("name").focus();
+}
+
+function bindConfigButtons(el, name) {
+  const edit = el.querySelector('[data-do="edit"]');
+  const remove = el.querySelector('[data-do="remove"]');
+  const confirm = el.querySelector('[data-f="confirm"]');
+  const yes = el.querySelector('[data-do="remove-yes"]');
+  const no = el.querySelector('[data-do="remove-no"]');
+  edit.setAttribute("aria-label", `Edit ${name}`);
+  remove.setAttribute("aria-label", `Remove ${name}`);
+  yes.textContent = "Yes, remove";
+  yes.setAttribute("aria-label", `Yes, remove ${name}`);
+  no.setAttribute("aria-label", `Keep ${name}`);
+  confirm.setAttribute("aria-label", `Remove ${name}?`);
+  const error = element("p", undefined, "form-error");
+  error.setAttribute("role", "alert");
+  error.hidden = true;
+  confirm.append(error);
+
+  edit.addEventListener("click", () => {
+    let form = editForms.get(name);
+    if (!form) {
+      const printer = state.printers.get(name);
+      if (!printer) return;
+      form = new PrinterForm("edit", printer, () => {
+        editForms.delete(name);
+        edit.setAttribute("aria-expanded", "false");
+        edit.focus();
+      });
+      editForms.set(name, form);
+      el.querySelector('[data-f="edit-slot"]').append(form.form);
+      edit.setAttribute("aria-expanded", "true");
+    }
+    form.k("kind").focus();
+  });
+
+  const closeConfirm = (focus) => {
+    confirm.hidden = true;
+    remove.setAttribute("aria-expanded", "false");
+    if (focus) remove.focus();
+  };
+  remove.addEventListener("click", () => {
+    fill(el, "confirm-text", `Remove ${name} from the configuration? Jobs it has not ` +
+      "printed yet are kept aside in the spool (ipp-gateway jobs lists them).");
+    error.hidden = true;
+    confirm.hidden = false;
+    remove.setAttribute("aria-expanded", "true");
+    no.focus(); // the safe choice has the focus
+  });
+  no.addEventListener("click", () => closeConfirm(true));
+  yes.addEventListener("click", async () => {
+    yes.disabled = true;
+    error.hidden = true;
+    try {
+      const response = await postJson(`/api/printers/${encodeURIComponent(name)}/remove`, {});
+      if (response.status === 426) {
+        error.replaceChildren(...httpsAdvice(`Remove printer ${name}: not done`).map((part) =>
+          typeof part === "string" ? document.createTextNode(part) : part));
+        error.hidden = false;
+      } else if (!response.ok) {
+        error.textContent = `Not removed: ${await refusal(response)}`;
+        error.hidden = false;
+      } else {
+        const answer = await response.json().catch(() => ({}));
+        closeConfirm(false);
+        $("printers-heading").focus(); // the card with the focus is about to go
+        showNotice([`Remove printer ${name}: ${answer.message || "saved; the gateway reloads"}.`]);
+        expectChange(`Printer ${name} removed.`, (printers) => !printers.has(name));
+      }
+    } catch (err) {
+      error.textContent = `Not removed: the gateway did not answer (${err.message}).`;
+      error.hidden = false;
+    } finally {
+      yes.disabled = false;
+    }
+  });
+}
+
 function start() {
   $("login").addEventListener("click", login);
   $("logout").addEventListener("click", logout);
   $("notice-close").addEventListener("click", () => { $("notice").hidden = true; });
+  $("add-open").addEventListener("click", openAddForm);
   // A phone coming back online or to the front should not wait out its backoff.
   window.addEventListener("online", () => { if (!live.socket) connect(); });
   document.addEventListener("visibilitychange", () => {
