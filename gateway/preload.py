@@ -8,6 +8,7 @@ everything up front makes the modules' availability a start-up fact, not a per-j
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
@@ -24,6 +25,8 @@ NOT_PRELOADED = frozenset({"gateway.certificates"})
 # the file type guesses of Pillow's plugins.
 STDLIB_LAZY = ("encodings.idna", "encodings.ascii", "encodings.latin_1", "stringprep",
                "unicodedata", "mimetypes", "email.utils", "http.client")
+# Imported on first use by our own modules, when installed: PAM (gateway.pam_auth).
+OPTIONAL = ("pamela",)
 
 
 def import_everything() -> int:
@@ -39,6 +42,10 @@ def import_everything() -> int:
             count += 1
     for name in STDLIB_LAZY:
         importlib.import_module(name)
+    for name in OPTIONAL:
+        # Not installed: the feature says so when it is asked for.
+        with contextlib.suppress(ImportError, OSError):
+            importlib.import_module(name)
     from PIL import Image
 
     Image.init()  # every format plugin, not only the ones a first open() happens to need

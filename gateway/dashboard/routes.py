@@ -23,7 +23,6 @@ import json
 import logging
 from collections.abc import AsyncGenerator, Callable
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -67,9 +66,18 @@ MAX_ACTION_BODY = 16 * 1024
 PROBE_SECONDS = 10.0
 
 
+STATIC_DIR = Path(__file__).parent / "static"
+
+
 @cache
 def static_file(name: str) -> bytes:
-    return resources.files("gateway.dashboard").joinpath("static", name).read_bytes()
+    return (STATIC_DIR / name).read_bytes()
+
+
+# Read now, at import: the gateway imports every module before it hands itself to its
+# unprivileged account (gateway.preload), which may not be able to read the installation.
+for _name, _type in STATIC.values():
+    static_file(_name)
 
 
 class Dashboard:

@@ -324,7 +324,11 @@ def test_random_well_formed_requests_never_get_a_5xx(tmp_path: Path) -> None:
         assert "Traceback" not in log, log[log.index("Traceback") - 2000:][:6000]
         everyday_requests_succeed(gateway)
     # The generator reaches past the first checks: successes and refusals of many kinds.
-    assert answered.get("ipp 0x0000", 0) > REQUESTS // 20, answered
+    # (successful-ok or -ignored-or-substituted: the fuzzer adds attributes an operation
+    # may ignore, more often since the subscription operations joined the table)
+    successes = sum(count for kind, count in answered.items()
+                    if kind.startswith("ipp 0x000"))
+    assert successes > REQUESTS // 20, answered
     assert len(answered) > 8, answered
 
 

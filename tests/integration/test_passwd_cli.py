@@ -216,7 +216,7 @@ def pam_setup() -> Iterator[PamSetup]:
     admins = [name for name in sorted(ADMIN_GROUPS) if group_exists(name)]
     if not admins:
         pytest.skip(f"none of the groups {', '.join(sorted(ADMIN_GROUPS))} exists here")
-    with system_group() as lab, pam_service("ipp-gateway-test") as service, \
+    with system_group() as lab, pam_service(f"ipp-gateway-test-{os.getpid()}") as service, \
             system_user((lab, admins[0])) as admin, system_user((lab,)) as plain:
         yield PamSetup(service, admin, plain, lab)
 

@@ -7,6 +7,7 @@ readiness is checked in /proc/net/tcp, never by connecting (a connection is a pr
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -43,6 +44,10 @@ class P910nd:
     number: int = -1
     daemon: subprocess.Popen[bytes] | None = None
     sink: subprocess.Popen[bytes] | None = None
+    # The port's lock, held from start to stop: a test that takes its p910nd off the network
+    # for a while (stop_daemon) must find its port free again, not taken by another test
+    # process's p910nd (pytest-xdist runs several at once).
+    port_lock: int | None = None
 
     @property
     def port(self) -> int:
@@ -64,13 +69,39 @@ class P910nd:
         fifo = self.root / "device"
         os.mkfifo(fifo)
         self._start_sink(fifo)
-        for number in range(3):
-            if listening(9100 + number):
-                continue
-            if self._start_daemon(fifo, number):
-                return
+        for blocking in (False, True):  # a free port at once, else wait for this worker's
+            for number in self._port_order():
+                if not self._lock_port(number, blocking):
+                    continue
+                if not listening(9100 + number) and self._start_daemon(fifo, number):
+                    return
+                self._unlock_port()
+                if blocking:
+                    break
         self.stop()
         raise PeerError("p910nd: ports 9100-9102 are all taken")
+
+    @staticmethod
+    def _port_order() -> list[int]:
+        """This test process's own port first (gw0 -> 9100, gw1 -> 9101, ...), then the rest."""
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+        first = int(worker) % 3 if worker.isdigit() else 0
+        return [first, *(n for n in range(3) if n != first)]
+
+    def _lock_port(self, number: int, blocking: bool) -> bool:
+        fd = os.open(LOCK_DIR / f"port-{9100 + number}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self.port_lock = fd
+        return True
+
+    def _unlock_port(self) -> None:
+        if self.port_lock is not None:
+            os.close(self.port_lock)  # closing releases the flock
+            self.port_lock = None
 
     def _start_sink(self, fifo: Path) -> None:
         args = [sys.executable, "-m", "tests.peers.fifo_sink", str(fifo),
@@ -110,6 +141,7 @@ class P910nd:
             if proc is not None:
                 stop_process(proc)
         self.daemon = self.sink = None
+        self._unlock_port()
         shutil.rmtree(self.root, ignore_errors=True)
 
     def records(self) -> list[SinkRecord]:

@@ -3,6 +3,7 @@ watch on this process's resident memory while it goes."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import random
@@ -22,21 +23,25 @@ _PATH = Path(os.environ.get("TMPDIR", "/tmp")) / f"ipp-gateway-job-{BIG_SIZE}.bi
 
 
 def big_file() -> tuple[Path, str]:
-    """(path, sha256) of the 200 MB job file, made the first time it is asked for."""
+    """(path, sha256) of the 200 MB job file, made the first time it is asked for. Test
+    processes running at once (pytest-xdist) make it once, under a lock: the digest file is
+    written first and the data renamed into place last, so a file that is there is whole."""
     digest_path = _PATH.with_suffix(".sha256")
-    if _PATH.exists() and digest_path.exists() and _PATH.stat().st_size == BIG_SIZE:
-        return _PATH, digest_path.read_text().strip()
-    rng = random.Random(200)
-    digest = hashlib.sha256()
-    partial = _PATH.with_suffix(".part")
-    with open(partial, "wb") as out:
-        for _ in range(BIG_SIZE // _BLOCK):
-            block = rng.randbytes(_BLOCK)
-            digest.update(block)
-            out.write(block)
-    os.replace(partial, _PATH)
-    digest_path.write_text(digest.hexdigest())
-    return _PATH, digest.hexdigest()
+    with open(_PATH.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _PATH.exists() and digest_path.exists() and _PATH.stat().st_size == BIG_SIZE:
+            return _PATH, digest_path.read_text().strip()
+        rng = random.Random(200)
+        digest = hashlib.sha256()
+        partial = _PATH.with_suffix(f".part-{os.getpid()}")
+        with open(partial, "wb") as out:
+            for _ in range(BIG_SIZE // _BLOCK):
+                block = rng.randbytes(_BLOCK)
+                digest.update(block)
+                out.write(block)
+        digest_path.write_text(digest.hexdigest())
+        os.replace(partial, _PATH)
+        return _PATH, digest.hexdigest()
 
 
 def sha256_file(path: Path) -> str:
