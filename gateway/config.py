@@ -35,7 +35,8 @@ DEFAULT_USER = "lp"  # Debian's printing account: owns /dev/usb/lp* (group lp), 
 DEFAULT_PRINTER_DRIVER = "postscript"
 USER_PATTERN = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}\$?$")
 # What `--printer NAME=URI,KEY=VALUE...` may set after the URI.
-PRINTER_ARG_KEYS = ("driver", "formats")
+PRINTER_ARG_KEYS = ("driver", "formats", "resolutions")
+LIST_ARG_KEYS = ("formats", "resolutions")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,126}$")
 # A network interface name as Linux allows it (IFNAMSIZ: at most 15 bytes, no "/" or space).
 INTERFACE_PATTERN = re.compile(r"^[^/\s:]{1,15}$")
@@ -179,11 +180,11 @@ def parse_listen(text: str, key: str) -> ListenAddress:
 
 
 def parse_printer_arg(text: str, key: str = "--printer") -> PrinterConfig:
-    """`NAME=DEVICE_URI[,driver=D][,formats=TYPE[,TYPE...]]`.
+    """`NAME=DEVICE_URI[,driver=D][,formats=TYPE[,TYPE...]][,resolutions=DPI[,DPI...]]`.
 
-    The settings start at the first `,driver=` or `,formats=`: a device URI may itself hold
-    commas (`lpd://h/q?order=data,control`), never those. A `formats` list goes on over the
-    following commas up to the next `KEY=`."""
+    The settings start at the first `,driver=`, `,formats=` or `,resolutions=`: a device URI
+    may itself hold commas (`lpd://h/q?order=data,control`), never those. A list goes on over
+    the following commas up to the next `KEY=`."""
     name, sep, rest = text.partition("=")
     if not sep:
         raise ConfigError(f"{key}: {text!r} is not NAME=DEVICE_URI[,driver=D]")
@@ -199,12 +200,18 @@ def parse_printer_arg(text: str, key: str = "--printer") -> PrinterConfig:
             current = setting
             if setting in table:
                 raise ConfigError(f"{key}: {setting}= is given twice")
-            table[setting] = [value] if setting == "formats" else value
-        elif current == "formats" and not has_value:
-            table["formats"].append(part)
+            table[setting] = [value] if setting in LIST_ARG_KEYS else value
+        elif current in LIST_ARG_KEYS and not has_value:
+            table[current].append(part)
         else:
             raise ConfigError(f"{key}: {part!r} is not one of "
                               f"{', '.join(k + '=...' for k in PRINTER_ARG_KEYS)}")
+    if "resolutions" in table:
+        try:
+            table["resolutions"] = [int(dpi) for dpi in table["resolutions"]]
+        except ValueError:
+            raise ConfigError(f"{key}: resolutions= takes numbers (dots per inch), e.g. "
+                              f"resolutions=300,600") from None
     return _printer(table, key)
 
 

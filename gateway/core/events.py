@@ -53,6 +53,9 @@ class PrinterSnapshot:
     config_changed_at: float
     paused: bool
     queued_jobs: int  # jobs not yet terminal (queued-job-count)
+    # What the device itself last said, where its transport reports it: the remote LPD
+    # queue's state, the PJL status display ("" when it says nothing).
+    device_status: str = ""
 
 
 @dataclass(frozen=True, slots=True)

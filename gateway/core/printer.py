@@ -118,7 +118,8 @@ class Printer:
             name=self.name, uuid=self.uuid, state=self.state,
             reasons=tuple(self.state_reasons), message=self.message,
             state_changed_at=self.state_changed_at, config_changed_at=self.config_changed_at,
-            paused=self.paused, queued_jobs=self.store.queued_count(self.name))
+            paused=self.paused, queued_jobs=self.store.queued_count(self.name),
+            device_status=self.device_message)
 
     def _change(self, state: PrinterState | None = None, message: str | None = None, *,
                 device_reasons: set[str] | None = None,

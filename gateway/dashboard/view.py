@@ -104,7 +104,7 @@ def printer_view(printer: PrinterSnapshot, *, device_uri: str, driver: str,
         "message": printer.message, "paused": printer.paused,
         "queued": printer.queued_jobs, "device": redact_uri(device_uri),
         "driver": driver, "model": make_and_model, "location": location, "info": info,
-        "path": path, "supplies": list(supplies),
+        "path": path, "supplies": list(supplies), "device_status": printer.device_status,
     }
 
 
@@ -145,4 +145,4 @@ def _printer_state(printer: PrinterSnapshot) -> Json:
             "state": PRINTER_STATE_WORDS.get(printer.state, printer.state.name.lower()),
             "reasons": [r for r in printer.reasons if r != "none"],
             "message": printer.message, "paused": printer.paused,
-            "queued": printer.queued_jobs}
+            "queued": printer.queued_jobs, "device_status": printer.device_status}

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -278,8 +280,18 @@ async def test_stream_mode_to_a_server_accepting_length_zero(fake: FakeLpd) -> N
     assert bytes(job.data) == data
 
 
+@pytest.fixture
+def reserved_ports() -> Iterator[None]:
+    """The RFC 1179 source ports to this test alone among the test processes running at
+    once (pytest-xdist): one test holds them all while another needs one."""
+    with open(Path(tempfile.gettempdir()) / "ipp-gateway-tests-reserved-ports.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 @pytest.mark.parametrize(("reserve", "low", "high"), [("rfc1179", 721, 731), ("any", 512, 1023)])
-async def test_reserved_source_ports(fake: FakeLpd, reserve: str, low: int, high: int) -> None:
+async def test_reserved_source_ports(fake: FakeLpd, reserve: str, low: int, high: int,
+                                     reserved_ports: None) -> None:
     if os.geteuid() != 0:
         pytest.skip("reserved ports need root")
     transport: Transport = open_transport(f"{fake.uri}?reserve={reserve}")
@@ -291,7 +303,7 @@ async def test_reserved_source_ports(fake: FakeLpd, reserve: str, low: int, high
 
 
 @pytest.fixture
-def reserved_ports_taken() -> Iterator[None]:
+def reserved_ports_taken(reserved_ports: None) -> Iterator[None]:
     """Every RFC 1179 source port (721-731) held by a listening socket of ours."""
     if os.geteuid() != 0:
         pytest.skip("reserved ports need root")

@@ -15,7 +15,7 @@ from gateway.core.events import (
 )
 from gateway.dashboard.session import TOKEN_SECONDS, Sessions
 from gateway.dashboard.testpage import test_page as make_test_page
-from gateway.dashboard.view import event_message, job_error, job_view, redact_uri
+from gateway.dashboard.view import event_message, job_error, job_view, printer_view, redact_uri
 from gateway.ipp.enums import JobState, PrinterState
 from gateway.privacy import Viewer
 
@@ -111,3 +111,14 @@ def test_the_test_page_is_made_in_a_format_the_printer_takes() -> None:
     text = make_test_page("lp", "Line printer", ("text/plain",), now=0)
     assert text is not None and text[0] == "text/plain" and b"Test page: lp" in text[1]
     assert make_test_page("raw", "", ("application/octet-stream",)) is None
+
+
+def test_a_printer_shows_what_its_device_says() -> None:
+    lpd = PrinterSnapshot("office", "urn:uuid:x", PrinterState.IDLE, ("none",), "Ready.", 0.0,
+                          0.0, False, 0, device_status="lp is ready and printing")
+    shown = printer_view(lpd, device_uri="lpd://u:pw@host/lp", driver="pcl5",
+                         make_and_model="Laser", location="", info="", path="/ipp/print/office")
+    assert shown["device_status"] == "lp is ready and printing"
+    assert shown["device"] == "lpd://u:***@host/lp" and shown["reasons"] == []
+    update = event_message(PrinterStateChanged(9, 0.0, lpd), ALICE)
+    assert update is not None and update["printer"]["device_status"] == lpd.device_status

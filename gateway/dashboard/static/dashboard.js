@@ -241,6 +241,9 @@ function drawPrinter(el, printer) {
   const where = [printer.location, printer.info].filter(Boolean).join(" — ");
   fill(el, "location", where);
   showRow(el, "location", Boolean(where));
+  // The remote LPD queue's state or the PJL display, where the transport reports one.
+  fill(el, "device_status", printer.device_status || "");
+  showRow(el, "device_status", Boolean(printer.device_status));
   const supplies = printer.supplies || [];
   const list = el.querySelector('[data-f="supplies"]');
   if (list.dataset.shown !== JSON.stringify(supplies)) {
