@@ -211,7 +211,9 @@ def test_a_connection_flood_hits_the_cap_long_before_the_descriptor_limit(
     # was refused, never left hanging; those let in are served.
     assert first_refused_at and first_refused_at <= DEFAULT_CAP + FLOOD_BATCH
     assert len(held) == DEFAULT_CAP - 1
-    assert refused == attempts - len(held)
+    # Every other attempt was refused (one may go unseen: a connection whose handshake the
+    # kernel reset under the flood leaves no readable event on our side).
+    assert attempts - len(held) - 1 <= refused <= attempts - len(held), (refused, len(held))
     assert served(held[:: len(held) // 5][:5]) == 5
     assert most_fds < fd_limit // 4 and most_fds < DEFAULT_CAP + 200, (most_fds, fd_limit)
     assert printed is not None
