@@ -5,13 +5,11 @@ healthy setup exits 0."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from tests.peers.gateway_proc import CONFIG_NAME, PrinterTable, start_configured
 from tests.peers.netns import two_host_lan
 from tests.peers.procs import LOOPBACK, free_port, wait_until
 from tests.peers.require import require_programs, require_root
+from tests.support.tmpfs import tmpfs
 
 TMPFS_MB = 40  # the gateway starts on it (32 MB floor); the test then fills it
 ABSENT_USB = "usb://1d6b:f00d"  # the Linux Foundation's vendor id, a product nobody attached
@@ -71,20 +70,6 @@ def certificate_pair(directory: Path, days_left: float) -> tuple[Path, Path]:
                                            serialization.NoEncryption()))
     key_path.chmod(0o600)
     return cert_path, key_path
-
-
-@contextlib.contextmanager
-def tmpfs(directory: Path, size_mb: int) -> Iterator[Path]:
-    directory.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs",
-                              str(directory)], capture_output=True, text=True, check=False)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a {size_mb} MB tmpfs as the spool (needs root and mount "
-                    f"rights): {mounted.stderr.strip() or mounted.returncode}")
-    try:
-        yield directory
-    finally:
-        subprocess.run(["umount", "-l", str(directory)], check=False, capture_output=True)
 
 
 def fill(directory: Path, leave_mb: int) -> None:

@@ -4,15 +4,11 @@ printer's file: output stays on the normal disk."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from gateway.ipp.enums import JobState, Operation, Status, ValueTag
 from gateway.ipp.model import Message
@@ -20,6 +16,7 @@ from gateway.ipp.reader import decode_message
 from gateway.ipp.writer import AttributeSpec, encode_message, request
 from tests.peers.gateway_proc import GatewayProcess, PrinterTable, start_configured_gateway
 from tests.support.ipp_client import job_id_of, post
+from tests.support.tmpfs import tmpfs
 
 T = ValueTag
 PRINTER = "office"
@@ -95,20 +92,6 @@ def test_fourth_job_of_a_user_is_refused_while_another_user_prints(tmp_path: Pat
 
 
 # -- a full spool -------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def tmpfs(directory: Path, size_mb: int) -> Iterator[Path]:
-    directory.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs",
-                              str(directory)], capture_output=True, text=True, check=False)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a {size_mb} MB tmpfs as the spool (needs root and mount "
-                    f"rights): {mounted.stderr.strip() or mounted.returncode}")
-    try:
-        yield directory
-    finally:
-        subprocess.run(["umount", "-l", str(directory)], check=False, capture_output=True)
 
 
 def free_mb(path: Path) -> float:
