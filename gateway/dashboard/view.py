@@ -97,15 +97,10 @@ def job_view(job: JobSnapshot, viewer: Viewer) -> Json:
 def printer_view(printer: PrinterSnapshot, *, device_uri: str, driver: str,
                  make_and_model: str, location: str, info: str, path: str,
                  supplies: Iterable[str] = ()) -> Json:
-    return {
-        "name": printer.name, "uuid": printer.uuid,
-        "state": PRINTER_STATE_WORDS.get(printer.state, printer.state.name.lower()),
-        "reasons": [r for r in printer.reasons if r != "none"],
-        "message": printer.message, "paused": printer.paused,
-        "queued": printer.queued_jobs, "device": redact_uri(device_uri),
-        "driver": driver, "model": make_and_model, "location": location, "info": info,
-        "path": path, "supplies": list(supplies), "device_status": printer.device_status,
-    }
+    """The printer's card: its state part (what a live update changes) and its description."""
+    return {**_printer_state(printer), "uuid": printer.uuid,
+            "device": redact_uri(device_uri), "driver": driver, "model": make_and_model,
+            "location": location, "info": info, "path": path, "supplies": list(supplies)}
 
 
 @dataclass(frozen=True)
