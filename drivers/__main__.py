@@ -1,5 +1,5 @@
 """`python -m drivers send DEVICE_URI FILE [--driver NAME]` (no IPP at all), `probe DEVICE_URI`,
-`devices`.
+`devices [--json]`, `setup TARGET` (what `ipp-gateway add` would choose).
 
 `send` prints the file through the same pipeline and transport code the gateway uses: with the
 default `raw` driver the bytes go as they are; with another driver (`pcl5`, `postscript`, ...)
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import trio
 
-from drivers import discovery
+from drivers import discovery, netprobe
 from drivers.errors import DriverError, UriError
 from drivers.model.capabilities import PrintOptions
 from drivers.model.formats import OCTET_STREAM
@@ -51,8 +51,32 @@ def _parser() -> argparse.ArgumentParser:
                       help="do not announce the length (LPD spools or streams, as configured)")
     probe = commands.add_parser("probe", help="connect to a device, report status and id")
     probe.add_argument("uri", metavar="DEVICE_URI")
-    commands.add_parser("devices", help="list USB printers and serial ports")
+    devices = commands.add_parser("devices", help="list USB printers and serial ports")
+    devices.add_argument("--json", action="store_true",
+                         help="a JSON array: uri, kind, name, device_id, make_and_model, "
+                              "driver, reason")
+    setup = commands.add_parser(
+        "setup", help="probe a host or URI: the device URI and driver `ipp-gateway add` picks")
+    setup.add_argument("target", metavar="HOST-OR-URI")
+    setup.add_argument("--timeout", type=float, default=10.0, help="seconds in all (default 10)")
     return parser
+
+
+def setup_command(target: str, timeout: float, *, verbose: bool = False) -> int:
+    """`setup TARGET`: what was found and why that driver. Exit status 0 usable, 1 not, 2 not
+    a target."""
+    discovery.configure_logging(verbose)
+
+    async def report() -> int:
+        try:
+            result = await netprobe.probe_target(target, timeout=timeout)
+        except UriError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print("\n".join(netprobe.describe_setup(result)))
+        return 0 if result.ok else 1
+
+    return discovery.run_command(report)
 
 
 async def send_file(args: argparse.Namespace, transport: Transport) -> int:
@@ -92,7 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "probe":
         return discovery.probe_command(args.uri, verbose=args.verbose)
     if args.command == "devices":
-        return discovery.devices_command(verbose=args.verbose)
+        return discovery.devices_command(verbose=args.verbose, json=args.json)
+    if args.command == "setup":
+        return setup_command(args.target, args.timeout, verbose=args.verbose)
     discovery.configure_logging(args.verbose)
     try:
         check_device_uri(args.uri)  # the gateway's own check: exit 2, not a device failure

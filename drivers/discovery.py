@@ -1,5 +1,6 @@
-"""What is attached and how it is: USB printers (with their 1284 ids), usblp character devices,
-serial ports, and `probe(uri)` connecting to one device to report its status and id.
+"""What is attached and how it is: USB printers (with their 1284 ids and the driver those
+choose, drivers.autosetup), usblp character devices, serial ports, and `probe(uri)` connecting
+to one device to report its status and id.
 
 Behind `ipp-gateway devices` / `probe` and `python -m drivers devices` / `probe`: both command
 lines call `devices_command` / `probe_command`, so their output and exit status are the same.
@@ -8,6 +9,7 @@ lines call `devices_command` / `probe_command`, so their output and exit status 
 from __future__ import annotations
 
 import fcntl
+import json as json_format
 import logging
 import os
 import sys
@@ -18,6 +20,7 @@ from typing import Any
 
 import trio
 
+from drivers.autosetup import choice_for_device_id
 from drivers.errors import DriverError, UriError, os_reason
 from drivers.ieee1284 import decode_device_id_reply, parse_device_id
 from drivers.transport import DeviceStatus, check_device_uri, open_transport
@@ -35,12 +38,32 @@ _LPIOC_GET_DEVICE_ID = (2 << 30) | (_DEVICE_ID_LENGTH << 16) | (ord("P") << 8) |
 
 @dataclass(frozen=True)
 class FoundDevice:
-    """One attached device: the URI to configure, a name for people, its 1284 id if any."""
+    """One attached device: the URI to configure, a name for people, its 1284 id if any, and
+    the driver that id chooses with the reason (none for a device without an id)."""
 
     uri: str
     kind: str  # "usb", "usblp" or "serial"
     name: str
     device_id: str = ""
+    driver: str = ""
+    reason: str = ""
+
+    @classmethod
+    def with_choice(cls, uri: str, kind: str, name: str, device_id: str) -> FoundDevice:
+        """A printer, its driver chosen from its device id when it sent one."""
+        if not device_id:
+            return cls(uri, kind, name, "", "", "it sent no device id to choose a driver from")
+        choice = choice_for_device_id(device_id)
+        return cls(uri, kind, name, device_id, choice.driver, choice.reason)
+
+    @property
+    def make_and_model(self) -> str:
+        return parse_device_id(self.device_id).make_and_model if self.device_id else ""
+
+    def as_json(self) -> dict[str, str]:
+        return {"uri": self.uri, "kind": self.kind, "name": self.name,
+                "device_id": self.device_id, "make_and_model": self.make_and_model,
+                "driver": self.driver, "reason": self.reason}
 
 
 @dataclass(frozen=True)
@@ -76,7 +99,7 @@ def _usb_entry(dev: Any, intf: Any) -> FoundDevice:
         log.info("%s: no device id: %s", uri, os_reason(exc))
         text = ""
     name = parse_device_id(text).make_and_model if text else f"USB printer {uri[6:15]}"
-    return FoundDevice(uri, "usb", name, text)
+    return FoundDevice.with_choice(uri, "usb", name, text)
 
 
 def usb_printers() -> list[FoundDevice]:
@@ -102,7 +125,7 @@ def usblp_devices() -> list[FoundDevice]:
         except OSError as exc:
             log.info("%s: no device id: %s", path, os_reason(exc))
         name = parse_device_id(text).make_and_model if text else f"usblp {path.name}"
-        found.append(FoundDevice(f"file://{path}", "usblp", name, text))
+        found.append(FoundDevice.with_choice(f"file://{path}", "usblp", name, text))
     return found
 
 
@@ -181,6 +204,10 @@ def describe_devices(found: list[FoundDevice]) -> list[str]:
         lines.append(f"{device.kind:7} {device.uri}")
         lines.append(f"        {device.name}" + (f"  [{device.device_id}]" if device.device_id
                                                  else ""))
+        if device.driver:
+            lines.append(f"        driver: {device.driver} ({device.reason})")
+        elif device.reason:
+            lines.append(f"        driver: none ({device.reason})")
     return lines
 
 
@@ -227,12 +254,18 @@ def probe_command(uri: str, *, verbose: bool = False) -> int:
     return run_command(report)
 
 
-def devices_command(*, verbose: bool = False) -> int:
-    """`devices`: list the attached USB printers, usblp devices and serial ports; exit 0."""
+def devices_command(*, verbose: bool = False, json: bool = False) -> int:
+    """`devices [--json]`: list the attached USB printers, usblp devices and serial ports, with
+    the driver each printer's device id chooses; exit 0. With `json`, one JSON array of objects
+    {uri, kind, name, device_id, make_and_model, driver, reason} on standard output."""
     configure_logging(verbose)
 
     async def report() -> int:
-        print("\n".join(describe_devices(await devices())))
+        found = await devices()
+        if json:
+            print(json_format.dumps([device.as_json() for device in found], indent=2))
+        else:
+            print("\n".join(describe_devices(found)))
         return 0
 
     return run_command(report)

@@ -60,9 +60,14 @@ class DeviceId:
 
     @property
     def make_and_model(self) -> str:
-        """`Manufacturer Model`, without repeating a manufacturer the model already names."""
+        """`Manufacturer Model`, without repeating a manufacturer the model already names,
+        in full or short ("HP LaserJet 1220" from Hewlett-Packard, as CUPS shows it)."""
         make, model = self.manufacturer, self.model
         if make and model.lower().startswith(make.lower()):
+            return model
+        words = [word for word in make.replace("-", " ").split() if word]
+        first = model.split(" ", 1)[0].lower()
+        if words and first in (words[0].lower(), "".join(w[0] for w in words).lower()):
             return model
         return " ".join(part for part in (make, model) if part) or self.description
 

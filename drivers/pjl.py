@@ -9,6 +9,7 @@ messages, junk) is skipped.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 
 log = logging.getLogger("drivers.pjl")
@@ -166,3 +167,52 @@ def reasons_for_code(code: int) -> frozenset[str]:
         if low <= code <= high:
             return frozenset(reasons)
     return frozenset({"other-report"})
+
+
+# -- what a printer says about itself: INFO ID and INFO CONFIG --------------------------------
+
+# Asked together on one connection: the replies come back as two blocks, each ended by a form
+# feed, in this order.
+SETUP_QUERY = UEL + b"@PJL\r\n@PJL INFO ID\r\n@PJL INFO CONFIG\r\n" + UEL
+_SECTION = re.compile(
+    r"^(?P<name>[A-Z][A-Z0-9 _-]*?)\s*\[\s*(?P<count>\d+)\s+(?P<kind>[A-Z]+)\s*\]", re.IGNORECASE)
+_MAX_ENTRIES = 64  # a section claiming more is junk
+
+
+def model_from_info_id(message: PjlMessage) -> str:
+    """The model an `@PJL INFO ID` reply names (`"HP LaserJet 4000"`, quotes or not); ""
+    for any other block."""
+    if message.header != "INFO ID" or not message.lines:
+        return ""
+    return message.lines[0].strip().strip('"').strip()[:_MAX_NAME]
+
+
+def config_sections(message: PjlMessage) -> dict[str, tuple[str, ...]]:
+    """The enumerated sections of an `@PJL INFO CONFIG` reply: `LANGUAGES [2 ENUMERATED]`
+    followed by its entries (indented in the reply; the count says how many lines belong to
+    it, since the block's lines arrive stripped), keyed by the upper-cased section name."""
+    if message.header != "INFO CONFIG":
+        return {}
+    sections: dict[str, tuple[str, ...]] = {}
+    lines = list(message.lines)
+    index = 0
+    while index < len(lines):
+        match = _SECTION.match(lines[index])
+        index += 1
+        if match is None:
+            continue  # MEMORY=..., DISPLAY LINES=...: settings, not sections
+        count = min(int(match["count"]), _MAX_ENTRIES)
+        entries: list[str] = []
+        # The count bounds the section; a following header ends it early (a short reply).
+        while (len(entries) < count and index < len(lines) and "=" not in lines[index]
+               and not _SECTION.match(lines[index])):
+            entries.append(lines[index])
+            index += 1
+        sections[match["name"].strip().upper()] = tuple(entries)
+    return sections
+
+
+def languages_from_config(message: PjlMessage) -> tuple[str, ...]:
+    """The printer languages an `@PJL INFO CONFIG` reply lists (PCL, POSTSCRIPT, ...), each
+    entry whole: "PCL XL" must not become "PCL"."""
+    return tuple(entry for entry in config_sections(message).get("LANGUAGES", ()) if entry)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import os
 import socket
 import sys
@@ -84,6 +85,8 @@ async def test_probe_and_devices(peers: tuple[FakeSocketPeer, FakeLpd]) -> None:
     assert status == 1 and "reachable:  no" in out
     status, out, _ = await drivers_cli("devices")
     assert status == 0 and out.strip()
+    status, out, _ = await drivers_cli("devices", "--json")
+    assert status == 0 and isinstance(json.loads(out), list)
 
 
 async def test_probe_says_an_lpd_queue_is_unknown() -> None:
@@ -314,3 +317,28 @@ def test_ipp_gateway_devices_lists_everything(
     assert "        Acme Office 5  [MFG:Acme;MDL:Office 5;CMD:PCL,PDF;CLS:PRINTER;]" in lines
     assert "        HP LaserJet 1020  [" + USBLP_IDS["lp1"] + "]" in lines
     assert "        FT232R USB UART" in lines
+    assert ("        driver: pcl5 (the device id lists PCL: PCL 5 is the only language it "
+            "names that we print)") in lines
+    assert "        driver: none (it sent no device id to choose a driver from)" in lines
+
+
+def test_devices_json_lists_each_candidate_with_its_driver(
+    machine: FakeUsblp, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert discovery.devices_command(json=True) == 0
+    listed = json.loads(capsys.readouterr().out)
+    by_uri = {entry["uri"]: entry for entry in listed}
+    assert len(listed) == 8 and all(set(entry) == {
+        "uri", "kind", "name", "device_id", "make_and_model", "driver", "reason"}
+        for entry in listed)
+    acme = by_uri["usb://04f9:2015?serial=XY12"]
+    assert (acme["kind"], acme["make_and_model"], acme["driver"]) == (
+        "usb", "Acme Laser 1", "postscript")
+    assert acme["reason"].startswith("the device id lists POSTSCRIPT: PostScript is preferred")
+    lp0 = by_uri[f"file://{machine.directory}/lp0"]
+    assert (lp0["device_id"], lp0["driver"]) == (USBLP_IDS["lp0"], "escp2")
+    lp1 = by_uri[f"file://{machine.directory}/lp1"]
+    assert lp1["driver"] == "text" and "fallback" in lp1["reason"]  # a host-based printer
+    assert by_uri[f"file://{machine.directory}/lp2"]["driver"] == ""
+    serial = by_uri["serial:/dev/ttyUSB0?baud=9600"]
+    assert (serial["device_id"], serial["driver"], serial["reason"]) == ("", "", "")

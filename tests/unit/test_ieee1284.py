@@ -18,7 +18,7 @@ def test_short_keys() -> None:
     )
     assert device.command_set == ("PJL", "PML", "PCLXL", "POSTSCRIPT", "PCL")
     assert device.supports("pjl") and device.supports("PostScript") and not device.supports("ESC")
-    assert device.make_and_model == "Hewlett-Packard HP LaserJet 4050"
+    assert device.make_and_model == "HP LaserJet 4050"  # the short make is not repeated
 
 
 def test_long_keys_spaces_and_missing_semicolon() -> None:
