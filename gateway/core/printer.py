@@ -10,6 +10,7 @@ import logging
 import math
 import socket
 import time
+from dataclasses import dataclass
 
 import trio
 
@@ -68,6 +69,13 @@ def capabilities_for(driver: Driver, config: PrinterConfig) -> Capabilities:
     return caps.with_changes(**changes) if changes else caps
 
 
+@dataclass(frozen=True)
+class _JobSettings:
+    driver: Driver
+    capabilities: Capabilities
+    device_uri: DeviceUri
+
+
 class Printer:
     """One printer. Every change of what IPP shows of it (state, reasons, message) goes
     through `_change`, which publishes `PrinterStateChanged`; every job change goes through
@@ -102,12 +110,68 @@ class Printer:
         # Ends a retry backoff early: only news about the waiting job (it was canceled), not a
         # new job, which would make a dead device be retried at every submission.
         self._retry_wakeup = trio.Event()
+        self.absent = False  # a hot-plugged device that is unplugged (gateway.hotplug)
+        self._run_scope = trio.CancelScope()  # `stop` ends the worker (removed on reload)
+        self._stopped = trio.Event()
+        self._running = False
+
+    def reconfigure(self, config: PrinterConfig) -> None:
+        """Take new settings in place (a reload): the job being printed finishes with the
+        driver, capabilities and device it started with; the next job uses the new ones."""
+        if config == self.config:
+            return
+        driver = get_driver(config.driver)
+        capabilities = capabilities_for(driver, config)
+        device_uri = DeviceUri.parse(config.device_uri)
+        device_changed = config.device_uri != self.config.device_uri
+        self.config, self.driver, self.capabilities = config, driver, capabilities
+        self.device_uri = device_uri
+        self.config_changed_at = time.time()
+        log.info("printer %s: reconfigured: %s (driver %s)", self.name, device_uri.redacted(),
+                 driver.name)
+        self.store.publish_printer(self.snapshot(), config=True)
+        if device_changed:  # what the old device said is not about the new one
+            self.stopped_by_device = self.absent = False  # the hotplug monitor re-tells
+            self._status_from_job = False
+            if self.current_job is None:
+                state = PrinterState.STOPPED if self.paused else PrinterState.IDLE
+                self._change(state, "Paused." if self.paused else "Ready.",
+                             device_reasons=set(), status=(frozenset(), ""))
+        self.wake()
+
+    def set_present(self, present: bool) -> None:
+        """A hot-plugged device was unplugged (its jobs wait, shown offline) or is back."""
+        if present != self.absent:
+            return
+        self.absent = not present
+        if self.absent:
+            log.info("printer %s: device unplugged; jobs wait until it is back", self.name)
+            state = None if self.current_job is not None else PrinterState.STOPPED
+            self._change(state, "The printer is unplugged.")
+        else:
+            log.info("printer %s: device plugged in", self.name)
+            self.stopped_by_device = False
+            if self.current_job is None:
+                self._change(PrinterState.STOPPED if self.paused else PrinterState.IDLE,
+                             "Paused." if self.paused else "Ready.", device_reasons=set(),
+                             status=(frozenset(), ""))
+            self._retry_wakeup.set()  # a job waiting out its backoff may go now
+            self.wake()
+
+    async def stop(self) -> None:
+        """End the worker (the printer was removed): a job being printed is stopped, and
+        requeued by the store as after a restart."""
+        self._run_scope.cancel()
+        if self._running:
+            await self._stopped.wait()
 
     # -- state seen over IPP -------------------------------------------------------------
 
     @property
     def state_reasons(self) -> list[str]:
         reasons = set(self.device_reasons) | self.status_reasons
+        if self.absent:
+            reasons.add("offline-report")
         if self.paused:
             reasons.add("paused")
         return sorted(reasons) or ["none"]
@@ -177,9 +241,14 @@ class Printer:
     # -- the worker ----------------------------------------------------------------------
 
     async def run(self) -> None:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._poll_status)
-            await self._print_jobs()
+        self._running = True
+        try:
+            with self._run_scope:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._poll_status)
+                    await self._print_jobs()
+        finally:
+            self._stopped.set()
 
     async def _poll_status(self) -> None:
         """Between jobs, ask the device every `status_interval` seconds (0 = never). During a
@@ -192,6 +261,7 @@ class Printer:
             if transport is not None:
                 await self.refresh_status(transport)
             elif (self.config.status_interval > 0 and self.current_job is None
+                    and not self.absent
                     and trio.current_time() - last_idle_query >= self.config.status_interval):
                 last_idle_query = trio.current_time()
                 await self.refresh_status()
@@ -230,7 +300,8 @@ class Printer:
             printing = f"Printing job {self.current_job.id}."
             state = PrinterState.PROCESSING
             message = f"{printing} {status.message}" if status.message else printing
-        elif self.current_job is None and not self.paused and not self.stopped_by_device:
+        elif (self.current_job is None and not self.paused and not self.stopped_by_device
+                and not self.absent):
             if not self.waiting_to_retry:
                 state, message = PrinterState.IDLE, status.message or "Ready."
             elif status.message:  # what the device says while the job waits to retry
@@ -241,8 +312,8 @@ class Printer:
     async def _print_jobs(self) -> None:
         delay_index = 0
         while True:
-            job = None if self.paused or self.stopped_by_device else self.store.next_job(
-                self.name)
+            job = None if self.paused or self.stopped_by_device or self.absent else (
+                self.store.next_job(self.name))
             if job is None:
                 self._settle_idle()
                 self._wakeup = trio.Event()
@@ -268,7 +339,7 @@ class Printer:
     def _settle_idle(self) -> None:
         """No job left to print: reasons from a failed attempt no longer apply (the job they
         were about was canceled or held while waiting to retry)."""
-        if self.paused or self.stopped_by_device or not (
+        if self.paused or self.stopped_by_device or self.absent or not (
                 self.device_reasons or self.state is PrinterState.PROCESSING):
             return
         self._change(PrinterState.IDLE, self.device_message or "Ready.", device_reasons=set())
@@ -278,21 +349,23 @@ class Printer:
         self.store.transition(job, JobEvent.START, "job-printing", attempts=job.attempts + 1,
                               impressions_completed=0, sheets_completed=0, bytes_sent=0)
         self.current_job = job
+        # The settings this job prints with, whatever a reload changes meanwhile.
+        settings = _JobSettings(self.driver, self.capabilities, self.device_uri)
         self._change(PrinterState.PROCESSING, f"Printing job {job.id}.")
         log.info("printer %s: job %d: printing (attempt %d) to %s", self.name, job.id,
-                 job.attempts, self.device_uri.redacted())
+                 job.attempts, settings.device_uri.redacted())
         transport: Transport | None = None
         retry: Outcome | None = None
         try:
             with trio.CancelScope() as scope:
                 self._job_scope = scope
-                transport = self._job_transport = open_transport(self.device_uri)
-                path, seconds = await self._send_document(job, transport)
+                transport = self._job_transport = open_transport(settings.device_uri)
+                path, seconds = await self._send_document(job, transport, settings)
                 transport = None  # end_job returned: the device holds every byte
-                self._report_attempt(job, path=path, seconds=seconds)
+                self._report_attempt(job, settings, path=path, seconds=seconds)
                 self._job_done(job)
         except DriverError as failure:
-            self._report_attempt(job, failure=failure)
+            self._report_attempt(job, settings, failure=failure)
             retry = self._apply_failure(job, failure)
         except Exception as exc:  # a bug: log at the job boundary and keep the server up
             if job.state.is_terminal:  # canceled meanwhile: its document may be gone already
@@ -310,7 +383,9 @@ class Printer:
             self._forget_job_status()
             if transport is not None:
                 await self._abort_quietly(job, transport)
-            if not self.stopped_by_device and not self.paused and retry is None:
+            if self.absent:
+                self._change(PrinterState.STOPPED, "The printer is unplugged.")
+            elif not self.stopped_by_device and not self.paused and retry is None:
                 self._change(PrinterState.IDLE, "Ready.")
             elif self.paused and not self.stopped_by_device:
                 self._change(PrinterState.STOPPED, "Paused.")
@@ -325,10 +400,11 @@ class Printer:
             log.error("printer %s: job %d: spool: cannot record its state (%s)", self.name,
                       job.id, exc.strerror or exc)
 
-    async def _send_document(self, job: Job, transport: Transport) -> tuple[str, float]:
+    async def _send_document(self, job: Job, transport: Transport, settings: _JobSettings
+                             ) -> tuple[str, float]:
         """Send `job` through `transport`; returns the document's route (the plan's steps)
         and the seconds it took from the plan to the last byte handed over."""
-        raw = self.driver.passes_through
+        raw = settings.driver.passes_through
         # A raw queue passes application/octet-stream as it came, whatever it looks like;
         # a converting one prints what the document was found to be.
         fmt = job.document_format if raw else (job.format_detected or job.document_format)
@@ -353,8 +429,9 @@ class Printer:
 
         await transport.start_job(info)
         started = trio.current_time()
-        done = await print_document(self.store.spool.document_path(job.id), fmt, self.driver,
-                                    self.capabilities, options, transport, progress)
+        done = await print_document(self.store.spool.document_path(job.id), fmt,
+                                    settings.driver, settings.capabilities, options, transport,
+                                    progress)
         seconds = trio.current_time() - started
         await transport.end_job()
         if raw:  # pass-through cannot count pages: say at least one was printed
@@ -363,11 +440,11 @@ class Printer:
                                 bytes_sent=job.bytes_sent)
         return done.path, seconds
 
-    def _report_attempt(self, job: Job, *, path: str = "", seconds: float = 0.0,
-                        failure: DriverError | None = None) -> None:
+    def _report_attempt(self, job: Job, settings: _JobSettings, *, path: str = "",
+                        seconds: float = 0.0, failure: DriverError | None = None) -> None:
         """Tell the bus how this attempt went, before the job moves on (metrics count it)."""
         self.store.report_attempt(
-            job, self.device_uri.scheme, path=path, seconds=seconds,
+            job, settings.device_uri.scheme, path=path, seconds=seconds,
             failure="" if failure is None else failure.reason or "other",
             device=failure is not None and not isinstance(failure, ConversionError))
 

@@ -364,6 +364,32 @@ class JobStore:
         self._report_orphans()
         self._trim_history()
 
+    def set_printers(self, printers: Iterable[str]) -> None:
+        """The printers changed in place (a reload): the jobs of a printer no longer
+        configured become orphans, a job it was printing requeued (its worker was stopped
+        first), as after a restart; the orphans of a printer configured again come back."""
+        names = set(printers)
+        leaving = [job for job in self.jobs.values() if job.printer not in names]
+        returning = [job for job in self.orphans.values() if job.printer in names]
+        for job in leaving:
+            if job.state in (JobState.PROCESSING, JobState.PROCESSING_STOPPED):
+                self.transition(job, JobEvent.REQUEUE, "job-queued",
+                                message="Its printer was removed while it printed.")
+            del self.jobs[job.id]
+            self.orphans[job.id] = job
+        if returning:
+            for job in returning:
+                del self.orphans[job.id]
+            # Oldest first, as next_job expects of the dict's order.
+            merged = sorted([*self.jobs.values(), *returning], key=lambda job: job.id)
+            self.jobs.clear()
+            self.jobs.update((job.id, job) for job in merged)
+            log.info("spool: %d job(s) of %s are back with their printer", len(returning),
+                     ", ".join(sorted({job.printer for job in returning})))
+        if leaving:
+            self._report_orphans()
+        self.revision += 1
+
     def _report_orphans(self) -> None:
         by_printer: dict[str, list[Job]] = {}
         for job in self.orphans.values():

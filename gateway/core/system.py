@@ -10,6 +10,7 @@ import logging
 import time
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import trio
 
@@ -26,6 +27,15 @@ log = logging.getLogger("gateway.system")
 
 PRINT_PATH = "/ipp/print"
 WATCHDOG_PERIOD = 5.0
+
+
+@dataclass(frozen=True)
+class PrinterChanges:
+    """What a reload did to the printers, by name."""
+
+    added: tuple[str, ...]
+    changed: tuple[str, ...]
+    removed: tuple[str, ...]
 
 
 class System:
@@ -49,9 +59,13 @@ class System:
                               multiple_operation_timeout=config.multiple_operation_timeout)
         self.printers: dict[str, Printer] = {}
         for printer_config in printer_configs:
-            printer_uuid = str(uuid.uuid5(self.uuid, "printer:" + printer_config.name))
-            self.printers[printer_config.name] = Printer(self.store, printer_config,
-                                                         printer_uuid)
+            self.printers[printer_config.name] = self._new_printer(printer_config)
+        self._nursery: trio.Nursery | None = None  # where printers' workers run (`run`)
+
+    def _new_printer(self, config: PrinterConfig) -> Printer:
+        # The UUID follows the name: a printer removed and added again is the same printer
+        # to clients, and so is a hot-plugged one (gateway.autoprinters keeps its name).
+        return Printer(self.store, config, str(uuid.uuid5(self.uuid, "printer:" + config.name)))
 
     @classmethod
     async def open(cls, config: Config) -> System:
@@ -140,6 +154,49 @@ class System:
             printer.cancel_current(job)
         self.store.discard(job, why)
 
+    # -- reload --------------------------------------------------------------------------
+
+    async def reconfigure(self, config: Config) -> PrinterChanges:
+        """Apply `config` in place (a reload; its spool must be this one). Printers are
+        added, changed or removed without a restart: a changed printer's job in flight
+        finishes on the old settings (Printer.reconfigure); a removed printer's worker stops,
+        and its jobs stay in the spool as orphans until a printer of that name comes back.
+        Every change is published (PrinterConfigChanged), which DNS-SD, the dashboard and
+        IPP notifications follow."""
+        wanted = config.printers or (default_printer(config.spool),)
+        names = {printer_config.name for printer_config in wanted}
+        removed = [printer for name, printer in self.printers.items() if name not in names]
+        for printer in removed:
+            await printer.stop()
+        self.config = config
+        self.store.job_history = config.job_history
+        self.store.multiple_operation_timeout = config.multiple_operation_timeout
+        printers: dict[str, Printer] = {}
+        added: list[Printer] = []
+        changed: list[str] = []
+        for printer_config in wanted:
+            existing = self.printers.get(printer_config.name)
+            if existing is None:
+                existing = self._new_printer(printer_config)
+                added.append(existing)
+            elif existing.config != printer_config:
+                existing.reconfigure(printer_config)
+                changed.append(existing.name)
+            printers[printer_config.name] = existing
+        self.printers = printers
+        self.store.set_printers(printers)
+        for printer in removed:
+            self.store.publish_printer(printer.snapshot(), config=True, removed=True)
+            log.info("printer %s: removed", printer.name)
+        for printer in added:
+            if self._nursery is not None:
+                self._nursery.start_soon(printer.run, name=f"printer:{printer.name}")
+            self.store.publish_printer(printer.snapshot(), config=True)
+            log.info("printer %s: added: %s (driver %s)", printer.name,
+                     printer.device_uri.redacted(), printer.driver.name)
+        return PrinterChanges(tuple(p.name for p in added), tuple(changed),
+                              tuple(p.name for p in removed))
+
     # -- lifetime ------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -148,6 +205,7 @@ class System:
         writer's last round (and the exact next job-id) is written on the way out."""
         try:
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
                 await nursery.start(self.store.run)
                 for printer in self.printers.values():
                     nursery.start_soon(printer.run, name=f"printer:{printer.name}")
@@ -156,6 +214,7 @@ class System:
                                    name="notifications")
                 task_status.started()
         finally:  # after every printer has stopped: what they changed last is written too
+            self._nursery = None
             with trio.CancelScope(shield=True):
                 await self.store.close()
             # Subscribers (the dashboard's pages, notifications) follow this System only:

@@ -563,6 +563,7 @@ function element(tag, text, className) {
 
 function expectChange(text, check) {
   pendingChange = { text, check };
+  settleChange(); // a reload in place may have shown the change before the answer came
 }
 
 function settleChange() {
@@ -636,6 +637,7 @@ class PrinterForm {
       if (event.target === this.k("kind") && this.kind() === "local" && !this.devicesLoaded) {
         this.loadDevices();
       }
+      if (event.target === this.k("local")) this.explainDevice(this.mode === "add");
       this.update();
     });
     form.addEventListener("submit", (event) => {
@@ -722,7 +724,9 @@ class PrinterForm {
         return;
       }
       const found = (await response.json()).devices || [];
-      const options = found.map((d) => new Option(d.name ? `${d.name} (${d.uri})` : d.uri, d.uri));
+      this.devices = new Map(found.map((d) => [d.uri, d]));
+      const options = found.map((d) => new Option(
+        (d.name ? `${d.name} (${d.uri})` : d.uri) + (d.driver ? `: ${d.driver}` : ""), d.uri));
       if (keep && !found.some((d) => d.uri === keep)) {
         options.unshift(new Option(`${keep} (not found now)`, keep));
       }
@@ -731,11 +735,33 @@ class PrinterForm {
       hint.textContent = found.length
         ? `${plural(found.length, "device", "devices")} found.`
         : "No USB printers or serial ports found: plug one in and look again.";
+      this.explainDevice(this.mode === "add");
     } catch (error) {
       hint.textContent = `Cannot list the devices: the gateway did not answer (${error.message}).`;
     } finally {
       this.update();
     }
+  }
+
+  // What auto-setup reads from the chosen device: its 1284 id and the driver it calls for,
+  // with the reason; when adding, that driver is preselected (the person may change it).
+  explainDevice(choose) {
+    const device = this.devices && this.devices.get(this.k("local").value);
+    const out = this.k("device-explained");
+    if (!device) {
+      out.replaceChildren();
+      return;
+    }
+    const lines = [];
+    if (device.device_id) lines.push(element("p", `Device ID: ${device.device_id}`));
+    if (device.driver) {
+      lines.push(element("p", `Driver ${device.driver}: ${device.reason}`));
+      const driver = this.k("driver");
+      if (choose && [...driver.options].some((o) => o.value === device.driver)) {
+        driver.value = device.driver;
+      }
+    }
+    out.replaceChildren(...lines);
   }
 
   async probe() {
