@@ -14,6 +14,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from drivers.autosetup import (
+        PREFERENCE,
+        DriverChoice,
+        choice_for_device_id,
+        choose_driver,
+        printer_name,
+    )
     from drivers.discovery import (
         FoundDevice,
         ProbeResult,
@@ -26,9 +33,11 @@ if TYPE_CHECKING:
     from drivers.errors import ConversionError, DriverError, Outcome, TransportError, UriError
     from drivers.filters.sniff import SNIFF_BYTES, sniff_format
     from drivers.filters.stage import Progress
+    from drivers.ieee1284 import parse_device_id
     from drivers.languages.raw import RAW_PASSTHROUGH_FORMATS, raw_command_set
     from drivers.model.accel import ACCELERATED
     from drivers.model.capabilities import MEDIA_SIZES, Capabilities, MediaSize, PrintOptions
+    from drivers.netprobe import SetupProbe, describe_setup, probe_target
     from drivers.pipeline import print_document
     from drivers.registry import driver_names, get_driver, pjl_drivers
     from drivers.transport import (
@@ -39,6 +48,7 @@ if TYPE_CHECKING:
         open_transport,
     )
     from drivers.uri import DeviceUri
+    from drivers.usbscan import attached_usb_printers
 
 # Exported name -> the module that defines it.
 _LAZY_EXPORTS: dict[str, str] = {
@@ -82,11 +92,25 @@ _LAZY_EXPORTS: dict[str, str] = {
     "ProbeResult": "drivers.discovery",
     "devices_command": "drivers.discovery",
     "probe_command": "drivers.discovery",
+    # Plug and print: what is attached now, and how to set it up (gateway.hotplug).
+    "attached_usb_printers": "drivers.usbscan",
+    "parse_device_id": "drivers.ieee1284",
+    "choice_for_device_id": "drivers.autosetup",
+    "printer_name": "drivers.autosetup",
+    # The driver a printer's languages choose, and the probe of a host or URI behind
+    # `ipp-gateway add`.
+    "PREFERENCE": "drivers.autosetup",
+    "DriverChoice": "drivers.autosetup",
+    "choose_driver": "drivers.autosetup",
+    "SetupProbe": "drivers.netprobe",
+    "probe_target": "drivers.netprobe",
+    "describe_setup": "drivers.netprobe",
 }
 
 __all__ = [
     "ACCELERATED",
     "MEDIA_SIZES",
+    "PREFERENCE",
     "RAW_PASSTHROUGH_FORMATS",
     "SNIFF_BYTES",
     "Capabilities",
@@ -94,6 +118,7 @@ __all__ = [
     "DeviceStatus",
     "DeviceUri",
     "Driver",
+    "DriverChoice",
     "DriverError",
     "FoundDevice",
     "JobInfo",
@@ -102,21 +127,29 @@ __all__ = [
     "PrintOptions",
     "ProbeResult",
     "Progress",
+    "SetupProbe",
     "Transport",
     "TransportError",
     "UriError",
     "accepted_formats",
+    "attached_usb_printers",
     "check_device_uri",
+    "choice_for_device_id",
+    "choose_driver",
+    "describe_setup",
     "devices",
     "devices_command",
     "driver_names",
     "family",
     "get_driver",
     "open_transport",
+    "parse_device_id",
     "pjl_drivers",
     "print_document",
+    "printer_name",
     "probe",
     "probe_command",
+    "probe_target",
     "raw_command_set",
     "sniff_format",
     "unsupported_options",

@@ -95,6 +95,15 @@ class DnssdConfig:
 
 
 @dataclass(frozen=True)
+class UsbConfig:
+    """`[usb]`: USB printers plugged in while the gateway runs (gateway.hotplug)."""
+
+    enabled: bool = True  # watch the bus: usb:// printers show offline while unplugged
+    autosetup: bool = True  # a printer plugged in that no printer uses is set up by itself
+    scan_interval: float = 2.0  # seconds between scans where no device events wake us
+
+
+@dataclass(frozen=True)
 class AuthConfig:
     """`[auth]`: HTTP Basic authentication (gateway.authn) against the password file in the
     spool (`ipp-gateway passwd`), and optionally the system's accounts through PAM."""
@@ -155,6 +164,7 @@ class Config:
     deny: tuple[str, ...] = ()
     limits: LimitsConfig = LimitsConfig()
     auth: AuthConfig = AuthConfig()
+    usb: UsbConfig = UsbConfig()
 
 
 def default_spool() -> Path:
@@ -230,7 +240,7 @@ def load_config(path: Path) -> Config:
 
 
 def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> Config:
-    _only_keys(data, {"server", "printer", "dnssd", "limits", "auth"}, "")
+    _only_keys(data, {"server", "printer", "dnssd", "limits", "auth", "usb"}, "")
     server = data.get("server", {})
     _expect(server, dict, "server", "a table")
     _only_keys(
@@ -271,7 +281,20 @@ def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> Config:
                   dnssd=_dnssd(data.get("dnssd", {})),
                   allow=_rules(server.get("allow", list(DEFAULT_ALLOW)), "server.allow"),
                   deny=_rules(server.get("deny", []), "server.deny"),
-                  limits=_limits(data.get("limits", {})), auth=auth)
+                  limits=_limits(data.get("limits", {})), auth=auth,
+                  usb=_usb(data.get("usb", {})))
+
+
+def _usb(raw: Any) -> UsbConfig:
+    _expect(raw, dict, "usb", "a table")
+    _only_keys(raw, {"enabled", "autosetup", "scan_interval"}, "usb.")
+    defaults = UsbConfig()
+    return UsbConfig(
+        enabled=bool(_optional_bool(raw.get("enabled", defaults.enabled), "usb.enabled")),
+        autosetup=bool(_optional_bool(raw.get("autosetup", defaults.autosetup),
+                                      "usb.autosetup")),
+        scan_interval=_number(raw.get("scan_interval", defaults.scan_interval),
+                              "usb.scan_interval", 0.1, 3600))
 
 
 def _auth(raw: Any) -> AuthConfig:

@@ -1,10 +1,11 @@
 """The running gateway: one System behind the HTTP listeners, its signals, and reloads.
 
 SIGTERM and SIGINT stop it (pending jobs stay in the spool). SIGHUP re-reads the configuration
-and restarts the System in-process on the same listeners: requests in flight finish first, a
-job being printed is stopped and requeued (as after a restart), and nothing in the spool is
-lost. Settings that need the ports or the spool again (listen, spool, user) are kept until a
-real restart, with a warning.
+and applies it in place (System.reconfigure): printers are added, changed or removed while
+the others go on; a job being printed on a changed printer finishes on its old settings; a
+removed printer's jobs stay in the spool. DNS-SD follows the printers. Settings that need the
+ports or the spool again (listen, spool, user, TLS files) are kept until a real restart, with
+a warning. USB printers plugged in are set up the same way (gateway.hotplug).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 import trio
 
 from drivers import ACCELERATED
-from gateway import __version__, logs, sd_notify
+from gateway import __version__, autoprinters, logs, sd_notify
 from gateway.audit import AuditLog
 from gateway.authn import Authenticator, Backoff, password_file
 from gateway.authority import url
@@ -32,6 +33,7 @@ from gateway.core.system import System
 from gateway.dashboard.session import Sessions
 from gateway.dashboard.view import ServerInfo
 from gateway.dnssd import Advertiser
+from gateway.hotplug import UsbHotplug
 from gateway.metrics import Metrics
 from gateway.pam_auth import pam_available, pam_verify
 from gateway.passwords import PasswordFile
@@ -42,7 +44,6 @@ from gateway.tls import ServerTls, TlsError
 
 log = logging.getLogger("gateway")
 
-RELOAD_DRAIN_TIMEOUT = 60.0  # seconds a reload waits for requests in flight
 # The TLS pair is read while root, before the hand-over: a reload could not read it again.
 RESTART_ONLY = ("listen", "spool", "user", "tls", "tls_certificate", "tls_key")
 RENEWAL_CHECK_INTERVAL = 86400.0  # seconds between looks at the certificate's end date
@@ -89,11 +90,17 @@ def local_url(host: str, port: int) -> str:
 class Gateway:
     def __init__(self, config: Config, reread: Callable[[], Config], lock: SpoolLock,
                  listeners: list[trio.SocketListener], system: System,
-                 tls: ServerTls | None = None) -> None:
+                 tls: ServerTls | None = None, *, configured: Config | None = None) -> None:
         """`system` is the configuration's System, its spool read (`await System.open`);
-        `tls` the TLS credentials (gateway.startup.prepare_tls), None for ipp:// only."""
+        `tls` the TLS credentials (gateway.startup.prepare_tls), None for ipp:// only.
+        `config` is what runs: `configured` (the file or the command line, as `reread` gives
+        it) with the remembered USB printers (gateway.autoprinters)."""
         self.config = config
+        self._configured = configured or config
         self._reread = reread
+        self._reconfiguring = trio.Lock()  # a reload and a plug-in apply one at a time
+        self._hotplug_scope = trio.CancelScope()
+        self.hotplug: UsbHotplug | None = None
         self._lock = lock
         self._listeners = listeners
         self._bound: list[tuple[str, int]] = []
@@ -161,6 +168,7 @@ class Gateway:
                 nursery.start_soon(self._renew_certificate, self.tls)
             self._announce()
             await self._start_dnssd(nursery)
+            self._start_hotplug(nursery)
             sd_notify.notify("READY=1")
             log.info("raster codec: %s", "C (drivers.filters._rastercodec)" if ACCELERATED
                      else "pure Python (the C extension is not built, or IPP_GATEWAY_PURE_PYTHON)")
@@ -235,37 +243,63 @@ class Gateway:
     async def reload(self, nursery: trio.Nursery) -> None:
         log.info("received SIGHUP: reloading the configuration (%s)", self.config.source)
         try:
-            new = self._reread()
+            configured = self._reread()
         except ConfigError as exc:
             log.error("reload refused: %s; the running configuration stays", exc)
             return
-        new = self._keep_restart_only_settings(new)
-        async with self.app.closed(RELOAD_DRAIN_TIMEOUT) as drained:
-            if not drained:
-                log.warning("reload postponed: %d request(s) still in flight after %g s; "
-                            "send SIGHUP again", self.app.in_flight, RELOAD_DRAIN_TIMEOUT)
-                return
-            await self._stop_dnssd()
-            await self._stop_system()
-            try:
-                system = await System.open(new)
-            except OSError as exc:
-                log.error("reload failed: %s; restarting the previous configuration", exc)
-                new, system = self.config, await System.open(self.config)
-            self.app.current = self._ipp_app(system)
-            await self._start_system(nursery, system)
-        if (new.log_level, new.log_file) != (self.config.log_level, self.config.log_file):
+        configured = self._keep_restart_only_settings(configured)
+        old = self.config
+        async with self._reconfiguring:
+            new = await trio.to_thread.run_sync(autoprinters.with_remembered, configured)
+            changes = await self.system.reconfigure(new)
+            self._configured, self.config = configured, new
+            self.app.current = self._ipp_app(self.system)
+        if (new.log_level, new.log_file) != (old.log_level, old.log_file):
             try:
                 logs.configure(new.log_level, new.log_file)
             except OSError as exc:
                 log.error("reload: log file %s: %s; logging stays as it was", new.log_file,
                           exc.strerror)
-        self.config = new
         self._admission.reconfigure(new)
         self._announce()
-        await self._start_dnssd(nursery)
-        log.info("reloaded: %d printer(s), %d job(s) in the spool", len(system.printers),
-                 len(system.jobs))
+        # The advertiser follows printers added, changed and removed on the bus; what it
+        # was started with (the responder, the interfaces, the TXT key `air`) takes a restart.
+        if (new.dnssd, new.auth) != (old.dnssd, old.auth):
+            await self._stop_dnssd()
+            await self._start_dnssd(nursery)
+        if new.usb != old.usb:
+            self._hotplug_scope.cancel()
+            self._start_hotplug(nursery)
+        log.info("reloaded: %d printer(s) (added: %s; changed: %s; removed: %s), %d job(s) "
+                 "in the spool", len(self.system.printers), ", ".join(changes.added) or "none",
+                 ", ".join(changes.changed) or "none", ", ".join(changes.removed) or "none",
+                 len(self.system.jobs))
+
+    async def _apply_remembered(self) -> None:
+        """A USB printer was set up (gateway.hotplug): serve it, in place like a reload."""
+        async with self._reconfiguring:
+            new = await trio.to_thread.run_sync(autoprinters.with_remembered,
+                                                self._configured)
+            await self.system.reconfigure(new)
+            self.config = new
+        self._announce()
+
+    def _start_hotplug(self, nursery: trio.Nursery) -> None:
+        usb = self.config.usb
+        if not usb.enabled:
+            self.hotplug = None
+            return
+        self.hotplug = UsbHotplug(lambda: self.system, self._apply_remembered,
+                                  spool=self.config.spool, autosetup=usb.autosetup,
+                                  scan_interval=usb.scan_interval)
+        scope = self._hotplug_scope = trio.CancelScope()
+
+        async def run() -> None:
+            with scope:
+                assert self.hotplug is not None
+                await self.hotplug.run()
+
+        nursery.start_soon(run)
 
     def _keep_restart_only_settings(self, new: Config) -> Config:
         kept: dict[str, object] = {}

@@ -19,11 +19,13 @@ import http.client
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from drivers.autosetup import printer_name
 from gateway.ipp.enums import GroupTag, Operation, ValueTag
 from gateway.ipp.model import Collection, Message
 from gateway.ipp.reader import decode_message
@@ -48,11 +50,15 @@ from tests.peers.netns import (
 )
 from tests.peers.procs import PeerError, stop_process, wait_until
 from tests.peers.require import require_programs, require_root
+from tests.support.usb_profiles import profile as usb_profile
+from tests.support.usb_sim_launcher import entry as usb_entry
+from tests.support.usb_sim_launcher import write_control
 
 SUITE = REPO_ROOT.parent / "shared" / "selfcert" / "suite"
 PDF = SUITE / "onepage-a4.pdf"
 REGISTER_TIMEOUT = 20.0
 WITHDRAW_TIMEOUT = 10.0
+HOTPLUG_DEADLINE = 5.0  # the issue's promise: plugged in to advertised
 RECORD_TYPES = ("_ipp._tcp", "_printer._tcp", "_http._tcp")
 REGISTERED = re.compile(r'dnssd: printer (?P<printer>\S+): registered "(?P<instance>[^"]+)" '
                         r"\((?P<types>[^)]*)\) via (?P<backend>avahi|zeroconf)")
@@ -225,6 +231,39 @@ def instance(request: pytest.FixtureRequest, gateway: GatewayProcess) -> str:
 def seen(lan: TwoHostLan, instance: str) -> Resolved:
     [record] = wait_for_service(lan.client, "_ipp._tcp", instance, REGISTER_TIMEOUT)
     return record
+
+
+def test_a_hot_plugged_usb_printer_is_advertised_within_seconds(
+        lan: TwoHostLan, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Plug and print on the LAN: a USB printer plugged into the gateway host (simulated on
+    the real pyusb code, tests/support/usb_sim_launcher.py) is set up and browsed from the
+    client host within 5 s of being plugged in."""
+    workdir = tmp_path_factory.mktemp("gateway-hotplug")
+    control = workdir / "usb" / "control.json"
+    control.parent.mkdir()
+    kind = usb_profile("pcl5-laser")
+    write_control(control, [usb_entry(kind.name, plugged=False)])
+    process = start_configured_gateway(
+        workdir, [PrinterTable("hotplug-base", "raw")], netns=lan.gateway,
+        extra_toml='[dnssd]\nbackend = "zeroconf"\n\n[usb]\nscan_interval = 0.5',
+        usb_control=control)
+    try:
+        _registration(process, "hotplug-base")
+        name = printer_name(kind.make_and_model, ["hotplug-base"])
+        plugged_at = time.monotonic()
+        write_control(control, [usb_entry(kind.name)])
+        deadline = plugged_at + HOTPLUG_DEADLINE
+        wait_until(lambda: any(m["printer"] == name for m in REGISTERED.finditer(
+                       process.log.read_text(errors="replace"))),
+                   HOTPLUG_DEADLINE, f"dnssd registration of {name}")
+        instance = _registration(process, name)["instance"]
+        [seen] = wait_for_service(lan.client, "_ipp._tcp", instance,
+                                  timeout=max(0.5, deadline - time.monotonic()))
+        assert (seen.address, seen.port) == (lan.gateway.address, process.port)
+        assert seen.txt.get("rp") == f"ipp/print/{name}", seen.txt
+        assert kind.make_and_model in seen.txt.get("ty", ""), seen.txt
+    finally:
+        process.stop()
 
 
 def test_zeroconf_name_conflict_renames_and_keeps_the_new_name(

@@ -9,7 +9,8 @@ Two ways to start it, one process class:
   configuration's printers.
 
 Either way the gateway's files are under its work directory: `spool/`, `output/` (what file
-devices print into) and `gateway.log`.
+devices print into) and `gateway.log`. With `usb_control` (a CONTROL.json path) the gateway runs
+behind simulated USB printers that follow that file (tests/support/usb_sim_launcher.py).
 """
 
 from __future__ import annotations
@@ -252,6 +253,14 @@ def start_gateway(
     return _launch(argv, chosen_port, workdir, printer_name, (), timeout)
 
 
+def gateway_command(usb_control: Path | None = None) -> list[str]:
+    """`python -m gateway`, or, with `usb_control`, the same command behind the simulated USB
+    printers that CONTROL.json file lists (tests/support/usb_sim_launcher.py)."""
+    if usb_control is None:
+        return [sys.executable, "-m", "gateway"]
+    return [sys.executable, "-m", "tests.support.usb_sim_launcher", str(usb_control), "--"]
+
+
 def start_configured_gateway(
     workdir: Path,
     printers: Sequence[PrinterTable],
@@ -261,19 +270,21 @@ def start_configured_gateway(
     netns: NetNamespace | None = None,
     extra_toml: str = "",
     env: Mapping[str, str] | None = None,
+    usb_control: Path | None = None,
 ) -> GatewayProcess:
     """Start `python -m gateway run --config` with `printers` (the first is the default) and
     wait until it answers. Use it as a context manager to stop it at the end.
 
     With `netns` it runs inside that network namespace (`ip netns exec`), listening on all of
     its addresses, and is awaited from inside it; `extra_toml` adds tables to the config and
-    `env` variables to its environment."""
+    `env` variables to its environment; `usb_control` runs it behind simulated USB printers
+    (see `gateway_command`)."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     config = write_config(workdir, port, printers, log_level=log_level,
                           listen_host="*" if netns is not None else LOOPBACK,
                           extra_toml=extra_toml)
-    argv = [sys.executable, "-m", "gateway", "run", "--config", str(config)]
+    argv = [*gateway_command(usb_control), "run", "--config", str(config)]
     return _launch(argv, port, workdir, printers[0].name, tuple(printers), timeout,
                    netns=netns, env=env)
 
@@ -324,14 +335,15 @@ def wait_until_serving(port: int, timeout: float) -> None:
 
 
 def start_command_line(workdir: Path, args: Sequence[str], *, printer_name: str = "default",
-                       as_test_user: bool = True,
-                       timeout: float = START_TIMEOUT) -> GatewayProcess:
+                       as_test_user: bool = True, timeout: float = START_TIMEOUT,
+                       usb_control: Path | None = None) -> GatewayProcess:
     """`python -m gateway run --listen 127.0.0.1:PORT --spool workdir/spool ARGS` exactly as a
     person would type it (no raw formats added), and wait until it answers. As root it runs
-    as root (`--user root`) unless `as_test_user` is False: then it hands itself to lp."""
+    as root (`--user root`) unless `as_test_user` is False: then it hands itself to lp.
+    `usb_control` runs it behind simulated USB printers (see `gateway_command`)."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     user = ["--user", TEST_USER] if as_test_user and TEST_USER is not None else []
-    argv = [sys.executable, "-m", "gateway", "run", "--listen", f"{LOOPBACK}:{port}",
+    argv = [*gateway_command(usb_control), "run", "--listen", f"{LOOPBACK}:{port}",
             "--spool", str(workdir / "spool"), *user, *args]
     return _launch(argv, port, workdir, printer_name, (), timeout)

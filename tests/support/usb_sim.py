@@ -13,6 +13,11 @@ alternate 0 the printer (class 7, protocol 2 bidirectional), interface 1 alterna
 GET_DEVICE_ID wValue = configuration index, wIndex = interface << 8 | alternate setting;
 GET_PORT_STATUS and SOFT_RESET wIndex = interface. A wrong request stalls (EPIPE), as on a real
 device, and is recorded in `bad_requests`; so is any touch of interface 0 in `foreign_touches`.
+
+Hotplug: a backend's `printers` may grow (`SimBackend.plug`) while code enumerates, and setting
+`plugged` (directly or through `unplug`/`replug`) behaves as pulling the cable: handles opened
+before it fail with ENODEV for ever, even after the printer is back, as libusb's do; a fresh
+enumeration finds the printer again with usblp bound to it.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import errno
 import hashlib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -80,6 +86,25 @@ class SimPrinter:
     bad_requests: list[tuple[int, int, int, int]] = field(default_factory=list)
     foreign_touches: list[str] = field(default_factory=list)  # calls on interface 0 (storage)
     alt_settings: dict[int, int] = field(default_factory=dict)  # set_interface_altsetting calls
+    manufacturer: str = "Acme"  # the iManufacturer and iProduct strings
+    product_name: str = "Laser 1"
+    on_data: Callable[[bytes], None] | None = None  # told of every accepted write, in order
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Tests flip `plugged` directly; it must still look like a cable pulled and pushed back
+        # in (a new device for the host), or a handle from before would go on working.
+        changed = (name == "plugged" and "generation" in self.__dict__
+                   and bool(value) != self.__dict__["plugged"])
+        super().__setattr__(name, value)
+        if not changed:
+            return
+        if value:
+            self.kernel_driver = True  # usblp binds to the new device
+            self.halted = False
+            self.alt_settings.clear()
+        else:
+            self.generation += 1
+            self.claimed.clear()
 
     @property
     def printer_interface(self) -> int:
@@ -104,13 +129,10 @@ class SimPrinter:
     def unplug(self) -> None:
         with self.lock:
             self.plugged = False
-            self.generation += 1
-            self.claimed.clear()
 
     def replug(self) -> None:
         with self.lock:
             self.plugged = True
-            self.kernel_driver = True
 
     def take(self) -> bytes:
         """The bytes received since the last call."""
@@ -124,6 +146,8 @@ class SimPrinter:
         self.total += len(data)
         room = self.keep_limit - len(self.received)
         self.received += data[: max(0, room)]
+        if self.on_data is not None and data:
+            self.on_data(data)
 
 
 @dataclass
@@ -142,13 +166,28 @@ class SimBackend(usb.backend.IBackend):  # type: ignore[misc]
         super().__init__()
         self.printers = list(printers)
 
+    def plug(self, printer: SimPrinter) -> SimPrinter:
+        """A printer that was not there at the start, plugged in now."""
+        printer.plugged = True
+        if not any(known is printer for known in self.printers):
+            self.printers.append(printer)
+        return printer
+
+    def _index(self, dev: SimPrinter) -> int:
+        # By identity: two printers of one profile compare equal field by field.
+        for index, printer in enumerate(list(self.printers)):
+            if printer is dev:
+                return index
+        raise _gone()
+
     # -- descriptors ---------------------------------------------------------------------
 
     def enumerate_devices(self) -> list[SimPrinter]:
-        return [p for p in self.printers if p.plugged]
+        # A copy: another thread may plug a printer in while pyusb walks the list.
+        return [p for p in list(self.printers) if p.plugged]
 
     def get_device_descriptor(self, dev: SimPrinter) -> SimpleNamespace:
-        index = self.printers.index(dev)
+        index = self._index(dev)
         return _descriptor(
             bLength=18, bDescriptorType=1, bcdUSB=0x0200, bDeviceClass=0, bDeviceSubClass=0,
             bDeviceProtocol=0, bMaxPacketSize0=64, idVendor=dev.vendor, idProduct=dev.product,
@@ -305,7 +344,7 @@ class SimBackend(usb.backend.IBackend):  # type: ignore[misc]
     def _string(printer: SimPrinter, index: int) -> bytes:
         if index == 0:
             return bytes([4, 3, 0x09, 0x04])
-        text = {1: "Acme", 2: "Laser 1", 3: printer.serial}.get(index, "")
+        text = {1: printer.manufacturer, 2: printer.product_name, 3: printer.serial}.get(index, "")
         payload = text.encode("utf-16-le")
         return bytes([len(payload) + 2, 3]) + payload
 
