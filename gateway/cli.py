@@ -1,6 +1,6 @@
-"""The command line: `ipp-gateway run | check-config | devices | probe` and the everyday
-actions on a running gateway (`jobs`, `cancel`, `hold`, `release`, `pause`, `resume`,
-`status`: gateway.ctl)."""
+"""The command line: `ipp-gateway run | check-config | devices | probe`, setting printers up
+(`add`, `remove`: gateway.setup_cmd) and the everyday actions on a running gateway (`jobs`,
+`cancel`, `hold`, `release`, `pause`, `resume`, `status`: gateway.ctl)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import trio
 
-from gateway import ctl, doctor, logs
+from gateway import ctl, doctor, logs, setup_cmd
 from gateway.config import (
     Config,
     ConfigError,
@@ -46,9 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="do not advertise the printers over DNS-SD (dnssd.enabled = false)")
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file", type=Path)
-    commands.add_parser("devices", help="list attached USB printers and serial ports")
+    setup_cmd.add_devices_command(commands)
     probe = commands.add_parser("probe", help="connect to a device and report its status")
     probe.add_argument("uri")
+    setup_cmd.add_commands(commands)
     add_passwd_command(commands)
     doctor.add_command(commands)
     ctl.add_commands(commands)
@@ -97,7 +98,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 async def serve(config: Config, args: argparse.Namespace) -> None:
-    from gateway import preload, startup
+    from gateway import autoprinters, preload, startup
     from gateway.core.system import System
     from gateway.privileges import PrivilegeError, drop_privileges
     from gateway.service import Gateway
@@ -117,9 +118,11 @@ async def serve(config: Config, args: argparse.Namespace) -> None:
             log.info("ports bound; running as user %s (uid %d)", account.name, account.uid)
             if (warning := preload.unreadable_installation()) is not None:
                 log.warning("%s", warning)
-        system = await System.open(config)
-        await Gateway(config, lambda: config_from_args(args), lock, listeners, system,
-                      tls).run()
+        # The USB printers set up by plugging them in are served beside the configured ones.
+        running = await trio.to_thread.run_sync(autoprinters.with_remembered, config)
+        system = await System.open(running)
+        await Gateway(running, lambda: config_from_args(args), lock, listeners, system,
+                      tls, configured=config).run()
     finally:
         lock.release()
 
@@ -134,10 +137,14 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(f"{args.file}: OK ({len(config.printers)} printer(s))")
         return 0
-    if args.command in ("devices", "probe"):
-        from drivers import devices_command, probe_command
+    if args.command == "devices":
+        return setup_cmd.devices(args)
+    if args.command == "probe":
+        from drivers import probe_command
 
-        return probe_command(args.uri) if args.command == "probe" else devices_command()
+        return probe_command(args.uri)
+    if args.command in setup_cmd.COMMANDS:
+        return setup_cmd.run(args)
     if args.command in ctl.COMMANDS:
         return ctl.run(args)
     if args.command == "passwd":

@@ -5,7 +5,8 @@ Every change is checked by the same validation a start uses (`config_from_dict` 
 whole new document) before anything is written, and written atomically (a temporary file
 in the same directory, fsynced, renamed over the old one with its mode). A running gateway
 applies it by reloading (SIGHUP): the dashboard's form and `ipp-gateway add` (issue 14) both
-come here. Blocking (file I/O): call from a worker thread.
+come here; `add` may also create the file (`add_printer(..., new_file=HEADER)`). Blocking
+(file I/O): call from a worker thread.
 """
 
 from __future__ import annotations
@@ -24,14 +25,19 @@ from gateway.config import Config, ConfigError, config_from_dict
 
 # What the form may set on a printer; other keys of an existing table are kept as they are.
 EDITABLE = ("name", "device", "driver", "info", "location", "make_and_model", "print")
+# A configuration file made by `add_printer(..., new_file=...)`: readable by all, as
+# deploy/install.sh's is by the gateway's group (it holds no secret: passwords are in the spool).
+NEW_FILE_MODE = 0o644
 
 
 class EditError(Exception):
     """A change that cannot be made: the message says why, in words for the form."""
 
 
-def _read(path: Path) -> TOMLDocument:
+def _read(path: Path, new_file: str | None = None) -> TOMLDocument:
     try:
+        if new_file is not None and not path.exists():
+            return tomlkit.parse(new_file)
         return tomlkit.parse(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise EditError(f"{path}: cannot read ({exc.strerror})") from None
@@ -42,6 +48,8 @@ def _read(path: Path) -> TOMLDocument:
 def _printers(document: TOMLDocument) -> AoT:
     printers = document.get("printer")
     if printers is None:
+        if document.as_string() and not document.as_string().endswith("\n\n"):
+            document.add(tomlkit.nl())  # the first table set off from what precedes it
         printers = tomlkit.aot()
         document.append("printer", printers)
     if not isinstance(printers, AoT):
@@ -73,7 +81,10 @@ def _checked(document: TOMLDocument, path: Path) -> Config:
 
 def _write(path: Path, document: TOMLDocument) -> None:
     text = tomlkit.dumps(document)
-    mode = path.stat().st_mode & 0o7777
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        mode = NEW_FILE_MODE
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as file:
@@ -92,12 +103,15 @@ def _write(path: Path, document: TOMLDocument) -> None:
         os.close(directory)
 
 
-def add_printer(path: Path, values: Mapping[str, Any]) -> Config:
-    """Append a [[printer]] table (needs name and device); the new configuration."""
+def add_printer(path: Path, values: Mapping[str, Any], *, new_file: str | None = None
+                ) -> Config:
+    """Append a [[printer]] table (needs name and device); the new configuration. With
+    `new_file` (TOML text, such as a comment header), a missing file is created from it;
+    without, a missing file is an error."""
     fields = _fields(values)
     if "name" not in fields or "device" not in fields:
         raise EditError("a printer needs a name and a device URI")
-    document = _read(path)
+    document = _read(path, new_file)
     printers = _printers(document)
     if any(table.get("name") == fields["name"] for table in printers):
         raise EditError(f"a printer named {fields['name']!r} exists already")
@@ -135,13 +149,16 @@ def change_printer(path: Path, name: str, values: Mapping[str, Any]) -> Config:
     return config
 
 
-def remove_printer(path: Path, name: str) -> Config:
+def remove_printer(path: Path, name: str, *, allow_last: bool = False) -> Config:
     """Remove the printer `name` (its finished jobs stay in the spool's history until
-    trimmed; its unfinished ones are kept as orphans, which `ipp-gateway jobs` lists)."""
+    trimmed; its unfinished ones are kept as orphans, which `ipp-gateway jobs` lists). The
+    last one only with `allow_last` (`ipp-gateway remove`: a file of no printer is a fresh
+    install's, served by the built-in default printer or the remembered USB printers); the
+    form refuses it, as the page would then show a printer nobody added."""
     document = _read(path)
     printers = _printers(document)
     index = _index(printers, name)
-    if len(printers) == 1:
+    if len(printers) == 1 and not allow_last:
         raise EditError("the last printer cannot be removed: add another first")
     del printers[index]
     config = _checked(document, path)

@@ -77,3 +77,44 @@ def test_a_broken_file_is_reported_not_rewritten(tmp_path: Path) -> None:
     with pytest.raises(EditError, match="not valid TOML"):
         add_printer(path, {"name": "x", "device": "file:///t/"})
     assert path.read_text() == "[server\n"
+
+
+NO_PRINTER_YET = """\
+# A fresh install.
+[server]
+listen = ["*:631"]  # the IPP port
+
+# No [[printer]] yet. For example:
+# [[printer]]
+# name = "laser"
+"""
+
+
+def test_the_first_printer_is_set_off_from_the_comments_before_it(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.toml"
+    path.write_text(NO_PRINTER_YET)
+    add_printer(path, {"name": "lab", "device": "socket://192.0.2.5:9100", "driver": "pcl5"})
+    assert path.read_text() == NO_PRINTER_YET + (
+        '\n[[printer]]\nname = "lab"\ndevice = "socket://192.0.2.5:9100"\ndriver = "pcl5"\n')
+    assert [p.name for p in load_config(path).printers] == ["lab"]
+
+
+def test_a_missing_file_is_made_only_when_asked(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.toml"
+    with pytest.raises(EditError, match="cannot read"):
+        add_printer(path, {"name": "lab", "device": "file:///t/"})
+    assert not path.exists()
+    with pytest.raises(EditError, match="no transport"):  # refused: still nothing made
+        add_printer(path, {"name": "lab", "device": "bogus://t"}, new_file="# made here\n")
+    assert not path.exists()
+    add_printer(path, {"name": "lab", "device": "file:///t/"}, new_file="# made here\n")
+    assert path.read_text() == '# made here\n\n[[printer]]\nname = "lab"\ndevice = "file:///t/"\n'
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["gateway.toml"]
+
+
+def test_the_last_printer_goes_only_when_allowed(config: Path) -> None:
+    assert remove_printer(config, "office", allow_last=True).printers == ()
+    text = config.read_text()
+    assert "[[printer]]" not in text and "# loopback only" in text
+    assert load_config(config).printers == ()
