@@ -220,8 +220,9 @@ class Dashboard:
     async def devices(self, request: HttpRequest, body: RequestBody) -> HttpResponse:
         await self._require_admin(request)
         found = await list_devices()
-        return _json(200, {"devices": [{"uri": d.uri, "kind": d.kind, "name": d.name,
-                                        "device_id": d.device_id} for d in found]})
+        # Each with its 1284 id and the driver auto-setup would choose, and why (as
+        # `ipp-gateway devices --json` lists them).
+        return _json(200, {"devices": [d.as_json() for d in found]})
 
     async def probe(self, request: HttpRequest, body: RequestBody) -> HttpResponse:
         values = await self._admin_json(request, body)
