@@ -183,9 +183,12 @@ def test_sighup_adds_changes_and_removes_in_place(tmp_path: Path, sink: GatedSin
     assert f"job {job_id}: printing (attempt 1)" in log
     assert f"job {job_id}: printing (attempt 2)" not in log
 
-    # Outside the three tables the edits touched, the file is the same, byte for byte.
-    head = text[:text.index("[[printer]]\nname = \"office\"")]
-    assert edited.startswith(head)
-    assert '# The one that is going away.' not in edited or 'name = "annex"' not in edited
-    assert 'name = "office"      # the main one' in edited
-    assert 'driver = "raw"\nformats = ["application/octet-stream"]\nstatus_interval = 0' in edited
+    # Outside the tables the edits touched, the file is the same, byte for byte: the office
+    # table's one changed line, the annex table gone, the lobby table after what was there.
+    office_device = f"socket://{LOOPBACK}:{sink.port}"
+    kept, annex = text.split('[[printer]]\nname = "annex"')
+    expected = kept.replace(f'device = "{office_device}"', f'device = "{new_device}"')
+    expected += (f'[[printer]]\nname = "lobby"\ndevice = "{lobby_device}"\n'
+                 'driver = "text"\n')
+    assert annex.count("[[printer]]") == 0
+    assert edited == expected
