@@ -50,10 +50,10 @@ peers:
 	@bash scripts/install-peers.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check gateway drivers tests bench
+	$(BIN)/ruff check gateway drivers ippwire tests bench
 
 typecheck: $(STAMP)
-	$(BIN)/mypy gateway drivers
+	$(BIN)/mypy gateway drivers ippwire
 
 # Worker processes for the suite: most tests wait on peers and subprocesses, so four keep
 # two cores busy; slow tests start first (tests/conftest.py), one test handed out at a time.

@@ -286,9 +286,9 @@ import gateway
 from gateway.config import Config, PrinterConfig
 from gateway.core.spool import Spool
 from gateway.core.system import System
-from gateway.ipp.enums import Operation, ValueTag
-from gateway.ipp.reader import decode_message
-from gateway.ipp.writer import encode_message, request
+from ippwire.enums import Operation, ValueTag
+from ippwire.reader import decode_message
+from ippwire.writer import encode_message, request
 from gateway.server.operations import Endpoint
 try:
     from gateway.server.operation_table import dispatch

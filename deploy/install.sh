@@ -151,7 +151,7 @@ stage_source() {
     [ -f "$SOURCE/pyproject.toml" ] || die "--source $SOURCE: not a checkout (no pyproject.toml)"
     mkdir -p "$WORK/src"
     tar -C "$SOURCE" --exclude=__pycache__ --exclude='*.pyc' --exclude='*.so' \
-        --exclude='*.egg-info' -cf - pyproject.toml setup.py README.md gateway drivers \
+        --exclude='*.egg-info' -cf - pyproject.toml setup.py README.md gateway drivers ippwire \
         | tar -C "$WORK/src" -xf -
 }
 

@@ -53,11 +53,11 @@ from gateway.core.events import (
     PrinterConfigChanged,
 )
 from gateway.core.system import System
-from gateway.ipp.enums import JobState, Operation, Status
-from gateway.ipp.model import Attribute, Message
 from gateway.ratelimit import client_key
 from gateway.server import values
 from gateway.server.values import BadValue
+from ippwire.enums import JobState, Operation, Status
+from ippwire.model import Attribute, Message
 
 log = logging.getLogger("gateway.audit")
 V = TypeVar("V")

@@ -31,8 +31,6 @@ from pathlib import Path
 from gateway.config import ConfigError, default_spool, load_config
 from gateway.core.orphans import Orphan, SpoolUnreadable, find_orphans, purge, safe
 from gateway.core.spool_lock import LOCK_NAME, LockInfo, read_lock_info
-from gateway.ipp.enums import GroupTag, JobState, Operation, Status, ValueTag
-from gateway.ipp.model import Group, Value
 from gateway.ipp_client import (
     Answer,
     GatewayUnreachable,
@@ -44,6 +42,8 @@ from gateway.ipp_client import (
     value_of,
 )
 from gateway.tls import CERTIFICATE_NAME, TLS_DIRECTORY
+from ippwire.enums import GroupTag, JobState, Operation, Status, ValueTag
+from ippwire.model import Group, Value
 
 log = logging.getLogger("gateway.ctl")
 

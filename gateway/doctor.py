@@ -377,10 +377,10 @@ async def _check_listener(address: ListenAddress, limit: float) -> list[Finding]
 def _ask_ipp(host: str, port: int, limit: float) -> tuple[str | None, str]:
     """Get-Printer-Attributes of the default printer: (its status name, "") or (None, why)."""
     from gateway.authority import url
-    from gateway.ipp.enums import Operation, Status
-    from gateway.ipp.errors import IppProtocolError
-    from gateway.ipp.reader import decode_message
-    from gateway.ipp.writer import encode_message, request
+    from ippwire.enums import Operation, Status
+    from ippwire.errors import IppProtocolError
+    from ippwire.reader import decode_message
+    from ippwire.writer import encode_message, request
 
     message = request(Operation.GET_PRINTER_ATTRIBUTES,
                       printer_uri=url("ipp", host, port, "/ipp/print"), user="doctor")

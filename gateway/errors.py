@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from gateway.ipp.enums import Status
-from gateway.ipp.model import Attribute
+from ippwire.enums import Status
+from ippwire.model import Attribute
 
 
 class IppError(Exception):

@@ -35,11 +35,11 @@ from urllib.parse import quote, urlsplit
 
 from gateway.authority import authority as authority_of
 from gateway.authority import url
-from gateway.ipp.enums import GroupTag, Status
-from gateway.ipp.errors import IppProtocolError
-from gateway.ipp.model import Attribute, Group, Message
-from gateway.ipp.reader import decode_message
-from gateway.ipp.writer import AttributeSpec, encode_message, request
+from ippwire.enums import GroupTag, Status
+from ippwire.errors import IppProtocolError
+from ippwire.model import Attribute, Group, Message
+from ippwire.reader import decode_message
+from ippwire.writer import AttributeSpec, encode_message, request
 
 log = logging.getLogger("gateway.ctl")
 

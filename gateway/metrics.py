@@ -46,7 +46,6 @@ from gateway.audit import status_keyword
 from gateway.core.bus import Subscription
 from gateway.core.events import Event, JobAttempt, JobCompleted
 from gateway.core.system import System
-from gateway.ipp.enums import JobState, Operation, Status
 from gateway.server.http import (
     HttpError,
     HttpRequest,
@@ -56,6 +55,7 @@ from gateway.server.http import (
     Upgrade,
     is_ipp_content_type,
 )
+from ippwire.enums import JobState, Operation, Status
 
 log = logging.getLogger("gateway.metrics")
 

@@ -25,8 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from gateway.ipp.enums import Operation
 from gateway.privacy import Viewer
+from ippwire.enums import Operation
 
 ANYONE = ("anyone",)
 AUTHENTICATED = "authenticated"

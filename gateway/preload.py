@@ -17,7 +17,7 @@ import pkgutil
 log = logging.getLogger("gateway")
 
 # Our packages, imported whole; `__main__` modules would run their command lines.
-PACKAGES = ("gateway", "drivers")
+PACKAGES = ("gateway", "drivers", "ippwire")
 # Run in a child process at start (and imported only by a renewal, every two years): left
 # out so that the gateway does not carry `cryptography` in memory.
 NOT_PRELOADED = frozenset({"gateway.certificates"})

@@ -103,7 +103,7 @@ def child_atheris(name: str, seconds: float, timeout: float, corpus: Path,
                   artifacts: Path) -> None:
     """In the child process: instrument the parser's package and hand over to libFuzzer."""
     atheris: Any = importlib.import_module("atheris")
-    with atheris.instrument_imports(include=["gateway", "drivers"]):
+    with atheris.instrument_imports(include=["gateway", "drivers", "ippwire"]):
         from tests.fuzz.targets import TARGETS
     target = TARGETS[name].run
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from gateway.ipp.enums import JobState, PrinterState
+from ippwire.enums import JobState, PrinterState
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from enum import Enum
 from typing import Any
 
 from drivers import PrintOptions
-from gateway.ipp.enums import JobState
+from ippwire.enums import JobState
 
 
 class JobEvent(Enum):

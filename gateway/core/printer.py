@@ -35,7 +35,7 @@ from gateway.config import PrinterConfig
 from gateway.core.events import PrinterSnapshot
 from gateway.core.job import Job, JobEvent, print_options
 from gateway.core.store import JobStore
-from gateway.ipp.enums import JobState, PrinterState
+from ippwire.enums import JobState, PrinterState
 
 log = logging.getLogger("gateway.printer")
 

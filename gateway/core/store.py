@@ -47,7 +47,7 @@ from gateway.core.events import (
 )
 from gateway.core.job import InvalidTransition, Job, JobEvent
 from gateway.core.spool import Spool, SpoolBatch
-from gateway.ipp.enums import JobState
+from ippwire.enums import JobState
 
 log = logging.getLogger("gateway.store")
 

@@ -36,7 +36,7 @@ from gateway.core.events import (
     PrinterConfigChanged,
     PrinterStateChanged,
 )
-from gateway.ipp.enums import JobState, PrinterState
+from ippwire.enums import JobState, PrinterState
 
 if TYPE_CHECKING:  # the bus is Trio's; this module only iterates it
     from gateway.core.bus import EventBus

@@ -21,7 +21,7 @@ from gateway.core.printer import Printer
 from gateway.core.spool import Spool
 from gateway.core.store import JobLimits, JobStore, LoadedSpool, load_spool
 from gateway.core.subscriptions import SubscriptionStore, follow
-from gateway.ipp.enums import JobState
+from ippwire.enums import JobState
 
 log = logging.getLogger("gateway.system")
 

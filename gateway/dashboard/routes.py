@@ -39,10 +39,6 @@ from gateway.dashboard.live import LiveFeed, snapshot
 from gateway.dashboard.session import Sessions
 from gateway.dashboard.testpage import test_page
 from gateway.dashboard.view import Json, ServerInfo
-from gateway.ipp.enums import GroupTag, Operation, Status, ValueTag
-from gateway.ipp.model import Message
-from gateway.ipp.reader import decode_message
-from gateway.ipp.writer import request as ipp_request
 from gateway.policy import Need, Outcome, decide
 from gateway.privacy import Viewer
 from gateway.server.http import Handler, HttpError, HttpRequest, HttpResponse, RequestBody
@@ -51,6 +47,10 @@ from gateway.server.operations import Challenged, Endpoint
 from gateway.server.ops_printer import accepted_formats
 from gateway.server.router import Router
 from gateway.server.websocket import websocket_route
+from ippwire.enums import GroupTag, Operation, Status, ValueTag
+from ippwire.model import Message
+from ippwire.reader import decode_message
+from ippwire.writer import request as ipp_request
 
 log = logging.getLogger("gateway.dashboard")
 

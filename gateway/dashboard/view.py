@@ -24,8 +24,8 @@ from gateway.core.events import (
     PrinterSnapshot,
     PrinterStateChanged,
 )
-from gateway.ipp.enums import JobState, PrinterState
 from gateway.privacy import Viewer
+from ippwire.enums import JobState, PrinterState
 
 Json = dict[str, Any]
 

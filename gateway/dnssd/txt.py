@@ -12,12 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from gateway.ipp.model import Attribute, Collection
 from gateway.server.attributes import (
     PrinterDescription,
     addressed_attributes,
     static_attributes,
 )
+from ippwire.model import Attribute, Collection
 
 if TYPE_CHECKING:
     from drivers import Capabilities

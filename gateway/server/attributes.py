@@ -27,9 +27,9 @@ from gateway.core.subscriptions import (
     MAX_LEASE,
     PULL_METHODS,
 )
-from gateway.ipp.enums import ValueTag
-from gateway.ipp.model import Attribute, Collection, IntRange, Resolution, Value
 from gateway.privacy import JOB_PRIVACY_ATTRIBUTES, JOB_PRIVACY_SCOPE
+from ippwire.enums import ValueTag
+from ippwire.model import Attribute, Collection, IntRange, Resolution, Value
 
 if TYPE_CHECKING:  # types only: importing drivers.driver at run time would reach trio
     from drivers import Capabilities, MediaSize

@@ -13,8 +13,8 @@ from drivers import SNIFF_BYTES, sniff_format
 from gateway.core.job import Job
 from gateway.core.system import System
 from gateway.errors import IppError
-from gateway.ipp.enums import Status
 from gateway.server.operations import DocumentStream
+from ippwire.enums import Status
 
 # Decompression bounds. Deflate cannot expand more than about 1032:1, and a gzip bomb sits right
 # at that (1.1 MB -> 1 GiB). Real documents are far below 100:1: PDF streams and JPEG are already

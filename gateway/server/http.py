@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol, TypeAlias
 from urllib.parse import unquote
 
 from gateway.authority import authority
-from gateway.server.http11 import split_authority
+from ippwire.http11 import split_authority
 
 if TYPE_CHECKING:
     import trio

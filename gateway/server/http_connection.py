@@ -1,4 +1,4 @@
-"""One HTTP/1.1 connection on Trio over the sans-I/O `RequestParser` (gateway.server.http11);
+"""One HTTP/1.1 connection on Trio over the sans-I/O `RequestParser` (ippwire.http11);
 the types live in gateway.server.http, the handler API in gateway.server.router.
 
 One task per connection serves its requests one after another (persistent connections and
@@ -51,7 +51,8 @@ from gateway.server.http import (
     split_host_header,
     target_path,
 )
-from gateway.server.http11 import (
+from gateway.server.streams import ReplayStream
+from ippwire.http11 import (
     CLOSED,
     CONTINUE_RESPONSE,
     DEFAULT_MAX_FIELDS,
@@ -64,7 +65,6 @@ from gateway.server.http11 import (
     valid_field_name,
     valid_field_value,
 )
-from gateway.server.streams import ReplayStream
 
 logger = logging.getLogger("gateway.server.http")
 

@@ -14,12 +14,6 @@ from gateway.core.system import PRINT_PATH, System
 from gateway.dashboard.routes import Dashboard
 from gateway.dashboard.session import Sessions
 from gateway.dashboard.view import ServerInfo
-from gateway.ipp.enums import Status
-from gateway.ipp.errors import IppProtocolError
-from gateway.ipp.header import HEADER
-from gateway.ipp.model import Message
-from gateway.ipp.reader import NEED_DATA, DocumentData, EndOfDocument, IppReader, Limits
-from gateway.ipp.reader import RequestReceived as IppRequestReceived
 from gateway.passwords import PasswordFile
 from gateway.ratelimit import CLIENT_LOG_LIMITER, client_key
 from gateway.server.http import HttpError, HttpRequest, HttpResponse, RequestBody, Takeover
@@ -27,6 +21,12 @@ from gateway.server.operation_table import dispatch
 from gateway.server.operations import Challenged, Endpoint, Reply, encode_reply, printable
 from gateway.server.router import IPP_HEADERS, Router, ipp_post
 from gateway.server.web import add_web_routes
+from ippwire.enums import Status
+from ippwire.errors import IppProtocolError
+from ippwire.header import HEADER
+from ippwire.model import Message
+from ippwire.reader import NEED_DATA, DocumentData, EndOfDocument, IppReader, Limits
+from ippwire.reader import RequestReceived as IppRequestReceived
 
 if TYPE_CHECKING:  # the module (and prometheus-client) loads only where metrics are kept
     from gateway.metrics import Metrics

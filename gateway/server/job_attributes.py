@@ -12,13 +12,13 @@ import logging
 
 from gateway.core.job import Job
 from gateway.core.system import System
-from gateway.ipp.enums import JobState, ValueTag
-from gateway.ipp.model import Attribute
-from gateway.ipp.writer import encode_attribute
 from gateway.privacy import NOBODY, Viewer, visible
 from gateway.ratelimit import LogRateLimiter
 from gateway.server.attributes import ipp_datetime
 from gateway.server.job_template import template_attribute
+from ippwire.enums import JobState, ValueTag
+from ippwire.model import Attribute
+from ippwire.writer import encode_attribute
 
 log = logging.getLogger("gateway.ipp")
 T = ValueTag

@@ -13,10 +13,10 @@ from itertools import pairwise
 from typing import Any
 
 from drivers import Capabilities
-from gateway.ipp.enums import ValueTag
-from gateway.ipp.model import Attribute, Collection, IntRange, Resolution
 from gateway.server import values
 from gateway.server.values import INT32_MAX, BadValue
+from ippwire.enums import ValueTag
+from ippwire.model import Attribute, Collection, IntRange, Resolution
 
 T = ValueTag
 JsonValue = Any

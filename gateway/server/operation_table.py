@@ -9,10 +9,10 @@ not import this one (that would be a cycle).
 from __future__ import annotations
 
 from gateway.core.system import System
-from gateway.ipp.enums import Operation
-from gateway.ipp.model import Message
 from gateway.server import ops_jobs, ops_printer, ops_subscriptions
 from gateway.server.operations import DocumentStream, Endpoint, OperationTable, answer
+from ippwire.enums import Operation
+from ippwire.model import Message
 
 # The operation attributes each handler reads, beside the charset, language, target and
 # requesting-user-name every operation takes (and job-uri/job-id for a job's operations).

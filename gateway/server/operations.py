@@ -25,15 +25,15 @@ from gateway.core.job import InvalidTransition, Job, JobEvent
 from gateway.core.printer import Printer
 from gateway.core.system import System
 from gateway.errors import BadRequest, IppError, NotFound, NotPossible
-from gateway.ipp.enums import GroupTag, JobState, Operation, Status, ValueTag
-from gateway.ipp.header import write_header
-from gateway.ipp.model import Attribute, Group, Message
-from gateway.ipp.writer import encode_attribute
 from gateway.policy import NEEDS, JobOwner, Need, Outcome, decide
 from gateway.privacy import Viewer
 from gateway.ratelimit import CLIENT_LOG_LIMITER, client_key
 from gateway.server import values
 from gateway.server.values import INT32_MAX, BadValue
+from ippwire.enums import GroupTag, JobState, Operation, Status, ValueTag
+from ippwire.header import write_header
+from ippwire.model import Attribute, Group, Message
+from ippwire.writer import encode_attribute
 
 log = logging.getLogger("gateway.ipp")
 T = ValueTag

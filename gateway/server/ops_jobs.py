@@ -14,9 +14,6 @@ from gateway.authn import address_of
 from gateway.core.job import Job, JobEvent, options_from_template
 from gateway.core.printer import Printer
 from gateway.errors import BadRequest, IppError, NotPossible
-from gateway.ipp.enums import GroupTag, JobState, Status, ValueTag
-from gateway.ipp.model import Attribute
-from gateway.ipp.writer import encode_attributes
 from gateway.server import values
 from gateway.server.attributes import COMPRESSIONS, WHICH_JOBS
 from gateway.server.document import receive_document
@@ -35,6 +32,9 @@ from gateway.server.operations import (
 from gateway.server.ops_printer import accepted_formats
 from gateway.server.ops_subscriptions import job_subscriptions, with_subscriptions
 from gateway.server.values import INT32_MAX
+from ippwire.enums import GroupTag, JobState, Status, ValueTag
+from ippwire.model import Attribute
+from ippwire.writer import encode_attributes
 
 log = logging.getLogger("gateway.ipp")
 T = ValueTag

@@ -19,9 +19,6 @@ from gateway.config import Config
 from gateway.core.events import PrinterSnapshot
 from gateway.core.printer import Printer
 from gateway.errors import IppError
-from gateway.ipp.enums import GroupTag, Status, ValueTag
-from gateway.ipp.model import Attribute
-from gateway.ipp.writer import encode_attribute
 from gateway.policy import needs_login
 from gateway.ratelimit import CLIENT_LOG_LIMITER, client_key
 from gateway.server import values
@@ -35,6 +32,9 @@ from gateway.server.attributes import (
     static_attributes,
 )
 from gateway.server.operations import Call, Reply, printable, requested_attributes
+from ippwire.enums import GroupTag, Status, ValueTag
+from ippwire.model import Attribute
+from ippwire.writer import encode_attribute
 
 log = logging.getLogger("gateway.ipp")
 T = ValueTag

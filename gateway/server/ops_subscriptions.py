@@ -49,13 +49,13 @@ from gateway.core.subscriptions import (
 )
 from gateway.core.system import PRINT_PATH
 from gateway.errors import BadRequest, IppError, NotFound, NotPossible
-from gateway.ipp.enums import GroupTag, Status, ValueTag
-from gateway.ipp.model import Attribute, Group
 from gateway.policy import JobOwner, Need, Outcome, decide
 from gateway.server import values
 from gateway.server.attributes import ipp_datetime
 from gateway.server.operations import Call, Reply, printable, requested_attributes
 from gateway.server.values import INT32_MAX, BadValue
+from ippwire.enums import GroupTag, Status, ValueTag
+from ippwire.model import Attribute, Group
 
 log = logging.getLogger("gateway.ipp")
 T = ValueTag

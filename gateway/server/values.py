@@ -16,8 +16,8 @@ from collections.abc import Collection as Container
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from gateway.ipp.enums import ValueTag
-from gateway.ipp.model import Attribute, Collection, IntRange, Resolution, StringWithLanguage, Value
+from ippwire.enums import ValueTag
+from ippwire.model import Attribute, Collection, IntRange, Resolution, StringWithLanguage, Value
 
 T = ValueTag
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from random import Random
 
-from gateway.ipp.enums import Status
+from ippwire.enums import Status
 from tests.fuzz.mutate import EXTREMES
 from tests.fuzz.seeds import SMALL_DOCUMENT, ipp_length_fields, ipp_requests
 

@@ -8,9 +8,9 @@ from functools import cache
 
 from drivers.filters import pwg_raster, urf
 from drivers.model.raster import PixelFormat, RasterPage, Row
-from gateway.ipp.enums import Operation, ValueTag
-from gateway.ipp.model import Attribute, Collection
-from gateway.ipp.writer import encode_message, request
+from ippwire.enums import Operation, ValueTag
+from ippwire.model import Attribute, Collection
+from ippwire.writer import encode_message, request
 from tests.support.ipp_bytes import GET_PRINTER_ATTRIBUTES
 
 PRINTER_URI = "ipp://127.0.0.1:631/ipp/print"

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from hypothesis import strategies as st
 
-from gateway.ipp.writer import encode_message
+from ippwire.writer import encode_message
 from tests.fuzz import seeds
 from tests.fuzz.mutate import Fields, mutated
 from tests.support.ipp_strategies import MESSAGES

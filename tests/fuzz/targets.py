@@ -21,10 +21,17 @@ from drivers.filters.urf import UrfReader
 from drivers.model.raster import Band, PageEnd, PageStart, RasterLimits, RasterPage, Row
 from drivers.pjl import PjlReplyParser, status_from_message
 from drivers.transports import lpd_protocol as lpd
-from gateway.ipp.enums import Status
-from gateway.ipp.errors import IppProtocolError
-from gateway.ipp.model import Message
-from gateway.ipp.reader import (
+from ippwire.enums import Status
+from ippwire.errors import IppProtocolError
+from ippwire.http11 import (
+    CLOSED,
+    END_OF_BODY,
+    HttpProtocolError,
+    RequestHead,
+    RequestParser,
+)
+from ippwire.model import Message
+from ippwire.reader import (
     NEED_DATA,
     DocumentData,
     EndOfDocument,
@@ -33,14 +40,7 @@ from gateway.ipp.reader import (
     RequestReceived,
     decode_message,
 )
-from gateway.ipp.writer import encode_message
-from gateway.server.http11 import (
-    CLOSED,
-    END_OF_BODY,
-    HttpProtocolError,
-    RequestHead,
-    RequestParser,
-)
+from ippwire.writer import encode_message
 from tests.fuzz.mutate import MAX_INPUT
 
 Target = Callable[[bytes, int], None]
@@ -325,8 +325,8 @@ class FuzzTarget:
 
 
 TARGETS: dict[str, FuzzTarget] = {target.name: target for target in (
-    FuzzTarget("ipp", ipp_reader, "gateway.ipp.reader"),
-    FuzzTarget("http", http_parser, "gateway.server.http11"),
+    FuzzTarget("ipp", ipp_reader, "ippwire.reader"),
+    FuzzTarget("http", http_parser, "ippwire.http11"),
     FuzzTarget("pwg", pwg_raster, "drivers.filters.pwg_raster"),
     FuzzTarget("urf", urf, "drivers.filters.urf"),
     FuzzTarget("lpd", lpd_protocol, "drivers.transports.lpd_protocol"),

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.ipp.enums import GroupTag, Operation, Status, ValueTag
-from gateway.ipp.model import Message
-from gateway.ipp.writer import request
 from gateway.passwords import PasswordFile, hash_password
+from ippwire.enums import GroupTag, Operation, Status, ValueTag
+from ippwire.model import Message
+from ippwire.writer import request
 from tests.peers import CORPUS_DIR
 from tests.peers.conformance import ConformanceDir
 from tests.peers.cupsd import Cupsd

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from gateway.core.job import Job
-from gateway.ipp.enums import JobState, PrinterState
+from ippwire.enums import JobState, PrinterState
 from tests.peers import REPO_ROOT
 from tests.peers.gateway_proc import (
     CONFIG_NAME,

@@ -12,9 +12,9 @@ import pytest
 import trio
 
 from gateway.config import load_config
-from gateway.ipp.enums import Operation, ValueTag
-from gateway.ipp.reader import decode_message
-from gateway.ipp.writer import encode_message, request
+from ippwire.enums import Operation, ValueTag
+from ippwire.reader import decode_message
+from ippwire.writer import encode_message, request
 from tests.peers import REPO_ROOT
 from tests.peers.gateway_proc import CONFIG_NAME, PrinterTable, start_configured_gateway
 from tests.peers.procs import LOOPBACK, free_port

@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 
 from gateway.certificates import make_self_signed
-from gateway.ipp.enums import GroupTag, JobState, Operation, PrinterState, Status, ValueTag
-from gateway.ipp.writer import request
 from gateway.passwords import PasswordFile
 from gateway.tls import host_identity
+from ippwire.enums import GroupTag, JobState, Operation, PrinterState, Status, ValueTag
+from ippwire.writer import request
 from tests.peers import REPO_ROOT
 from tests.peers.gateway_proc import (
     CONFIG_NAME,

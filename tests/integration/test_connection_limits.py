@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from gateway.ipp.enums import Operation, ValueTag
-from gateway.ipp.reader import decode_message
-from gateway.ipp.writer import encode_message, request
+from ippwire.enums import Operation, ValueTag
+from ippwire.reader import decode_message
+from ippwire.writer import encode_message, request
 from tests.peers.gateway_proc import GatewayProcess, PrinterTable, start_configured_gateway
 from tests.peers.procs import LOOPBACK
 from tests.support.ipp_client import submit

@@ -9,9 +9,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from gateway.ipp.enums import GroupTag, JobState, Operation, PrinterState, ValueTag
-from gateway.ipp.reader import decode_message
-from gateway.ipp.writer import encode_message, request
+from ippwire.enums import GroupTag, JobState, Operation, PrinterState, ValueTag
+from ippwire.reader import decode_message
+from ippwire.writer import encode_message, request
 from tests.peers.gateway_proc import GatewayProcess, start_gateway
 from tests.support.ipp_client import ipp, job_state, print_job, printer_state, printer_uri
 

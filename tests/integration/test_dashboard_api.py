@@ -17,9 +17,9 @@ import pytest
 import trio
 from trio_websocket import open_websocket_url
 
-from gateway.ipp.enums import Operation, ValueTag
-from gateway.ipp.writer import request
 from gateway.passwords import PasswordFile
+from ippwire.enums import Operation, ValueTag
+from ippwire.writer import request
 from tests.peers import CORPUS_DIR
 from tests.peers.gateway_proc import GatewayProcess, PrinterTable, start_configured_gateway
 from tests.peers.procs import LOOPBACK, free_port

@@ -44,9 +44,9 @@ from typing import Any
 
 import pytest
 
-from gateway.ipp.enums import Operation, ValueTag
-from gateway.ipp.writer import AttributeSpec, request
 from gateway.passwords import PasswordFile
+from ippwire.enums import Operation, ValueTag
+from ippwire.writer import AttributeSpec, request
 from tests.peers import CORPUS_DIR, REPO_ROOT
 from tests.peers.gateway_proc import GatewayProcess, PrinterTable, start_configured_gateway
 from tests.peers.procs import LOOPBACK

@@ -28,7 +28,7 @@ ANSIBLE = DEPLOY / "ansible"
 UNIT = DEPLOY / "ipp-gateway.service"
 VENV_PYTHON = "/opt/ipp-gateway/venv/bin/python"
 # What pip builds the gateway from (as deploy/install.sh and the role copy it).
-SOURCE_PARTS = ("pyproject.toml", "setup.py", "README.md", "gateway", "drivers")
+SOURCE_PARTS = ("pyproject.toml", "setup.py", "README.md", "gateway", "drivers", "ippwire")
 # The interpreter the staged venvs are made from: the one the wheelhouse is built for.
 BASE_PYTHON = Path(sys.base_prefix) / "bin" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
 

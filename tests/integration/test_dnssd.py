@@ -26,10 +26,10 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from drivers.autosetup import printer_name
-from gateway.ipp.enums import GroupTag, Operation, ValueTag
-from gateway.ipp.model import Collection, Message
-from gateway.ipp.reader import decode_message
-from gateway.ipp.writer import encode_message, request
+from ippwire.enums import GroupTag, Operation, ValueTag
+from ippwire.model import Collection, Message
+from ippwire.reader import decode_message
+from ippwire.writer import encode_message, request
 from tests.peers import REPO_ROOT
 from tests.peers.cupsd import PROGRAMS as CUPS_PROGRAMS
 from tests.peers.cupsd import Cupsd, running_cupsd

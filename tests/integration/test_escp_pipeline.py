@@ -25,8 +25,8 @@ import trio
 from drivers.languages.escp import MODELS, EscpModel
 from drivers.model.capabilities import MEDIA_SIZES, Capabilities, PrintOptions
 from drivers.registry import get_driver
-from gateway.ipp.enums import GroupTag, JobState, Operation
-from gateway.ipp.model import IntRange
+from ippwire.enums import GroupTag, JobState, Operation
+from ippwire.model import IntRange
 from tests.peers import CORPUS_DIR as CORPUS
 from tests.peers.conformance import ConformanceDir
 from tests.peers.gateway_proc import PrinterTable, start_command_line, start_configured_gateway

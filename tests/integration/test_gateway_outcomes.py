@@ -18,8 +18,8 @@ import pytest
 import trio
 
 from drivers.testing import payload
-from gateway.ipp.enums import GroupTag, JobState, Operation, PrinterState, Status, ValueTag
-from gateway.ipp.writer import AttributeSpec
+from ippwire.enums import GroupTag, JobState, Operation, PrinterState, Status, ValueTag
+from ippwire.writer import AttributeSpec
 from tests.peers.gateway_proc import GatewayProcess, PrinterTable, start_configured_gateway
 from tests.support.device_gateway import PRINTER, gateway_for, job_now, printer_now, until_job
 from tests.support.fake_lpd import FakeLpd

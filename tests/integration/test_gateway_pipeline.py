@@ -26,8 +26,8 @@ from drivers.model.capabilities import MEDIA_SIZES
 from drivers.registry import get_driver
 from gateway.config import PrinterConfig
 from gateway.core.printer import capabilities_for
-from gateway.ipp.enums import JobState, Status
-from gateway.ipp.model import Resolution
+from ippwire.enums import JobState, Status
+from ippwire.model import Resolution
 from tests.peers.gateway_proc import GatewayProcess, PrinterTable, start_configured_gateway
 from tests.support.driver_printing import pwg_pages
 from tests.support.gs_render import render

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from gateway.ipp.enums import GroupTag, JobState, Operation, ValueTag
+from ippwire.enums import GroupTag, JobState, Operation, ValueTag
 from tests.peers import CORPUS_DIR
 from tests.peers.cupsd import Cupsd, expected_output_format
 from tests.peers.gateway_proc import (

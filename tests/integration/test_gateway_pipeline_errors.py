@@ -20,7 +20,7 @@ import pytest
 
 from drivers.filters.pwg_raster import SYNC, page_header
 from drivers.model.raster import PixelFormat, RasterPage
-from gateway.ipp.enums import JobState, Operation, Status, ValueTag
+from ippwire.enums import JobState, Operation, Status, ValueTag
 from tests.peers import CORPUS_DIR
 from tests.peers.gateway_proc import (
     GatewayProcess,

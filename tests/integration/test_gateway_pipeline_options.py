@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from gateway.ipp.enums import JobState, Operation, Status, ValueTag
-from gateway.ipp.model import IntRange, Resolution, Value
-from gateway.ipp.writer import AttributeSpec
+from ippwire.enums import JobState, Operation, Status, ValueTag
+from ippwire.model import IntRange, Resolution, Value
+from ippwire.writer import AttributeSpec
 from tests.peers import CORPUS_DIR
 from tests.peers.gateway_proc import (
     GatewayProcess,

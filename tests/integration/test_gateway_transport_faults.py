@@ -20,7 +20,7 @@ import pytest
 import trio
 
 from drivers.testing import payload
-from gateway.ipp.enums import JobState, PrinterState
+from ippwire.enums import JobState, PrinterState
 from tests.peers.gateway_proc import GatewayProcess
 from tests.peers.p910nd import P910nd, running_p910nd
 from tests.support.big_job import sha256_file

@@ -21,7 +21,7 @@ import trio
 
 from drivers.testing import payload
 from drivers.transports.lpd_protocol import job_number
-from gateway.ipp.enums import JobState, PrinterState
+from ippwire.enums import JobState, PrinterState
 from tests.peers import CORPUS_DIR
 from tests.peers.bsd_lpd import BsdLpd, running_bsd_lpd
 from tests.peers.gateway_proc import (

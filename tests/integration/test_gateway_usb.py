@@ -18,9 +18,9 @@ import trio
 from drivers.transports import usbprinter
 from gateway.config import Config, PrinterConfig
 from gateway.core.system import System
-from gateway.ipp.enums import GroupTag, JobState, Operation, PrinterState, Status, ValueTag
-from gateway.ipp.model import Message
-from gateway.ipp.writer import request
+from ippwire.enums import GroupTag, JobState, Operation, PrinterState, Status, ValueTag
+from ippwire.model import Message
+from ippwire.writer import request
 from tests.support.ipp_dispatch import call, job_attr
 from tests.support.usb_sim import SimBackend, SimPrinter
 

@@ -14,12 +14,12 @@ import h11
 import pytest
 import trio
 
-from gateway.ipp.enums import Operation, Status, ValueTag
-from gateway.ipp.reader import decode_message
-from gateway.ipp.writer import encode_message, request
 from gateway.server.http import HttpRequest, HttpResponse, RequestBody
 from gateway.server.listener import serve_http
 from gateway.server.router import Router, ipp_post
+from ippwire.enums import Operation, Status, ValueTag
+from ippwire.reader import decode_message
+from ippwire.writer import encode_message, request
 from tests.peers.gateway_proc import GatewayProcess, start_gateway
 from tests.support.ipp_client import post, printer_uri, raw_exchange
 

@@ -19,8 +19,10 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 from gateway.core.job import Job
-from gateway.ipp.enums import GroupTag, JobState, Operation, Status, ValueTag
-from gateway.ipp.model import (
+from gateway.server.job_template import CHECKS
+from gateway.server.operation_table import OPERATIONS
+from ippwire.enums import GroupTag, JobState, Operation, Status, ValueTag
+from ippwire.model import (
     Attribute,
     Collection,
     Group,
@@ -30,10 +32,8 @@ from gateway.ipp.model import (
     StringWithLanguage,
     Value,
 )
-from gateway.ipp.reader import Limits, decode_message
-from gateway.ipp.writer import encode_message, request
-from gateway.server.job_template import CHECKS
-from gateway.server.operation_table import OPERATIONS
+from ippwire.reader import Limits, decode_message
+from ippwire.writer import encode_message, request
 from tests.peers.gateway_proc import GatewayProcess, start_gateway
 from tests.peers.procs import LOOPBACK
 

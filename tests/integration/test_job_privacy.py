@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.ipp.enums import GroupTag, Operation, ValueTag
-from gateway.ipp.model import Message, Value
-from gateway.ipp.writer import AttributeSpec, request
+from ippwire.enums import GroupTag, Operation, ValueTag
+from ippwire.model import Message, Value
+from ippwire.writer import AttributeSpec, request
 from tests.peers.gateway_proc import GatewayProcess, start_gateway
 from tests.support.ipp_client import ipp, printer_uri
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.ipp.enums import JobState, Operation, Status, ValueTag
-from gateway.ipp.writer import AttributeSpec
+from ippwire.enums import JobState, Operation, Status, ValueTag
+from ippwire.writer import AttributeSpec
 from tests.peers.gateway_proc import GatewayProcess, PrinterTable, start_configured_gateway
 from tests.peers.procs import LOOPBACK, free_port
 from tests.peers.require import require_programs

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.ipp.enums import GroupTag, Operation, Status, ValueTag
-from gateway.ipp.model import Attribute, Group, Message
-from gateway.ipp.reader import decode_message
-from gateway.ipp.writer import encode_message, request
+from ippwire.enums import GroupTag, Operation, Status, ValueTag
+from ippwire.model import Attribute, Group, Message
+from ippwire.reader import decode_message
+from ippwire.writer import encode_message, request
 from tests.peers import CORPUS_DIR
 from tests.peers.cupsd import Cupsd
 from tests.peers.gateway_proc import GatewayProcess

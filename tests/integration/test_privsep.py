@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.ipp.enums import JobState, Operation, ValueTag
+from ippwire.enums import JobState, Operation, ValueTag
 from tests.peers.gateway_proc import GatewayProcess, start_command_line
 from tests.peers.procs import missing_programs
 from tests.support.ipp_client import wait_job

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from gateway import config_edit
-from gateway.ipp.enums import JobState, Operation, Status
+from ippwire.enums import JobState, Operation, Status
 from tests.peers.gateway_proc import GatewayProcess, PrinterTable, start_configured_gateway
 from tests.peers.procs import LOOPBACK
 from tests.support.ipp_client import submit, wait_job

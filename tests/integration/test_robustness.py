@@ -8,10 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from gateway.ipp.enums import GroupTag, Operation, Status, ValueTag
-from gateway.ipp.model import Attribute
-from gateway.ipp.reader import decode_message
-from gateway.ipp.writer import encode_message, request
+from ippwire.enums import GroupTag, Operation, Status, ValueTag
+from ippwire.model import Attribute
+from ippwire.reader import decode_message
+from ippwire.writer import encode_message, request
 from tests.peers.gateway_proc import GatewayProcess, start_gateway
 from tests.support.ipp_client import ipp, post, printer_state, printer_uri, raw_exchange
 

@@ -10,10 +10,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from gateway.ipp.enums import JobState, Operation, Status, ValueTag
-from gateway.ipp.model import Message
-from gateway.ipp.reader import decode_message
-from gateway.ipp.writer import AttributeSpec, encode_message, request
+from ippwire.enums import JobState, Operation, Status, ValueTag
+from ippwire.model import Message
+from ippwire.reader import decode_message
+from ippwire.writer import AttributeSpec, encode_message, request
 from tests.peers.gateway_proc import GatewayProcess, PrinterTable, start_configured_gateway
 from tests.support.ipp_client import job_id_of, post
 from tests.support.tmpfs import tmpfs

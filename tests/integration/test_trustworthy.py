@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.ipp.enums import JobState, Operation, PrinterState, Status, ValueTag
+from ippwire.enums import JobState, Operation, PrinterState, Status, ValueTag
 from tests.peers import REPO_ROOT
 from tests.peers.gateway_proc import (
     RAW_TEST_FORMATS,

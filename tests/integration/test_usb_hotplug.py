@@ -22,7 +22,7 @@ import pytest
 
 from drivers.autosetup import printer_name
 from gateway.autoprinters import load
-from gateway.ipp.enums import JobState, Operation, PrinterState, Status
+from ippwire.enums import JobState, Operation, PrinterState, Status
 from tests.peers import CORPUS_DIR, REPO_ROOT
 from tests.peers.gateway_proc import GatewayProcess, PrinterTable, start_configured_gateway
 from tests.peers.procs import LOOPBACK, wait_until

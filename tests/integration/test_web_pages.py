@@ -11,10 +11,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from gateway.ipp.enums import GroupTag, Operation, ValueTag
-from gateway.ipp.reader import decode_message
-from gateway.ipp.writer import encode_message
-from gateway.ipp.writer import request as ipp_request
+from ippwire.enums import GroupTag, Operation, ValueTag
+from ippwire.reader import decode_message
+from ippwire.writer import encode_message
+from ippwire.writer import request as ipp_request
 from tests.peers.gateway_proc import GatewayProcess, start_command_line
 from tests.support.ipp_client import printer_path
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import trio
 
-from gateway.ipp.enums import JobState
+from ippwire.enums import JobState
 from tests.peers.gateway_proc import GatewayProcess, PrinterTable, start_configured_gateway
 from tests.support.ipp_client import StateSnapshot, cancel, job_status, printer_status
 

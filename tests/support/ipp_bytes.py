@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import struct
 
-from gateway.ipp.enums import GroupTag
+from ippwire.enums import GroupTag
 
 # protocols.md §1.5, byte for byte.
 GET_PRINTER_ATTRIBUTES = bytes.fromhex(

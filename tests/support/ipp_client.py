@@ -9,10 +9,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.ipp.enums import GroupTag, Operation, ValueTag
-from gateway.ipp.model import Group, Message, Value
-from gateway.ipp.reader import decode_message
-from gateway.ipp.writer import AttributeSpec, encode_message, request
+from ippwire.enums import GroupTag, Operation, ValueTag
+from ippwire.model import Group, Message, Value
+from ippwire.reader import decode_message
+from ippwire.writer import AttributeSpec, encode_message, request
 
 
 def post(port: int, body: bytes, *, path: str = "/ipp/print", timeout: float = 30.0,

@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 
 from gateway.core.system import System
-from gateway.ipp.enums import GroupTag
-from gateway.ipp.model import Attribute, Message
-from gateway.ipp.reader import decode_message
-from gateway.ipp.writer import encode_message
 from gateway.server.operation_table import dispatch
 from gateway.server.operations import Endpoint
+from ippwire.enums import GroupTag
+from ippwire.model import Attribute, Message
+from ippwire.reader import decode_message
+from ippwire.writer import encode_message
 
 # A client on the gateway's own host: with authentication off, an administrator
 # (gateway.policy); pass another `client` to be someone else.

@@ -10,10 +10,10 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from gateway.ipp.enums import GroupTag, JobState, Operation, Status, ValueTag
-from gateway.ipp.model import Group, Message, Value
-from gateway.ipp.reader import decode_message
-from gateway.ipp.writer import AttributeSpec, encode_message, request
+from ippwire.enums import GroupTag, JobState, Operation, Status, ValueTag
+from ippwire.model import Group, Message, Value
+from ippwire.reader import decode_message
+from ippwire.writer import AttributeSpec, encode_message, request
 from tests.support.ipp_client import post
 
 T = ValueTag

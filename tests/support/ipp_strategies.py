@@ -8,8 +8,8 @@ from functools import cache
 
 from hypothesis import strategies as st
 
-from gateway.ipp.enums import GroupTag
-from gateway.ipp.model import (
+from ippwire.enums import GroupTag
+from ippwire.model import (
     Attribute,
     Collection,
     Group,
@@ -72,7 +72,7 @@ GROUP_TAGS = st.sampled_from([tag for tag in GroupTag if tag != GroupTag.END])
 GROUPS = st.builds(Group, GROUP_TAGS, st.lists(attributes(3), max_size=4))
 MESSAGES = st.builds(
     Message,
-    # Every header field is signed on the wire (RFC 8010 3.1.1, gateway.ipp.header).
+    # Every header field is signed on the wire (RFC 8010 3.1.1, ippwire.header).
     st.tuples(st.integers(-128, 127), st.integers(-128, 127)),
     st.integers(-(2**15), 2**15 - 1),
     INT32,  # request-id is signed on the wire

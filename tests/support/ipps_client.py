@@ -8,10 +8,10 @@ import http.client
 import ssl
 from dataclasses import dataclass
 
-from gateway.ipp.enums import Status
-from gateway.ipp.model import Message
-from gateway.ipp.reader import decode_message
-from gateway.ipp.writer import encode_message
+from ippwire.enums import Status
+from ippwire.model import Message
+from ippwire.reader import decode_message
+from ippwire.writer import encode_message
 
 HOST = "127.0.0.1"
 

@@ -19,9 +19,9 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from gateway.ipp.enums import Operation, ValueTag
-from gateway.ipp.reader import decode_message
-from gateway.ipp.writer import AttributeSpec, encode_message, request
+from ippwire.enums import Operation, ValueTag
+from ippwire.reader import decode_message
+from ippwire.writer import AttributeSpec, encode_message, request
 from tests.peers.ipptool import DISPLAY_LINE, parse_report
 from tests.peers.procs import find_program
 from tests.support.ipp_client import job_id_of

@@ -14,10 +14,6 @@ from drivers import get_driver
 from gateway.config import Config, PrinterConfig
 from gateway.core.events import PrinterSnapshot
 from gateway.core.system import System
-from gateway.ipp.enums import GroupTag, Operation, PrinterState, Status, ValueTag
-from gateway.ipp.model import Attribute, Group, IntRange, Message, Value
-from gateway.ipp.reader import decode_message
-from gateway.ipp.writer import encode_message, request
 from gateway.server import ops_printer
 from gateway.server.attributes import (
     PrinterDescription,
@@ -27,6 +23,10 @@ from gateway.server.attributes import (
 )
 from gateway.server.operation_table import OPERATIONS, dispatch
 from gateway.server.operations import Endpoint, OperationTable, answer
+from ippwire.enums import GroupTag, Operation, PrinterState, Status, ValueTag
+from ippwire.model import Attribute, Group, IntRange, Message, Value
+from ippwire.reader import decode_message
+from ippwire.writer import encode_message, request
 
 T = ValueTag
 PATH = "/ipp/print/office"

@@ -14,9 +14,9 @@ import pytest
 from gateway import ctl
 from gateway.core.job import Job
 from gateway.core.spool_lock import LockInfo, SpoolLock
-from gateway.ipp.enums import GroupTag, JobState, ValueTag
-from gateway.ipp.model import Attribute, Group, Message
 from gateway.ipp_client import Answer, GatewayUrl
+from ippwire.enums import GroupTag, JobState, ValueTag
+from ippwire.model import Attribute, Group, Message
 
 T = ValueTag
 

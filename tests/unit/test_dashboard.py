@@ -16,8 +16,8 @@ from gateway.core.events import (
 from gateway.dashboard.session import TOKEN_SECONDS, Sessions
 from gateway.dashboard.testpage import test_page as make_test_page
 from gateway.dashboard.view import event_message, job_error, job_view, printer_view, redact_uri
-from gateway.ipp.enums import JobState, PrinterState
 from gateway.privacy import Viewer
+from ippwire.enums import JobState, PrinterState
 
 ALICE = Viewer("alice", authenticated=True)
 ADMIN = Viewer("root", is_admin=True, authenticated=True)

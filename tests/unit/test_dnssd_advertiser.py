@@ -22,8 +22,8 @@ from gateway.core.system import System
 from gateway.dnssd import Advertiser
 from gateway.dnssd.backend import BackendError, ConflictCallback, NameTaken
 from gateway.dnssd.txt import ServiceRecord
-from gateway.ipp.enums import Operation, Status, ValueTag
-from gateway.ipp.writer import request
+from ippwire.enums import Operation, Status, ValueTag
+from ippwire.writer import request
 from tests.support.ipp_dispatch import call
 
 PORT = 8631

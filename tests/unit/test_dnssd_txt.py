@@ -20,14 +20,14 @@ from gateway.dnssd.txt import (
     paper_max,
     printer_services,
 )
-from gateway.ipp.enums import GroupTag, Operation, Status, ValueTag
-from gateway.ipp.model import Collection, Group, Value
-from gateway.ipp.reader import decode_message
-from gateway.ipp.writer import encode_message, request
 from gateway.server.attributes import PrinterDescription, is_ipp_everywhere
 from gateway.server.operation_table import OPERATIONS, dispatch
 from gateway.server.operations import Endpoint
 from gateway.server.ops_printer import describe
+from ippwire.enums import GroupTag, Operation, Status, ValueTag
+from ippwire.model import Collection, Group, Value
+from ippwire.reader import decode_message
+from ippwire.writer import encode_message, request
 
 HOST, PORT = "gw.local", 8631
 

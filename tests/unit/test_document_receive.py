@@ -16,7 +16,6 @@ from gateway.config import Config, PrinterConfig
 from gateway.core.job import Job
 from gateway.core.system import System
 from gateway.errors import IppError
-from gateway.ipp.enums import Status
 from gateway.server.document import (
     MAX_RATIO,
     PIECE_BYTES,
@@ -24,6 +23,7 @@ from gateway.server.document import (
     Decompressor,
     receive_document,
 )
+from ippwire.enums import Status
 
 MB = 1 << 20
 

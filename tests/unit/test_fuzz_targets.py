@@ -14,7 +14,7 @@ from drivers.errors import ConversionError
 from drivers.filters.pwg_raster import HEADER_SIZE, SYNC, PwgRasterReader
 from drivers.filters.urf import UrfReader, file_header
 from drivers.model.raster import Band, PageStart
-from gateway.ipp.reader import decode_message
+from ippwire.reader import decode_message
 from tests.fuzz import seeds
 from tests.fuzz.strategies import CHUNKS, INPUTS
 from tests.fuzz.targets import TARGETS, _http_parse, _raster_events, pwg_raster

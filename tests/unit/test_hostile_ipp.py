@@ -24,19 +24,6 @@ from gateway.core.job import Job
 from gateway.core.spool import SpoolBatch
 from gateway.core.system import System
 from gateway.errors import IppError
-from gateway.ipp.enums import GroupTag, JobState, Operation, Status, ValueTag
-from gateway.ipp.model import (
-    Attribute,
-    Collection,
-    Group,
-    IntRange,
-    Message,
-    Resolution,
-    StringWithLanguage,
-    Value,
-)
-from gateway.ipp.reader import decode_message
-from gateway.ipp.writer import encode_message, request
 from gateway.privacy import Viewer
 from gateway.server import values
 from gateway.server.http import ClientDisconnected, HttpError, HttpRequest
@@ -47,6 +34,19 @@ from gateway.server.operation_table import OPERATIONS as TABLE
 from gateway.server.operation_table import dispatch
 from gateway.server.operations import Endpoint
 from gateway.server.values import BadValue
+from ippwire.enums import GroupTag, JobState, Operation, Status, ValueTag
+from ippwire.model import (
+    Attribute,
+    Collection,
+    Group,
+    IntRange,
+    Message,
+    Resolution,
+    StringWithLanguage,
+    Value,
+)
+from ippwire.reader import decode_message
+from ippwire.writer import encode_message, request
 from tests.support.ipp_strategies import values as wire_values
 
 T = ValueTag

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.server.http11 import (
+from ippwire.http11 import (
     CLOSED,
     END_OF_BODY,
     NEED_DATA,

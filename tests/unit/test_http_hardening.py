@@ -29,7 +29,10 @@ from gateway.server.http import (
     split_host_header,
     target_path,
 )
-from gateway.server.http11 import (
+from gateway.server.http_connection import HttpConnection
+from gateway.server.router import Router, ipp_post
+from gateway.server.websocket import websocket_route
+from ippwire.http11 import (
     CLOSED,
     END_OF_BODY,
     NEED_DATA,
@@ -37,9 +40,6 @@ from gateway.server.http11 import (
     RequestHead,
     RequestParser,
 )
-from gateway.server.http_connection import HttpConnection
-from gateway.server.router import Router, ipp_post
-from gateway.server.websocket import websocket_route
 from tests.support.hostile_http import BAD_HOSTS, BAD_TARGETS, SMUGGLING
 from tests.support.http_harness import LOCAL, FakeApp, RawClient, get, served
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-PACKAGES = ("gateway", "drivers")
+PACKAGES = ("gateway", "drivers", "ippwire")
 LAZY_TABLE = "_LAZY_EXPORTS"
 
 # What a sans-I/O module must never reach. trio_websocket is listed itself because the walk
@@ -40,8 +40,7 @@ IO_MODULES = frozenset({"trio", "trio_websocket", "socket", "ssl", "selectors", 
 # The sans-I/O cores: pure functions and classes over bytes and values. A name ending in `.*`
 # is every module of that package. Each entry must exist (a rename must not drop a rule).
 SANS_IO = (
-    "gateway.ipp.*",  # the IPP codec
-    "gateway.server.http11",  # the HTTP/1.1 parser
+    "ippwire.*",  # the IPP codec and HTTP framing, shared by both sides
     "gateway.server.values",  # IPP value checks
     "gateway.server.attributes",  # printer attributes from capabilities and a snapshot
     "gateway.dnssd.txt",  # DNS-SD records and TXT from the same data as the attributes
@@ -337,6 +336,16 @@ def test_drivers_never_import_gateway() -> None:
     assert not crossings, "drivers must not import gateway:\n  " + "\n  ".join(
         f"{crossing}\n      reached from {', '.join(names)}"
         for crossing, names in sorted(crossings.items()))
+
+
+def test_ippwire_imports_neither_side() -> None:
+    """The wire formats both sides share (the IPP codec, HTTP framing) stand alone."""
+    crossings = sorted(f"{name} imports {target}" for name in MODULES
+                       if in_area(name, "ippwire")
+                       for target, _line in MODULES[name].imports
+                       if in_area(target, "gateway") or in_area(target, "drivers"))
+    assert not crossings, "ippwire must import neither gateway nor drivers:\n  " + (
+        "\n  ".join(crossings))
 
 
 def test_gateway_imports_drivers_only_through_its_facade() -> None:

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from gateway.ipp.enums import GroupTag, Operation, Status, ValueTag
-from gateway.ipp.model import (
+from ippwire.enums import GroupTag, Operation, Status, ValueTag
+from ippwire.model import (
     Attribute,
     Collection,
     Group,
@@ -18,8 +18,8 @@ from gateway.ipp.model import (
     StringWithLanguage,
     Value,
 )
-from gateway.ipp.reader import decode_message
-from gateway.ipp.writer import encode_attribute, encode_attributes, encode_message, request
+from ippwire.reader import decode_message
+from ippwire.writer import encode_attribute, encode_attributes, encode_message, request
 from tests.support.ipp_bytes import GET_PRINTER_ATTRIBUTES, entry, one_group
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.ipp.enums import Status
-from gateway.ipp.errors import IppProtocolError
-from gateway.ipp.reader import (
+from ippwire.enums import Status
+from ippwire.errors import IppProtocolError
+from ippwire.reader import (
     DEFAULT_LIMITS,
     NEED_DATA,
     IppReader,

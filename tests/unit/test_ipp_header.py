@@ -1,4 +1,4 @@
-"""The IPP message header, defined once (gateway.ipp.header): RFC 8010 3.1.1 signedness for
+"""The IPP message header, defined once (ippwire.header): RFC 8010 3.1.1 signedness for
 every field, on both sides, and what the dispatcher makes of values with the top bit set."""
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ import pytest
 
 from gateway.config import Config, PrinterConfig
 from gateway.core.system import System
-from gateway.ipp.enums import Operation, Status
-from gateway.ipp.header import SIZE, Header, read_header, write_header
-from gateway.ipp.model import Message
-from gateway.ipp.reader import decode_message
-from gateway.ipp.writer import encode_message, request
 from gateway.server.operation_table import dispatch
 from gateway.server.operations import Endpoint, Reply, encode_reply
+from ippwire.enums import Operation, Status
+from ippwire.header import SIZE, Header, read_header, write_header
+from ippwire.model import Message
+from ippwire.reader import decode_message
+from ippwire.writer import encode_message, request
 
 
 def test_layout_is_big_endian_and_eight_bytes() -> None:

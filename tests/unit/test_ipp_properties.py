@@ -7,9 +7,9 @@ from itertools import pairwise
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.ipp.errors import IppProtocolError
-from gateway.ipp.model import Message
-from gateway.ipp.reader import (
+from ippwire.errors import IppProtocolError
+from ippwire.model import Message
+from ippwire.reader import (
     DEFAULT_LIMITS,
     NEED_DATA,
     DocumentData,
@@ -19,7 +19,7 @@ from gateway.ipp.reader import (
     RequestReceived,
     decode_message,
 )
-from gateway.ipp.writer import encode_message
+from ippwire.writer import encode_message
 from tests.support.ipp_strategies import DOCUMENTS, MESSAGES
 
 settings.register_profile("ipp", max_examples=200, deadline=None)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from gateway.ipp.enums import Operation, ValueTag
-from gateway.ipp.reader import (
+from ippwire.enums import Operation, ValueTag
+from ippwire.reader import (
     NEED_DATA,
     DocumentData,
     EndOfDocument,
@@ -11,7 +11,7 @@ from gateway.ipp.reader import (
     NeedData,
     RequestReceived,
 )
-from gateway.ipp.writer import encode_message, request
+from ippwire.writer import encode_message, request
 from tests.support.ipp_bytes import GET_PRINTER_ATTRIBUTES
 
 Event = RequestReceived | DocumentData | EndOfDocument | NeedData

@@ -12,12 +12,12 @@ from drivers.languages.raw import RAW_PASSTHROUGH_FORMATS
 from gateway.config import Config, PrinterConfig
 from gateway.core.job import Job
 from gateway.core.system import System
-from gateway.ipp.enums import GroupTag
-from gateway.ipp.model import Group, Message
-from gateway.ipp.reader import decode_message
-from gateway.ipp.writer import encode_message
 from gateway.privacy import ANONYMOUS, NOBODY, PRIVATE_JOB_VALUES, Viewer, visible
 from gateway.server.job_attributes import encoded_job_attributes, job_attributes
+from ippwire.enums import GroupTag
+from ippwire.model import Group, Message
+from ippwire.reader import decode_message
+from ippwire.writer import encode_message
 
 URI = "ipp://localhost:8631/ipp/print/office"
 PRIVATE_ANSWERED = {"job-name", "job-originating-user-name", "document-name-supplied"}

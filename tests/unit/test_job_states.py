@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.core.job import TRANSITIONS, InvalidTransition, Job, JobEvent
-from gateway.ipp.enums import JobState
+from ippwire.enums import JobState
 
 
 def make_job(state: JobState) -> Job:

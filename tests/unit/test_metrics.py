@@ -13,11 +13,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from gateway.config import Config, PrinterConfig
 from gateway.core.events import JobAttempt, JobCompleted, JobCreated, JobSnapshot
 from gateway.core.system import PRINT_PATH, System
-from gateway.ipp.enums import JobState, Operation, Status, ValueTag
-from gateway.ipp.header import HEADER
-from gateway.ipp.writer import encode_message, request
 from gateway.metrics import CONTENT_TYPE, OTHER, Metrics
 from gateway.server.ipp_endpoint import IppApp
+from ippwire.enums import JobState, Operation, Status, ValueTag
+from ippwire.header import HEADER
+from ippwire.writer import encode_message, request
 from tests.support.http_harness import get, post, served
 
 PRINTER = "office"

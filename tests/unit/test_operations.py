@@ -13,9 +13,9 @@ from drivers.languages.raw import RAW_PASSTHROUGH_FORMATS
 from gateway.config import Config, PrinterConfig
 from gateway.core.events import JobCompleted
 from gateway.core.system import System
-from gateway.ipp.enums import GroupTag, JobState, Operation, Status, ValueTag
-from gateway.ipp.model import Attribute, Collection, IntRange, Message, Resolution
-from gateway.ipp.writer import request
+from ippwire.enums import GroupTag, JobState, Operation, Status, ValueTag
+from ippwire.model import Attribute, Collection, IntRange, Message, Resolution
+from ippwire.writer import request
 from tests.support.ipp_dispatch import call, job_attr, op_attr
 
 T = ValueTag

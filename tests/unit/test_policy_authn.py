@@ -22,7 +22,6 @@ from gateway.authn import (
     parse_basic,
 )
 from gateway.config import AuthConfig, Config, ConfigError, config_from_dict
-from gateway.ipp.enums import Operation
 from gateway.passwords import Account, PasswordFile
 from gateway.policy import (
     ANYONE,
@@ -35,6 +34,7 @@ from gateway.policy import (
     needs_login,
 )
 from gateway.privacy import Viewer
+from ippwire.enums import Operation
 
 ALICE = Viewer("alice", authenticated=True, groups=frozenset({"staff"}))
 BOB = Viewer("bob", authenticated=True)

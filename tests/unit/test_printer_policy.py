@@ -44,11 +44,11 @@ from gateway.core.job import Job
 from gateway.core.printer import Printer
 from gateway.core.spool import SpoolBatch
 from gateway.core.system import PRINT_PATH, System
-from gateway.ipp.enums import JobState, Operation, PrinterState, Status, ValueTag
-from gateway.ipp.reader import decode_message
-from gateway.ipp.writer import encode_message, request
 from gateway.server.operation_table import dispatch
 from gateway.server.operations import Endpoint
+from ippwire.enums import JobState, Operation, PrinterState, Status, ValueTag
+from ippwire.reader import decode_message
+from ippwire.writer import encode_message, request
 
 SCHEME = "policytest"
 PRINTER = "p"

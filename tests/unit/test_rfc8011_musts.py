@@ -111,11 +111,11 @@ from drivers.languages.raw import RAW_PASSTHROUGH_FORMATS
 from gateway.config import Config, PrinterConfig
 from gateway.core.job import JobEvent
 from gateway.core.system import System
-from gateway.ipp.enums import GroupTag, JobState, Operation, Status, ValueTag
-from gateway.ipp.model import Attribute, Group, Message
-from gateway.ipp.writer import request
 from gateway.server.operation_table import OPERATIONS
 from gateway.server.operations import JOB_OPERATIONS
+from ippwire.enums import GroupTag, JobState, Operation, Status, ValueTag
+from ippwire.model import Attribute, Group, Message
+from ippwire.writer import request
 from tests.support.ipp_dispatch import call, job_attr, op_attr
 
 T = ValueTag

@@ -16,10 +16,10 @@ from drivers.model.capabilities import PrintOptions
 from drivers.model.raster import PixelFormat, RasterPage
 from gateway.config import Config, PrinterConfig
 from gateway.core.system import System
-from gateway.ipp.enums import GroupTag, Operation, Status, ValueTag
-from gateway.ipp.model import Attribute, Collection, IntRange, Message, Resolution
-from gateway.ipp.writer import request
 from gateway.server.job_template import FIXED_DEFAULTS
+from ippwire.enums import GroupTag, Operation, Status, ValueTag
+from ippwire.model import Attribute, Collection, IntRange, Message, Resolution
+from ippwire.writer import request
 from tests.support.driver_printing import Document, print_to_file
 from tests.support.ipp_dispatch import call, job_attr
 

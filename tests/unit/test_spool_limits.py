@@ -17,10 +17,10 @@ from gateway.core.job import Job
 from gateway.core.spool import Spool, SpoolBatch
 from gateway.core.store import JobLimits, job_limit_refusal, unfinished_counts
 from gateway.core.system import System
-from gateway.ipp.enums import JobState, Operation, Status, ValueTag
-from gateway.ipp.model import Message
-from gateway.ipp.writer import request
 from gateway.server.document import receive_document
+from ippwire.enums import JobState, Operation, Status, ValueTag
+from ippwire.model import Message
+from ippwire.writer import request
 from tests.support.ipp_dispatch import call, job_attr, op_attr
 
 T = ValueTag

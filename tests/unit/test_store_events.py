@@ -25,12 +25,12 @@ from gateway.core.events import (
 )
 from gateway.core.job import JobEvent
 from gateway.core.system import PRINT_PATH, System
-from gateway.ipp.enums import JobState, Operation, ValueTag
-from gateway.ipp.model import Message
-from gateway.ipp.reader import decode_message
-from gateway.ipp.writer import encode_message, request
 from gateway.server.operation_table import dispatch
 from gateway.server.operations import Endpoint
+from ippwire.enums import JobState, Operation, ValueTag
+from ippwire.model import Message
+from ippwire.reader import decode_message
+from ippwire.writer import encode_message, request
 
 PRINTER = "office"
 URI = f"ipp://localhost:8631{PRINT_PATH}/{PRINTER}"

@@ -35,9 +35,9 @@ from gateway.core.subscriptions import (
     pending,
 )
 from gateway.core.system import System
-from gateway.ipp.enums import GroupTag, JobState, Operation, PrinterState, Status, ValueTag
-from gateway.ipp.model import Attribute, Group, Message
-from gateway.ipp.writer import request
+from ippwire.enums import GroupTag, JobState, Operation, PrinterState, Status, ValueTag
+from ippwire.model import Attribute, Group, Message
+from ippwire.writer import request
 from tests.support.ipp_dispatch import call, op_attr
 
 T = ValueTag

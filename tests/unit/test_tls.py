@@ -13,7 +13,6 @@ from cryptography import x509
 
 from gateway.certificates import CertificateStore, certificate_names, load_pair, make_self_signed
 from gateway.config import ConfigError, config_from_dict
-from gateway.ipp.model import Attribute, Value
 from gateway.server.attributes import addressed_attributes
 from gateway.tls import (
     RENEW_BEFORE,
@@ -24,6 +23,7 @@ from gateway.tls import (
     open_server_tls,
     server_context,
 )
+from ippwire.model import Attribute, Value
 
 NOW = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
 HOST = Identity(("printhost.local", "printhost", "localhost"),

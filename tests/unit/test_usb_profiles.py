@@ -19,7 +19,7 @@ from drivers.discovery import usb_printers
 from drivers.ieee1284 import parse_device_id
 from drivers.transport import JobInfo, open_transport
 from drivers.transports import usbprinter
-from gateway.ipp.enums import JobState
+from ippwire.enums import JobState
 from tests.peers import CORPUS_DIR, REPO_ROOT
 from tests.peers.gateway_proc import PrinterTable, start_configured_gateway
 from tests.support.driver_printing import Document, low_resolution, print_to_file

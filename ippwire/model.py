@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Union
 
-from gateway.ipp.enums import GroupTag
+from ippwire.enums import GroupTag
 
 
 @dataclass(frozen=True)

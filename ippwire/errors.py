@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.ipp.enums import Status
+from ippwire.enums import Status
 
 
 class IppProtocolError(Exception):

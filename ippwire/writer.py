@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from gateway.ipp.enums import GroupTag, ValueTag
-from gateway.ipp.header import write_header
-from gateway.ipp.model import (
+from ippwire.enums import GroupTag, ValueTag
+from ippwire.header import write_header
+from ippwire.model import (
     Attribute,
     Collection,
     Group,

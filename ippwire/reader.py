@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from enum import Enum, auto
 
-from gateway.ipp.enums import GroupTag, Status, ValueTag
-from gateway.ipp.errors import IppProtocolError
-from gateway.ipp.header import SIZE as HEADER_SIZE
-from gateway.ipp.header import read_header
-from gateway.ipp.model import (
+from ippwire.enums import GroupTag, Status, ValueTag
+from ippwire.errors import IppProtocolError
+from ippwire.header import SIZE as HEADER_SIZE
+from ippwire.header import read_header
+from ippwire.model import (
     Attribute,
     Collection,
     Group,
