@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from drivers.transport import (
         DeviceStatus,
         JobInfo,
+        Supply,
         Transport,
         check_device_uri,
         open_transport,
@@ -79,6 +80,7 @@ _LAZY_EXPORTS: dict[str, str] = {
     "Transport": "drivers.transport",
     "DeviceStatus": "drivers.transport",
     "JobInfo": "drivers.transport",
+    "Supply": "drivers.transport",
     # Errors.
     "DriverError": "drivers.errors",
     "ConversionError": "drivers.errors",
@@ -128,6 +130,7 @@ __all__ = [
     "ProbeResult",
     "Progress",
     "SetupProbe",
+    "Supply",
     "Transport",
     "TransportError",
     "UriError",

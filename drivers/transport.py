@@ -37,12 +37,26 @@ class JobInfo:
 
 
 @dataclass(frozen=True)
+class Supply:
+    """One supply as the device reports it (IPP marker-* values; RFC 3805 for the kinds)."""
+
+    name: str  # marker-names / printer-supply-description, e.g. "Black Toner"
+    kind: str  # marker-types keyword: "toner", "ink", "waste-toner", ...
+    color: str  # marker-colors: "#000000", "none", ...
+    level: int  # marker-levels: 0-100, or -1 (unavailable), -2 (unknown), -3 (some left)
+    low: int = 0  # marker-low-levels
+    high: int = 100  # marker-high-levels
+
+
+@dataclass(frozen=True)
 class DeviceStatus:
-    """A snapshot of the device: IPP printer-state-reasons keywords and a human message."""
+    """A snapshot of the device: IPP printer-state-reasons keywords and a human message,
+    and its supplies where the transport can read them (IPP devices)."""
 
     reasons: frozenset[str] = field(default_factory=frozenset)
     message: str = ""
     online: bool = True
+    supplies: tuple[Supply, ...] = ()
 
 
 class Transport(ABC):

@@ -16,9 +16,12 @@ change that attempt leads to.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from ippwire.enums import JobState, PrinterState
+
+if TYPE_CHECKING:
+    from drivers import Supply
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,7 @@ class PrinterSnapshot:
     # What the device itself last said, where its transport reports it: the remote LPD
     # queue's state, the PJL status display ("" when it says nothing).
     device_status: str = ""
+    supplies: tuple[Supply, ...] = ()  # as the device last reported them (IPP devices)
 
 
 @dataclass(frozen=True, slots=True)

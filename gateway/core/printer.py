@@ -25,6 +25,7 @@ from drivers import (
     JobInfo,
     Outcome,
     Progress,
+    Supply,
     Transport,
     get_driver,
     open_transport,
@@ -93,6 +94,7 @@ class Printer:
         self.device_reasons: set[str] = set()  # from the last failure
         self.status_reasons: frozenset[str] = frozenset()  # from the device's own status
         self.device_message = ""
+        self.supplies: tuple[Supply, ...] = ()  # as the device last reported them
         self.message = "Ready."
         self.paused = False
         if config.name in store.paused:  # paused before a restart
@@ -183,15 +185,19 @@ class Printer:
             reasons=tuple(self.state_reasons), message=self.message,
             state_changed_at=self.state_changed_at, config_changed_at=self.config_changed_at,
             paused=self.paused, queued_jobs=self.store.queued_count(self.name),
-            device_status=self.device_message)
+            device_status=self.device_message, supplies=self.supplies)
 
     def _change(self, state: PrinterState | None = None, message: str | None = None, *,
                 device_reasons: set[str] | None = None,
                 status: tuple[frozenset[str], str] | None = None,
-                paused: bool | None = None) -> None:
+                paused: bool | None = None, supplies: tuple[Supply, ...] | None = None
+                ) -> None:
         """The one way the printer's visible state changes: apply, then publish when state,
-        reasons or message differ from before."""
+        reasons, message or supply levels differ from before."""
         before = (self.state, self.state_reasons, self.message)
+        supplies_changed = supplies is not None and supplies != self.supplies
+        if supplies is not None:
+            self.supplies = supplies
         if device_reasons is not None:
             self.device_reasons = device_reasons
         if status is not None:
@@ -204,6 +210,8 @@ class Printer:
             self.message = message
         if (self.state, self.state_reasons, self.message) != before:
             self.state_changed_at = time.time()
+            self.store.publish_printer(self.snapshot())
+        elif supplies_changed:
             self.store.publish_printer(self.snapshot())
 
     def wake(self) -> None:
@@ -307,7 +315,8 @@ class Printer:
             elif status.message:  # what the device says while the job waits to retry
                 state = PrinterState.PROCESSING
                 message = f"{self._retry_message} Device: {status.message}"
-        self._change(state, message, status=(reasons, status.message))
+        self._change(state, message, status=(reasons, status.message),
+                     supplies=status.supplies or None)
 
     async def _print_jobs(self) -> None:
         delay_index = 0

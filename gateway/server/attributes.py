@@ -13,6 +13,7 @@ and Host the client used) and `live_attributes` (state, counters, clocks; per ch
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -32,7 +33,7 @@ from ippwire.enums import ValueTag
 from ippwire.model import Attribute, Collection, IntRange, Resolution, Value
 
 if TYPE_CHECKING:  # types only: importing drivers.driver at run time would reach trio
-    from drivers import Capabilities, MediaSize
+    from drivers import Capabilities, MediaSize, Supply
 
 T = ValueTag
 
@@ -254,10 +255,6 @@ def static_attributes(caps: Capabilities, description: PrinterDescription) -> li
         a("printer-resolution-default", T.RESOLUTION,
           Resolution(caps.default_resolution, caps.default_resolution)),
         a("printer-resolution-supported", T.RESOLUTION, *resolutions),
-        # The gateway cannot see the legacy printer's supplies: say so rather than invent.
-        a("printer-supply", T.OCTET_STRING,
-          b"index=1;class=unknown;type=other;unit=percent;maxcapacity=100;level=-2;"),
-        a("printer-supply-description", T.TEXT, "Supply level not reported by this printer"),
         a("printer-uuid", T.URI, f"urn:uuid:{description.uuid}"),
         a("pwg-raster-document-resolution-supported", T.RESOLUTION, *resolutions),
         a("pwg-raster-document-sheet-back", T.KEYWORD, "normal"),
@@ -356,4 +353,44 @@ def live_attributes(snapshot: PrinterSnapshot, *, now: float, started_at: float,
         a("printer-state-reasons", T.KEYWORD, *snapshot.reasons),
         a("printer-up-time", T.INTEGER, up_time),
         a("queued-job-count", T.INTEGER, snapshot.queued_jobs),
+        *supply_attributes(snapshot.supplies),
+    ]
+
+
+# marker-types keywords (PWG 5100.13) -> printer-supply `type=` values (RFC 3805 PrtMarkerSupplies)
+_SUPPLY_TYPES = {"toner": "toner", "ink": "ink", "ink-cartridge": "inkCartridge",
+                 "toner-cartridge": "tonerCartridge", "waste-toner": "wasteToner",
+                 "waste-ink": "wasteInk", "opc": "opc", "developer": "developer",
+                 "fuser": "fuser", "staples": "staples", "ribbon-wax": "ribbonWax"}
+
+
+def supply_attributes(supplies: Sequence[Supply]) -> list[Attribute]:
+    """marker-* and printer-supply from what the device reported (an IPP device passes its
+    own on); for a device whose transport carries none, one printer-supply saying the level
+    is unknown (-2), rather than an invented one."""
+    if not supplies:
+        return [
+            a("printer-supply", T.OCTET_STRING,
+              b"index=1;class=unknown;type=other;unit=percent;maxcapacity=100;level=-2;"),
+            a("printer-supply-description", T.TEXT, "Supply level not reported by this printer"),
+        ]
+    encoded = []
+    for index, supply in enumerate(supplies, 1):
+        kind = _SUPPLY_TYPES.get(supply.kind, "other")
+        waste = supply.kind.startswith("waste")
+        kind_class = "receptacleThatIsFilled" if waste else "supplyThatIsConsumed"
+        text = (f"index={index};class={kind_class};type={kind};unit=percent;maxcapacity=100;"
+                f"level={supply.level};")
+        if supply.color.startswith("#"):
+            text += f"colorantvalue={supply.color[1:]};"
+        encoded.append(text.encode("ascii", "replace")[:1023])
+    return [
+        a("marker-colors", T.NAME, *(s.color or "none" for s in supplies)),
+        a("marker-high-levels", T.INTEGER, *(s.high for s in supplies)),
+        a("marker-levels", T.INTEGER, *(s.level for s in supplies)),
+        a("marker-low-levels", T.INTEGER, *(s.low for s in supplies)),
+        a("marker-names", T.NAME, *(s.name for s in supplies)),
+        a("marker-types", T.KEYWORD, *(s.kind for s in supplies)),
+        a("printer-supply", T.OCTET_STRING, *encoded),
+        a("printer-supply-description", T.TEXT, *(s.name for s in supplies)),
     ]
