@@ -8,7 +8,7 @@ Get-Jobs leaves them out. A device URI is shown without its password.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -25,6 +25,7 @@ from gateway.core.events import (
     PrinterStateChanged,
 )
 from gateway.privacy import Viewer
+from gateway.server.attributes import supply_text
 from ippwire.enums import JobState, PrinterState
 
 Json = dict[str, Any]
@@ -95,12 +96,11 @@ def job_view(job: JobSnapshot, viewer: Viewer) -> Json:
 
 
 def printer_view(printer: PrinterSnapshot, *, device_uri: str, driver: str,
-                 make_and_model: str, location: str, info: str, path: str,
-                 supplies: Iterable[str] = ()) -> Json:
+                 make_and_model: str, location: str, info: str, path: str) -> Json:
     """The printer's card: its state part (what a live update changes) and its description."""
     return {**_printer_state(printer), "uuid": printer.uuid,
             "device": redact_uri(device_uri), "driver": driver, "model": make_and_model,
-            "location": location, "info": info, "path": path, "supplies": list(supplies)}
+            "location": location, "info": info, "path": path}
 
 
 @dataclass(frozen=True)
@@ -140,4 +140,5 @@ def _printer_state(printer: PrinterSnapshot) -> Json:
             "state": PRINTER_STATE_WORDS.get(printer.state, printer.state.name.lower()),
             "reasons": [r for r in printer.reasons if r != "none"],
             "message": printer.message, "paused": printer.paused,
-            "queued": printer.queued_jobs, "device_status": printer.device_status}
+            "queued": printer.queued_jobs, "device_status": printer.device_status,
+            "supplies": [supply_text(supply) for supply in printer.supplies]}

@@ -364,6 +364,14 @@ _SUPPLY_TYPES = {"toner": "toner", "ink": "ink", "ink-cartridge": "inkCartridge"
                  "fuser": "fuser", "staples": "staples", "ribbon-wax": "ribbonWax"}
 
 
+def supply_text(supply: Supply) -> str:
+    """One supply in words: "Black Toner: 42%" (IPP's -1, -2, -3 levels said as such)."""
+    level = {-1: "not available", -2: "level unknown", -3: "some left"}.get(
+        supply.level, f"{supply.level}%")
+    low = " (low)" if 0 <= supply.level <= supply.low else ""
+    return f"{supply.name or supply.kind}: {level}{low}"
+
+
 def supply_attributes(supplies: Sequence[Supply]) -> list[Attribute]:
     """marker-* and printer-supply from what the device reported (an IPP device passes its
     own on); for a device whose transport carries none, one printer-supply saying the level

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from gateway.authority import url
 from gateway.core.printer import Printer
 from gateway.core.system import PRINT_PATH, System
-from gateway.server.attributes import SUPPLIES_PAGE
+from gateway.server.attributes import SUPPLIES_PAGE, supply_text
 from gateway.server.http import Handler, HttpError, HttpRequest, HttpResponse, RequestBody
 from gateway.server.router import Router
 
@@ -59,15 +59,22 @@ def status_page(system: System, request: HttpRequest) -> bytes:
 
 
 def supplies_page(printer: Printer) -> bytes:
-    """The page printer-supply-info-uri names: what is known of the printer's supplies. The
-    legacy transports report no levels, so it says that, as printer-supply does (level -2)."""
+    """The page printer-supply-info-uri names: the supplies the device reported (an IPP
+    device), or, for the legacy transports that carry none, that they are not reported, as
+    printer-supply says (level -2)."""
     name = html.escape(printer.name)
+    if printer.supplies:
+        items = "".join(f"<li>{html.escape(supply_text(supply))}</li>"
+                        for supply in printer.supplies)
+        body = f"<p>As the printer last reported them:</p><ul>{items}</ul>"
+    else:
+        body = ("<p>Supply levels are not reported by this printer: the gateway reaches it "
+                "through a connection that carries no supply status. Check the printer's own "
+                "panel for toner, ink and paper.</p>")
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><meta name='viewport' "
         "content='width=device-width'><title>Supplies: " + name + "</title></head><body>"
-        "<h1>Supplies: " + name + "</h1><p>Supply levels are not reported by this printer: "
-        "the gateway reaches it through a connection that carries no supply status. Check "
-        "the printer's own panel for toner, ink and paper.</p>"
+        "<h1>Supplies: " + name + "</h1>" + body +
         "<p><a href='/'>All printers</a></p></body></html>")
     return page.encode()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from drivers import Supply
 from gateway.core.events import (
     JobCompleted,
     JobProgress,
@@ -122,3 +123,17 @@ def test_a_printer_shows_what_its_device_says() -> None:
     assert shown["device"] == "lpd://u:***@host/lp" and shown["reasons"] == []
     update = event_message(PrinterStateChanged(9, 0.0, lpd), ALICE)
     assert update is not None and update["printer"]["device_status"] == lpd.device_status
+
+
+def test_a_printer_shows_its_supplies_in_words() -> None:
+    laser = PrinterSnapshot("office", "urn:uuid:x", PrinterState.IDLE, ("none",), "Ready.", 0.0,
+                            0.0, False, 0, supplies=(
+                                Supply("Black Toner", "toner", "#000000", 8, low=10),
+                                Supply("", "waste-toner", "none", -3),
+                                Supply("Drum", "opc", "none", -2)))
+    shown = printer_view(laser, device_uri="ipp://host/ipp/print", driver="postscript",
+                         make_and_model="Laser", location="", info="", path="/ipp/print/office")
+    assert shown["supplies"] == ["Black Toner: 8% (low)", "waste-toner: some left",
+                                 "Drum: level unknown"]
+    update = event_message(PrinterStateChanged(9, 0.0, laser), ALICE)
+    assert update is not None and update["printer"]["supplies"] == shown["supplies"]
