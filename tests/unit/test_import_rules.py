@@ -52,6 +52,7 @@ SANS_IO = (
     "drivers.pjl",  # the PJL dialogue
     "drivers.ieee1284",  # IEEE 1284 device ids
     "drivers.autosetup",  # the driver a printer's languages choose
+    "drivers.ippcaps",  # a device's IPP capabilities and the driver they choose
     "drivers.uri",  # device URIs
     "drivers.errors",
     # The bottom layer: formats, capabilities, the raster model, PackBits and the codec choice.
