@@ -55,6 +55,7 @@ async def print_document(
     progress.path = chosen.steps
     if copies.passes > 1 and path is None:
         raise ConversionError("copies of a streamed document need it spooled to a file")
+    transport.set_document_format(chosen.output_format)
     for _ in range(copies.passes):
         await _run(chosen, context, source, transport, progress)
     return progress

@@ -77,6 +77,13 @@ class Transport(ABC):
     @abstractmethod
     async def start_job(self, job: JobInfo) -> None: ...
 
+    def set_document_format(self, fmt: str) -> None:
+        """The MIME type of the bytes the coming `send_all` calls carry (the driver's output,
+        which may differ from `JobInfo.document_format`, the job's source format): the
+        pipeline tells it before the first byte. Only a transport whose protocol names the
+        format (IPP's document-format) cares; the others ignore it."""
+        return None
+
     @abstractmethod
     async def send_all(self, data: bytes | bytearray | memoryview) -> None: ...
 
