@@ -30,14 +30,20 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import trio
 
 from drivers import discovery
 from drivers.autosetup import DriverChoice, choice_for_device_id, choose_driver
-from drivers.errors import TransportError, UriError, os_reason
+from drivers.errors import DriverError, TransportError, UriError, os_reason
 from drivers.ieee1284 import parse_device_id
+from drivers.ippcaps import (
+    capabilities_from_attributes,
+    choose_ipp_driver,
+    printer_config_values,
+)
 from drivers.pjl import (
     SETUP_QUERY,
     PjlMessage,
@@ -45,8 +51,9 @@ from drivers.pjl import (
     languages_from_config,
     model_from_info_id,
 )
-from drivers.transport import check_device_uri
+from drivers.transport import check_device_uri, open_transport
 from drivers.transports import tcp
+from drivers.transports.ipp import IppTransport
 from drivers.transports.lpd import LpdSettings
 from drivers.transports.lpd_protocol import parse_queue_state, queue_state_command
 from drivers.uri import DeviceUri, host_port
@@ -61,6 +68,7 @@ _PJL_SHARE = 0.5  # of the time left, for a PJL answer on a connection that was 
 _PJL_WAIT_MAX = 5.0
 _REPLY_LIMIT = 64 * 1024
 _LOCAL_SCHEMES = ("usb", "serial", "file")
+_IPP_SCHEMES = ("ipp", "ipps", "http", "https")  # asked with Get-Printer-Attributes
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,9 @@ class SetupProbe:
     device_id: str  # 1284 id text when one was read ("" otherwise)
     findings: tuple[str, ...]  # one line per thing tried: what answered, what did not, why chosen
     error: str  # "" on success; one clear sentence otherwise
+    # Further [[printer]] keys the device's answer gives (an IPP device: media, duplex, color,
+    # resolutions, formats), beside name, device, driver and make_and_model.
+    config_values: Mapping[str, object] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -82,7 +93,7 @@ class SetupProbe:
 class _Target:
     """A target read: how to reach it. `uri` is the device URI given, if one was."""
 
-    kind: str  # "host" (try 9100 then 515), "socket", "lpd" or "local"
+    kind: str  # "host" (try 9100 then 515), "socket", "lpd", "ipp" or "local"
     host: str = ""
     port: int = 0
     queue: str = ""
@@ -147,6 +158,8 @@ def _uri_target(text: str, scheme: str) -> _Target:
         settings = LpdSettings.from_uri(DeviceUri.parse(_with_queue(parsed, queue or "lp")))
         return _Target("lpd", settings.host, settings.port, queue, text)
     check_device_uri(text)
+    if scheme in _IPP_SCHEMES:
+        return _Target("ipp", uri=text)
     if scheme == "socket":
         parsed = DeviceUri.parse(text)
         return _Target("socket", parsed.host, parsed.port or RAW_PORT, uri=text)
@@ -202,14 +215,17 @@ class _Probe:
         self.tried: list[str] = []  # "port 9100 refused the connection": for the error sentence
 
     def result(self, *, uri: str = "", choice: DriverChoice | None = None, model: str = "",
-               device_id: str = "", error: str = "") -> SetupProbe:
+               device_id: str = "", error: str = "",
+               config_values: Mapping[str, object] | None = None) -> SetupProbe:
         return SetupProbe(self.target, uri, choice, model, device_id, tuple(self.findings),
-                          error)
+                          error, dict(config_values or {}))
 
     async def run(self, deadline: float) -> SetupProbe:
         p = self.parsed
         if p.kind == "local":
             return await self._local(deadline)
+        if p.kind == "ipp":
+            return await self._ipp(deadline)
         unresolved = await self._unresolved(p.host, deadline)
         if unresolved:
             return self.result(error=f"{self.target}: {unresolved}")
@@ -360,6 +376,33 @@ class _Probe:
         return state.unknown_queue
 
     # -- USB, serial and file --------------------------------------------------------------
+
+    async def _ipp(self, deadline: float) -> SetupProbe:
+        """An IPP printer or print server: its Get-Printer-Attributes says what it accepts;
+        the driver makes what it lacks (drivers.ippcaps)."""
+        uri = self.parsed.uri
+        transport = open_transport(uri)
+        shown = transport.uri.redacted()
+        if not isinstance(transport, IppTransport):  # the scheme table says otherwise: a bug
+            raise TypeError(f"{uri}: not an IPP transport")
+        with trio.move_on_at(deadline):
+            try:
+                answer = await transport.printer_attributes()
+            except DriverError as exc:
+                self.findings.append(f"{shown}: {exc.message}")
+                return self.result(error=f"{self.target}: {exc.message}")
+            caps = capabilities_from_attributes(answer)
+            choice = choose_ipp_driver(caps.formats)
+            values = printer_config_values(caps, choice)
+            self.findings.append(
+                f"{shown}: IPP {', '.join(caps.ipp_versions) or '1.0'}; formats "
+                f"{', '.join(caps.formats) or 'none listed'}; "
+                f"{'Create-Job' if caps.create_job else 'Print-Job only'}")
+            self.findings.append(f"chosen: {shown} with {choice.driver}: {choice.reason}")
+            return self.result(uri=uri, choice=choice, model=caps.make_and_model,
+                               device_id="", config_values=values)
+        self.tried.append(f"{shown} did not answer")
+        return self.result(error=f"{self.target}: no answer from the IPP device")
 
     async def _local(self, deadline: float) -> SetupProbe:
         uri = self.parsed.uri

@@ -25,6 +25,8 @@ from gateway.config import Config, ConfigError, config_from_dict
 
 # What the form may set on a printer; other keys of an existing table are kept as they are.
 EDITABLE = ("name", "device", "driver", "info", "location", "make_and_model", "print")
+# What `ipp-gateway add` also writes for an IPP device, from its own answer (drivers.ippcaps).
+SETUP_KEYS = (*EDITABLE, "media", "media_default", "duplex", "color", "resolutions", "formats")
 # A configuration file made by `add_printer(..., new_file=...)`: readable by all, as
 # deploy/install.sh's is by the gateway's group (it holds no secret: passwords are in the spool).
 NEW_FILE_MODE = 0o644
@@ -64,11 +66,11 @@ def _index(printers: AoT, name: str) -> int:
     raise EditError(f"no printer named {name!r} in the configuration")
 
 
-def _fields(values: Mapping[str, Any]) -> dict[str, Any]:
-    unknown = set(values) - set(EDITABLE)
+def _fields(values: Mapping[str, Any], keys: tuple[str, ...] = EDITABLE) -> dict[str, Any]:
+    unknown = set(values) - set(keys)
     if unknown:
         raise EditError(f"cannot set {', '.join(sorted(unknown))} here "
-                        f"(only {', '.join(EDITABLE)})")
+                        f"(only {', '.join(keys)})")
     return {key: value for key, value in values.items() if value not in (None, "")}
 
 
@@ -103,12 +105,12 @@ def _write(path: Path, document: TOMLDocument) -> None:
         os.close(directory)
 
 
-def add_printer(path: Path, values: Mapping[str, Any], *, new_file: str | None = None
-                ) -> Config:
+def add_printer(path: Path, values: Mapping[str, Any], *, new_file: str | None = None,
+                keys: tuple[str, ...] = EDITABLE) -> Config:
     """Append a [[printer]] table (needs name and device); the new configuration. With
     `new_file` (TOML text, such as a comment header), a missing file is created from it;
-    without, a missing file is an error."""
-    fields = _fields(values)
+    without, a missing file is an error. `keys` are the keys `values` may set."""
+    fields = _fields(values, keys)
     if "name" not in fields or "device" not in fields:
         raise EditError("a printer needs a name and a device URI")
     document = _read(path, new_file)

@@ -30,7 +30,7 @@ import trio
 
 from gateway import autoprinters
 from gateway.config import NAME_PATTERN, Config, ConfigError, load_config
-from gateway.config_edit import EditError, add_printer, remove_printer
+from gateway.config_edit import SETUP_KEYS, EditError, add_printer, remove_printer
 from gateway.core.spool_lock import LOCK_NAME, LockInfo, read_lock_info
 
 if TYPE_CHECKING:
@@ -148,11 +148,17 @@ def _add(target: str, name: str | None, driver: str, path: Path, timeout: float,
         taken = [*(p.name for p in config.printers),
                  *(p.name for p in autoprinters.load(config.spool) if not p.removed)]
         name = printer_name(result.make_and_model, taken=taken)
-    values = {"name": name, "device": result.device_uri, "driver": driver,
-              "make_and_model": result.make_and_model}
+    # What an IPP device said of itself (media, duplex, color, resolutions; for a raw
+    # pass-through, its formats), unless the driver was given otherwise.
+    chosen = result.choice.driver if result.choice is not None else driver
+    values: dict[str, object] = {
+        **{key: value for key, value in result.config_values.items()
+           if key not in ("driver", "formats") or driver == chosen},
+        "name": name, "device": result.device_uri, "driver": driver,
+        "make_and_model": result.make_and_model}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        written = add_printer(path, values, new_file=NEW_CONFIG_HEADER)
+        written = add_printer(path, values, new_file=NEW_CONFIG_HEADER, keys=SETUP_KEYS)
     except EditError as exc:
         raise CommandError(str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}"
                            ) from None

@@ -440,6 +440,15 @@ class IppTransport(Transport):
         return DeviceStatus(reasons, _text(message), online=True,
                             supplies=supplies_from_attributes(answer))
 
+    async def printer_attributes(self) -> Message:
+        """Every attribute the device gives (Get-Printer-Attributes, all): what set-up reads
+        its capabilities from (drivers.ippcaps). Raises TransportError."""
+        connection = IppConnection(self._endpoint, self._auth)
+        try:
+            return await self._printer_attributes(connection)
+        finally:
+            await connection.aclose()
+
     async def device_id(self) -> str | None:
         connection = IppConnection(self._endpoint, self._auth)
         try:

@@ -7,9 +7,10 @@ Not a transport itself (it registers no scheme): `drivers.transports.ipp` drives
   its name is whatever the factory chose, so there is nothing to check it against. The
   connection is encrypted, not authenticated (as CUPS's ipp backend does by default).
 - A small request goes whole, with Content-Length. A document streams with chunked framing
-  behind `Expect: 100-continue`: the head goes first, then the body after the device's
-  100 Continue, or after `CONTINUE_WAIT` seconds of silence (old devices never send one), as
-  CUPS does; a final answer instead (401, 426, an error) means nothing of the document left.
+  behind `Expect: 100-continue`: the head and the IPP attributes go first, then the
+  document after the device's 100 Continue, or after `CONTINUE_WAIT` seconds of silence (old
+  devices never send one), as libcups does; a final answer instead (401, 426, an error)
+  means nothing of the document left (that connection is closed, as its body was cut).
 - HTTP 401 is answered once per challenge with the device URI's user:password (Basic or
   Digest, `ippwire.http_auth`); the challenge is then answered up front on every request, so a
   document never goes out to be refused. A 401 to our answer means the device refused the
@@ -54,7 +55,7 @@ from ippwire.writer import encode_message
 
 log = logging.getLogger("drivers.ipp")
 
-CONTINUE_WAIT = 2.0  # seconds to wait for 100 Continue before sending the body anyway
+CONTINUE_WAIT = 1.0  # as libcups: the IPP attributes go first, then up to 1 s for 100
 _EARLY_ANSWER_WAIT = 1.0  # after a send failed: how long to look for the device's reason
 _READ = 64 * 1024
 _MAX_RESPONSE = 4 << 20  # an IPP response is attributes only: a few KB, Get-Jobs some 100s
@@ -219,7 +220,9 @@ class IppConnection:
             reused = self._reused
             self._reused = True
             try:
-                await self._send(stream, request_head)
+                # The attributes go with the head: ippeveprinter says 100 Continue only once
+                # it has read them (cupsd after the head), as libcups's client sends them.
+                await self._send(stream, request_head + encode_chunk(attributes))
                 final = await self._await_continue()
             except _Unanswered as exc:
                 await self.aclose()
@@ -227,10 +230,9 @@ class IppConnection:
                     continue
                 raise lost(self.label, exc.cause) from exc.cause
             if final is None:
-                upload = Upload(self, stream)
-                await upload.send(attributes)
-                return upload
+                return Upload(self, stream)
             head, data = final
+            await self.aclose()  # our body was cut short: the connection cannot be reused
             if head.status == 401:
                 self.auth.learn(head, bool(headers) and answered, self.label)
                 answered = True

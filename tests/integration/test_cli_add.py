@@ -17,6 +17,7 @@ from ippwire.reader import decode_message
 from ippwire.writer import encode_message, request
 from tests.peers import REPO_ROOT
 from tests.peers.gateway_proc import CONFIG_NAME, PrinterTable, start_configured_gateway
+from tests.peers.ippeveprinter import running_ippeveprinter
 from tests.peers.procs import LOOPBACK, free_port
 from tests.support.fake_lpd import FakeLpd
 from tests.support.ipp_client import post, printer_path
@@ -150,3 +151,21 @@ async def test_add_and_remove_reload_the_running_gateway(fake_lpd: FakeLpd,
         assert gateway.alive()
         done = await gateway_cli("remove", "back", "--config", str(config))
         assert done.returncode == 1 and b"no printer named 'back'" in done.stderr, done
+
+
+async def test_an_ipp_device_is_added_with_what_it_says_it_accepts(tmp_path: Path) -> None:
+    """Issue 15: an IPP printer that takes only PostScript is set up from its own
+    Get-Printer-Attributes: the postscript driver (our pipeline makes what it lacks), its
+    media, duplex and color, written in the config, which then loads."""
+    config = config_with_spool(tmp_path)
+    with running_ippeveprinter(tmp_path / "device", formats="application/postscript") as device:
+        done = await gateway_cli("add", "laser", device.printer_uri, "--config", str(config))
+    assert (done.returncode, done.stderr) == (0, b""), done
+    out = done.stdout.decode()
+    assert "application/postscript" in out and "postscript" in out, out
+    (printer,) = load_config(config).printers
+    assert (printer.name, printer.device_uri, printer.driver) == (
+        "laser", device.printer_uri, "postscript")
+    assert printer.media and printer.media_default in printer.media
+    assert printer.duplex is not None and printer.color is not None
+    assert printer.make_and_model

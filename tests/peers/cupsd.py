@@ -75,6 +75,17 @@ Group lp
 SystemGroup root
 FileDevice No
 """
+# A queue whose path is listed here needs a system account's password (Basic, checked by
+# cupsd through PAM) for every request, as an old print server with a login does.
+LOCKED_LOCATION = """<Location /printers/{queue}>
+  AuthType Basic
+  Require valid-user
+  Order allow,deny
+  Allow all
+</Location>
+"""
+DEVICE_OUTPUT_DIR = "devices"
+GENERIC_POSTSCRIPT_PPD = "drv:///sample.drv/generic.ppd"  # CUPS's "Generic PostScript Printer"
 JOB_LINE = re.compile(r"^(?P<queue>\S+)-(?P<id>\d+)\s", re.MULTILINE)
 
 
@@ -152,6 +163,30 @@ class Cupsd:
     def stop(self) -> None:
         stop_process(self.proc)
 
+    def add_raw_queue(self, queue: str, device_uri: str) -> None:
+        """A queue with no PPD: cupsd hands each document to the device's backend as it came
+        (CUPS 2.4 warns that raw queues are deprecated, and still makes them)."""
+        self.client("lpadmin", "-p", queue, "-E", "-v", device_uri)
+
+    def add_device_queue(self, queue: str) -> Path:
+        """An old PostScript print server's queue (CUPS's generic PostScript PPD) whose device
+        is a file (start_cupsd(file_device=True)): each job's output, pstops's PostScript,
+        replaces that file's content. Returns the file.
+
+        Not a raw queue: cupsd completes a raw job to a file: device without writing it."""
+        output = self.root / DEVICE_OUTPUT_DIR / f"{queue}.prn"
+        # cupsd opens a file: device without O_CREAT ("could not open the output file").
+        output.touch()
+        shutil.chown(output, user="lp", group="lp")
+        self.client("lpadmin", "-p", queue, "-E", "-v", output.as_uri(),
+                    "-m", GENERIC_POSTSCRIPT_PPD)
+        return output
+
+    def printer_uri(self, queue: str, scheme: str = "ipp") -> str:
+        """The queue as a device: ipp://127.0.0.1:PORT/printers/NAME, or http://... the same
+        path, as an old print server is reached over HTTP."""
+        return f"{scheme}://{self.server}/printers/{queue}"
+
 
 def ppd_complete(ppd: Path) -> bool:
     try:
@@ -164,7 +199,7 @@ def ppd_complete(ppd: Path) -> bool:
 def make_root() -> Path:
     root = Path(tempfile.mkdtemp(prefix="ipp-gateway-cupsd-", dir="/tmp"))
     root.chmod(0o755)
-    for sub in ("etc/ppd", "spool/tmp", "cache", "run", "log"):
+    for sub in ("etc/ppd", "spool/tmp", "cache", "run", "log", DEVICE_OUTPUT_DIR):
         (root / sub).mkdir(parents=True)
     # cupsd checks ownership of what it writes to and runs filters as lp.
     for sub in ("spool", "spool/tmp", "cache", "run"):
@@ -173,18 +208,26 @@ def make_root() -> Path:
     return root
 
 
-def start_cupsd(timeout: float = 20.0, netns: NetNamespace | None = None) -> Cupsd:
+def start_cupsd(timeout: float = 20.0, netns: NetNamespace | None = None, *,
+                file_device: bool = False, locked_queues: tuple[str, ...] = ()) -> Cupsd:
     """A private cupsd on 127.0.0.1; with `netns`, on that namespace's loopback, its backends
-    (dnssd among them) and `client()` commands running there too, on its system bus."""
+    (dnssd among them) and `client()` commands running there too, on its system bus.
+
+    `file_device` lets queues print into files (`add_device_queue`); the queues named in
+    `locked_queues` answer only requests with a system account's password (HTTP Basic;
+    cupsd asks PAM's `cups` service, so cupsd must run as root to read /etc/shadow)."""
     root = make_root()
     port = free_port()
     etc = root / "etc"
     files_conf = CUPS_FILES_CONF.format(root=root)
+    if file_device:
+        files_conf = files_conf.replace("FileDevice No", "FileDevice Yes")
     if netns is not None and netns.bus_address is not None:
         # cupsd gives its backends a clean environment: the dnssd backend needs the bus.
         # SetEnv belongs in cups-files.conf (CUPS 2.4 only warns about it in cupsd.conf).
         files_conf += f"SetEnv DBUS_SYSTEM_BUS_ADDRESS {netns.bus_address}\n"
-    (etc / "cupsd.conf").write_text(CUPSD_CONF.format(host=LOOPBACK, port=port))
+    locations = "".join(LOCKED_LOCATION.format(queue=queue) for queue in locked_queues)
+    (etc / "cupsd.conf").write_text(CUPSD_CONF.format(host=LOOPBACK, port=port) + locations)
     (etc / "cups-files.conf").write_text(files_conf)
     argv = [find_program("cupsd") or "cupsd", "-f",
             "-c", str(etc / "cupsd.conf"), "-s", str(etc / "cups-files.conf")]
@@ -202,8 +245,9 @@ def start_cupsd(timeout: float = 20.0, netns: NetNamespace | None = None) -> Cup
 
 
 @contextlib.contextmanager
-def running_cupsd(netns: NetNamespace | None = None) -> Iterator[Cupsd]:
-    cupsd = start_cupsd(netns=netns)
+def running_cupsd(netns: NetNamespace | None = None, *, file_device: bool = False,
+                  locked_queues: tuple[str, ...] = ()) -> Iterator[Cupsd]:
+    cupsd = start_cupsd(netns=netns, file_device=file_device, locked_queues=locked_queues)
     try:
         yield cupsd
     finally:
