@@ -30,14 +30,22 @@ if TYPE_CHECKING:
         probe_command,
     )
     from drivers.driver import Driver, accepted_formats, family, unsupported_options
-    from drivers.errors import ConversionError, DriverError, Outcome, TransportError, UriError
+    from drivers.errors import (
+        ConversionError,
+        DriverError,
+        FormatRefused,
+        Outcome,
+        TransportError,
+        UriError,
+    )
     from drivers.filters.sniff import SNIFF_BYTES, sniff_format
     from drivers.filters.stage import Progress
     from drivers.ieee1284 import parse_device_id
+    from drivers.ippcaps import choose_ipp_driver
     from drivers.languages.raw import RAW_PASSTHROUGH_FORMATS, raw_command_set
     from drivers.model.accel import ACCELERATED
     from drivers.model.capabilities import MEDIA_SIZES, Capabilities, MediaSize, PrintOptions
-    from drivers.netprobe import SetupProbe, describe_setup, probe_target
+    from drivers.netprobe import SetupProbe, describe_setup, probe_target, shown_target
     from drivers.pipeline import print_document
     from drivers.registry import driver_names, get_driver, pjl_drivers
     from drivers.transport import (
@@ -85,6 +93,8 @@ _LAZY_EXPORTS: dict[str, str] = {
     "DriverError": "drivers.errors",
     "ConversionError": "drivers.errors",
     "TransportError": "drivers.errors",
+    "FormatRefused": "drivers.errors",
+    "choose_ipp_driver": "drivers.ippcaps",
     "UriError": "drivers.errors",
     "Outcome": "drivers.errors",
     # What is attached (`ipp-gateway devices` / `probe`).
@@ -107,6 +117,7 @@ _LAZY_EXPORTS: dict[str, str] = {
     "SetupProbe": "drivers.netprobe",
     "probe_target": "drivers.netprobe",
     "describe_setup": "drivers.netprobe",
+    "shown_target": "drivers.netprobe",
 }
 
 __all__ = [
@@ -122,6 +133,7 @@ __all__ = [
     "Driver",
     "DriverChoice",
     "DriverError",
+    "FormatRefused",
     "FoundDevice",
     "JobInfo",
     "MediaSize",
@@ -139,6 +151,7 @@ __all__ = [
     "check_device_uri",
     "choice_for_device_id",
     "choose_driver",
+    "choose_ipp_driver",
     "describe_setup",
     "devices",
     "devices_command",
@@ -154,6 +167,7 @@ __all__ = [
     "probe_command",
     "probe_target",
     "raw_command_set",
+    "shown_target",
     "sniff_format",
     "unsupported_options",
 ]

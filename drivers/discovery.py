@@ -31,6 +31,8 @@ from drivers.uri import DeviceUri
 log = logging.getLogger("drivers.discovery")
 
 _DEVICE_ID_LENGTH = 1024
+_IPP_SCHEMES = ("ipp", "ipps", "http", "https")
+PROBE_SETUP_TIMEOUT = 10.0  # seconds for an IPP device's capabilities after its status
 USBLP_DIR = Path("/dev/usb")  # where the kernel's usblp driver puts lp0, lp1 ...
 # LPIOC_GET_DEVICE_ID(len) = _IOC(_IOC_READ, 'P', 1, len), from linux/usb/usblp.c
 _LPIOC_GET_DEVICE_ID = (2 << 30) | (_DEVICE_ID_LENGTH << 16) | (ord("P") << 8) | 1
@@ -248,7 +250,15 @@ def probe_command(uri: str, *, verbose: bool = False) -> int:
 
     async def report() -> int:
         result = await probe(uri)
-        print("\n".join(describe_probe(result)))
+        lines = describe_probe(result)
+        if result.ok and DeviceUri.parse(uri).scheme in _IPP_SCHEMES:
+            # An IPP device says what it accepts: the driver set-up would choose, and why.
+            from drivers.netprobe import describe_setup, probe_target
+
+            setup = await probe_target(uri, timeout=PROBE_SETUP_TIMEOUT)
+            lines += [line for line in describe_setup(setup)
+                      if not line.startswith(("target:", "device uri:", "model:"))]
+        print("\n".join(lines))
         return 0 if result.ok else 1
 
     return run_command(report)

@@ -32,6 +32,18 @@ class TransportError(DriverError):
     outcome = Outcome.RETRY
 
 
+class FormatRefused(TransportError):
+    """The device refused the format of the bytes before taking any (an IPP device's
+    client-error-document-format-not-supported): the printer worker converts the job once
+    more, for a format in `accepted` (what the device lists), and sends it again."""
+
+    outcome = Outcome.CANCEL
+
+    def __init__(self, message: str, accepted: tuple[str, ...] = ()) -> None:
+        super().__init__(message, reason="document-format-error")
+        self.accepted = accepted
+
+
 class ConversionError(DriverError):
     """The document cannot be converted: the job is aborted with document-format-error."""
 

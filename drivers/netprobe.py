@@ -192,15 +192,26 @@ async def probe_target(
     steps_end = deadline - min(0.5, timeout * 0.1)
     with trio.move_on_at(deadline):
         result = await run.run(steps_end)
-        log.info("setup probe %s: %s", target, result.error or
-                 f"{result.device_uri}, driver {result.choice.driver if result.choice else '-'}")
+        log.info("setup probe %s: %s", run.shown, result.error or
+                 f"{shown_target(result.device_uri)}, driver "
+                 f"{result.choice.driver if result.choice else '-'}")
         return result
     run.findings.append(f"the probe's {timeout:g} s ran out")
-    error = f"{target}: no usable answer within {timeout:g} s"
+    error = f"{run.shown}: no usable answer within {timeout:g} s"
     if run.tried:
         error += f" ({'; '.join(run.tried)})"
-    log.info("setup probe %s: %s", target, error)
+    log.info("setup probe %s: %s", run.shown, error)
     return run.result(error=error)
+
+
+def shown_target(text: str) -> str:
+    """A target or device URI as it may be shown: a password in it replaced by ***."""
+    if "://" not in text:
+        return text
+    try:
+        return DeviceUri.parse(text).redacted()
+    except UriError:
+        return text.split("://", 1)[0] + "://***"
 
 
 class _Probe:
@@ -208,6 +219,7 @@ class _Probe:
 
     def __init__(self, target: str, parsed: _Target, raw_port: int, lpd_port: int) -> None:
         self.target = target
+        self.shown = shown_target(target)  # without a password, for messages and logs
         self.parsed = parsed
         self.raw_port = raw_port
         self.lpd_port = lpd_port
@@ -228,7 +240,7 @@ class _Probe:
             return await self._ipp(deadline)
         unresolved = await self._unresolved(p.host, deadline)
         if unresolved:
-            return self.result(error=f"{self.target}: {unresolved}")
+            return self.result(error=f"{self.shown}: {unresolved}")
         if p.kind == "lpd":
             return await self._lpd(deadline, pjl=None)
         share = 0.5 if p.kind == "host" else 1.0  # a bare host keeps half for LPD
@@ -237,7 +249,7 @@ class _Probe:
             return self._socket_result(answer)
         if p.kind == "host":
             return await self._lpd(deadline, pjl=answer)
-        return self.result(error=f"{self.target}: nothing answered: {'; '.join(self.tried)}")
+        return self.result(error=f"{self.shown}: nothing answered: {'; '.join(self.tried)}")
 
     async def _unresolved(self, host: str, deadline: float) -> str:
         """Why `host` has no address ("" when it has one): said once, not per port."""
@@ -313,7 +325,7 @@ class _Probe:
             settings = LpdSettings.from_uri(DeviceUri.parse(_with_queue(template, queue)))
             unknown = await self._queue_unknown(settings, deadline)
             if unknown is None:  # the server is not there: no other name will do better
-                return self.result(error=f"{self.target}: nothing answered: "
+                return self.result(error=f"{self.shown}: nothing answered: "
                                          f"{'; '.join(self.tried)}")
             if not unknown:
                 found = queue
@@ -321,7 +333,7 @@ class _Probe:
         if not found:
             asked = ", ".join(queues)
             self.tried.append(f"port {port} (LPD) has none of the queues {asked}")
-            return self.result(error=f"{self.target}: the LPD server on port {port} has no queue "
+            return self.result(error=f"{self.shown}: the LPD server on port {port} has no queue "
                                      f"{asked}; give one as lpd://HOST:{port}/QUEUE")
         uri = _with_queue(template, found)
         if pjl is None:  # the languages may still be had from the same host's AppSocket port
@@ -390,7 +402,7 @@ class _Probe:
                 answer = await transport.printer_attributes()
             except DriverError as exc:
                 self.findings.append(f"{shown}: {exc.message}")
-                return self.result(error=f"{self.target}: {exc.message}")
+                return self.result(error=f"{self.shown}: {exc.message}")
             caps = capabilities_from_attributes(answer)
             choice = choose_ipp_driver(caps.formats)
             values = printer_config_values(caps, choice)
@@ -402,7 +414,7 @@ class _Probe:
             return self.result(uri=uri, choice=choice, model=caps.make_and_model,
                                device_id="", config_values=values)
         self.tried.append(f"{shown} did not answer")
-        return self.result(error=f"{self.target}: no answer from the IPP device")
+        return self.result(error=f"{self.shown}: no answer from the IPP device")
 
     async def _local(self, deadline: float) -> SetupProbe:
         uri = self.parsed.uri
@@ -412,7 +424,7 @@ class _Probe:
             error = probed.error or (probed.status.message if probed.status else "") \
                 or "unreachable"
             self.findings.append(f"{probed.uri}: {error}")
-            return self.result(error=f"{self.target}: {error}")
+            return self.result(error=f"{self.shown}: {error}")
         device_id = probed.device_id or ""
         if device_id:
             choice = choice_for_device_id(device_id)
@@ -463,9 +475,9 @@ def _connect_failure(exc: TransportError) -> str:
 
 def describe_setup(result: SetupProbe) -> list[str]:
     """The lines `ipp-gateway add` prints: what was found and why this driver."""
-    lines = [f"target:     {result.target}"]
+    lines = [f"target:     {shown_target(result.target)}"]
     if result.device_uri:
-        lines.append(f"device uri: {result.device_uri}")
+        lines.append(f"device uri: {shown_target(result.device_uri)}")
     if result.make_and_model:
         lines.append(f"model:      {result.make_and_model}")
     if result.device_id:

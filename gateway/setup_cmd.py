@@ -139,7 +139,7 @@ def add_printer_command(target: str, *, name: str | None = None, driver: str = A
 
 def _add(target: str, name: str | None, driver: str, path: Path, timeout: float,
          probe: Probe | None, out: TextIO) -> None:
-    from drivers import printer_name
+    from drivers import printer_name, shown_target
 
     config = _check_request(name, driver, path)
     result, driver = _probe(target, timeout, probe, driver, out)
@@ -164,8 +164,9 @@ def _add(target: str, name: str | None, driver: str, path: Path, timeout: float,
                            ) from None
     except OSError as exc:
         raise CommandError(_cannot_write(path, exc)) from None
-    log.info("added printer %s (%s, driver %s) to %s", name, result.device_uri, driver, path)
-    print(f"added printer {name} ({result.device_uri}, driver {driver}) to {path}", file=out)
+    shown = shown_target(result.device_uri)  # the password stays in the file only
+    log.info("added printer %s (%s, driver %s) to %s", name, shown, driver, path)
+    print(f"added printer {name} ({shown}, driver {driver}) to {path}", file=out)
     print(reload_gateway(written.spool), file=out)
 
 

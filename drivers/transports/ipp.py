@@ -37,7 +37,7 @@ from typing import NoReturn
 
 import trio
 
-from drivers.errors import Outcome, TransportError, UriError
+from drivers.errors import FormatRefused, Outcome, TransportError, UriError
 from drivers.ippcaps import DeviceCapabilities, capabilities_from_attributes
 from drivers.model.formats import OCTET_STREAM, canonical_format
 from drivers.transport import (
@@ -350,10 +350,10 @@ class IppTransport(Transport):
                 and _unsupported(response, "document-format")):
             fmt = self._format_of(self._job) if self._job else "the document's format"
             sent = self._document_format(self._job) if self._job else fmt
-            return TransportError(
+            return FormatRefused(
                 f"{self._label}: the device does not print {fmt}"
                 + (f" (sent as {sent} for it to sense)" if sent != fmt else ""),
-                Outcome.CANCEL, reason="other")
+                accepted=self._caps.formats if self._caps is not None else ())
         return TransportError(said, Outcome.RETRY, reason="other")
 
     # -- mirroring the device's job -------------------------------------------------------

@@ -22,11 +22,13 @@ from drivers import (
     DeviceUri,
     Driver,
     DriverError,
+    FormatRefused,
     JobInfo,
     Outcome,
     Progress,
     Supply,
     Transport,
+    choose_ipp_driver,
     get_driver,
     open_transport,
     print_document,
@@ -113,6 +115,8 @@ class Printer:
         # new job, which would make a dead device be retried at every submission.
         self._retry_wakeup = trio.Event()
         self.absent = False  # a hot-plugged device that is unplugged (gateway.hotplug)
+        # Jobs the device refused in the format we made: the driver converting them once more.
+        self._resend_driver: dict[int, Driver] = {}
         self._run_scope = trio.CancelScope()  # `stop` ends the worker (removed on reload)
         self._stopped = trio.Event()
         self._running = False
@@ -359,7 +363,9 @@ class Printer:
                               impressions_completed=0, sheets_completed=0, bytes_sent=0)
         self.current_job = job
         # The settings this job prints with, whatever a reload changes meanwhile.
-        settings = _JobSettings(self.driver, self.capabilities, self.device_uri)
+        driver = self._resend_driver.get(job.id, self.driver)
+        settings = _JobSettings(driver, self.capabilities if driver is self.driver
+                                else capabilities_for(driver, self.config), self.device_uri)
         self._change(PrinterState.PROCESSING, f"Printing job {job.id}.")
         log.info("printer %s: job %d: printing (attempt %d) to %s", self.name, job.id,
                  job.attempts, settings.device_uri.redacted())
@@ -398,6 +404,8 @@ class Printer:
                 self._change(PrinterState.IDLE, "Ready.")
             elif self.paused and not self.stopped_by_device:
                 self._change(PrinterState.STOPPED, "Paused.")
+        if retry is None:
+            self._resend_driver.pop(job.id, None)
         # On disk before the next job: after a kill -9, a printed job is not printed again.
         await self._flush_quietly(job)
         return retry
@@ -478,6 +486,15 @@ class Printer:
                     outcome.value)
         if job.state.is_terminal:
             return None
+        if isinstance(failure, FormatRefused) and job.id not in self._resend_driver:
+            fallback = _fallback_driver(failure, self._resend_driver.get(job.id, self.driver))
+            if fallback is not None:
+                self._resend_driver[job.id] = fallback
+                message = (f"The device does not take what {self.driver.name} makes: "
+                           f"converting with {fallback.name} and sending again.")
+                log.warning("printer %s: job %d: %s", self.name, job.id, message)
+                self.store.transition(job, JobEvent.REQUEUE, "job-queued", message=message)
+                return Outcome.RETRY_CURRENT
         if outcome is Outcome.CANCEL:
             reason = "document-format-error" if isinstance(failure, ConversionError) else (
                 "aborted-by-system")
@@ -509,6 +526,26 @@ class Printer:
                 await transport.abort_job()
             except DriverError as failure:
                 log.warning("printer %s: job %d: abort: %s", self.name, job.id, failure.message)
+
+
+# What each converting driver sends, as it appears in document-format-supported.
+_DRIVER_OUTPUT = {"postscript": "postscript", "postscript2": "postscript",
+                  "pclxl": "pclxl", "pcl5": "hp-pcl"}
+_PASSED_THROUGH = ("application/pdf", "image/pwg-raster", "image/urf")
+
+
+def _fallback_driver(failure: FormatRefused, used: Driver) -> Driver | None:
+    """The driver to convert a refused job with once more: chosen from the device's formats
+    as set-up chooses (drivers.ippcaps), leaving out what was refused; None when the device
+    lists nothing else we can make (the job is then aborted as refused)."""
+    refused = _DRIVER_OUTPUT.get(used.name)
+    left = [fmt for fmt in failure.accepted
+            if not (fmt.lower().startswith(_PASSED_THROUGH) if used.passes_through
+                    else refused is not None and refused in fmt.lower())]
+    choice = choose_ipp_driver(left)
+    if not choice.language or choice.driver in (used.name, "raw"):
+        return None
+    return get_driver(choice.driver)
 
 
 def _waiting_reason(reason: str) -> str:

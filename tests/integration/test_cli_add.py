@@ -160,7 +160,12 @@ async def test_an_ipp_device_is_added_with_what_it_says_it_accepts(tmp_path: Pat
     config = config_with_spool(tmp_path)
     with running_ippeveprinter(tmp_path / "device", formats="application/postscript") as device:
         done = await gateway_cli("add", "laser", device.printer_uri, "--config", str(config))
+        probed = await gateway_cli("probe", device.printer_uri)
     assert (done.returncode, done.stderr) == (0, b""), done
+    # `probe` says the same: what the device takes and the driver set-up chooses.
+    assert probed.returncode == 0, probed
+    assert "driver:     postscript (the device's document-format-supported lists" in (
+        probed.stdout.decode()), probed.stdout
     out = done.stdout.decode()
     assert "application/postscript" in out and "postscript" in out, out
     (printer,) = load_config(config).printers

@@ -75,6 +75,9 @@ class DeviceConfig:
     formats: tuple[str, ...] = ("application/octet-stream", "application/postscript",
                                 "application/vnd.hp-PCL")
     process_seconds: float = 0.0
+    # Listed in document-format-supported but refused when sent (a device whose list lies):
+    # answered client-error-document-format-not-supported.
+    refuse_formats: tuple[str, ...] = ()
     accepting: bool = True
 
 
@@ -292,9 +295,15 @@ class IppDevice:
     def _print_job(self, request: Message, document: bytes) -> Message:
         if self._busy():
             return _response(request, Status.SERVER_ERROR_BUSY)
+        if self._refused(request):
+            return _response(request, Status.CLIENT_ERROR_DOCUMENT_FORMAT_NOT_SUPPORTED)
         job = self._new_job(request, "Print-Job")
         self._take_document(job, document)
         return self._job_answer(request, job)
+
+    def _refused(self, request: Message) -> bool:
+        fmt = _str(request.operation_attributes.get("document-format"))
+        return fmt in self.config.refuse_formats
 
     def _create_job(self, request: Message, _: bytes) -> Message:
         if self._busy():
@@ -305,6 +314,8 @@ class IppDevice:
         job = self._find(request)
         if job is None:
             return _response(request, Status.CLIENT_ERROR_NOT_FOUND)
+        if self._refused(request):
+            return _response(request, Status.CLIENT_ERROR_DOCUMENT_FORMAT_NOT_SUPPORTED)
         job.operations.append("Send-Document")
         job.document_format = _str(request.operation_attributes.get("document-format"))
         self._take_document(job, document)
