@@ -82,6 +82,12 @@ _AUTH_STATUSES = frozenset({
     Status.CLIENT_ERROR_NOT_AUTHENTICATED, Status.CLIENT_ERROR_NOT_AUTHORIZED,
     Status.CLIENT_ERROR_FORBIDDEN,
 })
+# What a job needs to know before it starts (the whole set is tens of kilobytes to decode
+# from a printer that lists every media; CUPS's ipp backend asks for a list too).
+_START_ATTRIBUTES = (
+    "ipp-versions-supported", "operations-supported", "document-format-supported",
+    "printer-is-accepting-jobs", "printer-state", "printer-state-reasons",
+)
 _STATUS_ATTRIBUTES = (
     "printer-state", "printer-state-reasons", "printer-state-message",
     "printer-is-accepting-jobs", "marker-names", "marker-types", "marker-colors",
@@ -180,7 +186,7 @@ class IppTransport(Transport):
         self._job, self._device_job, self._output_format = job, _DeviceJob(), None
         self._connection = IppConnection(self._endpoint, self._auth)
         try:
-            attributes = await self._printer_attributes(self._connection)
+            attributes = await self._printer_attributes(self._connection, _START_ATTRIBUTES)
             self._caps = caps = capabilities_from_attributes(attributes)
             accepting = _first(attributes, "printer-is-accepting-jobs")
             if accepting is False:
