@@ -27,7 +27,6 @@ if TYPE_CHECKING:
         devices,
         devices_command,
         probe,
-        probe_command,
     )
     from drivers.driver import Driver, accepted_formats, family, unsupported_options
     from drivers.errors import (
@@ -45,7 +44,13 @@ if TYPE_CHECKING:
     from drivers.languages.raw import RAW_PASSTHROUGH_FORMATS, raw_command_set
     from drivers.model.accel import ACCELERATED
     from drivers.model.capabilities import MEDIA_SIZES, Capabilities, MediaSize, PrintOptions
-    from drivers.netprobe import SetupProbe, describe_setup, probe_target, shown_target
+    from drivers.netprobe import (
+        SetupProbe,
+        describe_setup,
+        probe_command,
+        probe_target,
+        shown_target,
+    )
     from drivers.pipeline import print_document
     from drivers.registry import driver_names, get_driver, pjl_drivers
     from drivers.transport import (
@@ -103,7 +108,7 @@ _LAZY_EXPORTS: dict[str, str] = {
     "FoundDevice": "drivers.discovery",
     "ProbeResult": "drivers.discovery",
     "devices_command": "drivers.discovery",
-    "probe_command": "drivers.discovery",
+    "probe_command": "drivers.netprobe",
     # Plug and print: what is attached now, and how to set it up (gateway.hotplug).
     "attached_usb_printers": "drivers.usbscan",
     "parse_device_id": "drivers.ieee1284",

@@ -114,7 +114,7 @@ async def send_file(args: argparse.Namespace, transport: Transport) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "probe":
-        return discovery.probe_command(args.uri, verbose=args.verbose)
+        return netprobe.probe_command(args.uri, verbose=args.verbose)
     if args.command == "devices":
         return discovery.devices_command(verbose=args.verbose, json=args.json)
     if args.command == "setup":

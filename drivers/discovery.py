@@ -31,8 +31,6 @@ from drivers.uri import DeviceUri
 log = logging.getLogger("drivers.discovery")
 
 _DEVICE_ID_LENGTH = 1024
-_IPP_SCHEMES = ("ipp", "ipps", "http", "https")
-PROBE_SETUP_TIMEOUT = 10.0  # seconds for an IPP device's capabilities after its status
 USBLP_DIR = Path("/dev/usb")  # where the kernel's usblp driver puts lp0, lp1 ...
 # LPIOC_GET_DEVICE_ID(len) = _IOC(_IOC_READ, 'P', 1, len), from linux/usb/usblp.c
 _LPIOC_GET_DEVICE_ID = (2 << 30) | (_DEVICE_ID_LENGTH << 16) | (ord("P") << 8) | 1
@@ -237,7 +235,8 @@ def run_command(command: Callable[[], Awaitable[int]]) -> int:
         return 1
 
 
-def probe_command(uri: str, *, verbose: bool = False) -> int:
+def probe_command(uri: str, *, verbose: bool = False,
+                  more: Callable[[str], Awaitable[list[str]]] | None = None) -> int:
     """`probe DEVICE_URI`: print the device's status and id. Exit status 0 when a job could
     print, 1 when not (unreachable, or the device reports an error), 2 for a bad URI (refused
     before connecting, by the gateway's own check)."""
@@ -251,13 +250,8 @@ def probe_command(uri: str, *, verbose: bool = False) -> int:
     async def report() -> int:
         result = await probe(uri)
         lines = describe_probe(result)
-        if result.ok and DeviceUri.parse(uri).scheme in _IPP_SCHEMES:
-            # An IPP device says what it accepts: the driver set-up would choose, and why.
-            from drivers.netprobe import describe_setup, probe_target
-
-            setup = await probe_target(uri, timeout=PROBE_SETUP_TIMEOUT)
-            lines += [line for line in describe_setup(setup)
-                      if not line.startswith(("target:", "device uri:", "model:"))]
+        if result.ok and more is not None:
+            lines += await more(uri)
         print("\n".join(lines))
         return 0 if result.ok else 1
 

@@ -491,3 +491,18 @@ def describe_setup(result: SetupProbe) -> list[str]:
     return lines
 
 
+PROBE_SETUP_TIMEOUT = 10.0  # seconds for an IPP device's capabilities, after its status
+
+
+async def _setup_lines(uri: str) -> list[str]:
+    """What `probe` adds for an IPP device: what it accepts and the driver set-up chooses."""
+    if DeviceUri.parse(uri).scheme not in _IPP_SCHEMES:
+        return []
+    setup = await probe_target(uri, timeout=PROBE_SETUP_TIMEOUT)
+    return [line for line in describe_setup(setup)
+            if not line.startswith(("target:", "device uri:", "model:"))]
+
+
+def probe_command(uri: str, *, verbose: bool = False) -> int:
+    """`probe DEVICE_URI` (discovery.probe_command), with an IPP device's capabilities."""
+    return discovery.probe_command(uri, verbose=verbose, more=_setup_lines)

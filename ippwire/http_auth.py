@@ -27,6 +27,9 @@ _PARAM_START = re.compile(r"([-!#$%&'*+.^_`|~0-9a-zA-Z]+)[ \t]*=[ \t]*")
 _BARE_VALUE = re.compile(r'[^\s,"]+')
 _TOKEN68 = re.compile(r"[A-Za-z0-9\-._~+/]+=*(?=[ \t]*(?:,|$))")
 _JUNK = re.compile(r'(?:[^,"]|"(?:[^"\\]|\\.)*"?)*')  # up to the next comma outside quotes
+# What a quoted-string cannot carry, even escaped (RFC 9110 5.6.4): a server's realm, nonce or
+# opaque holding one cannot be echoed back, and a CR or LF would break the request head.
+_UNQUOTABLE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 # The key under which a challenge's token68 (e.g. Negotiate's blob) is kept in `params`: no
 # auth-param can be named with the empty string.
@@ -121,6 +124,8 @@ def _digest_usable(challenge: Challenge) -> bool:
     params = challenge.params
     if not params.get("nonce"):
         return False
+    if any(_UNQUOTABLE.search(params.get(name, "")) for name in ("realm", "nonce", "opaque")):
+        return False
     if _digest_algorithm(challenge)[0] not in _DIGEST_HASHES:
         return False
     qop = params.get("qop")
@@ -194,7 +199,8 @@ class Credentials:
         params = challenge.params
         if not _digest_usable(challenge):
             raise ValueError("a Digest challenge without a nonce, with an algorithm we do not "
-                             "implement, or with no qop we support")
+                             "implement, with no qop we support, or with a control character "
+                             "in its realm, nonce or opaque")
         name, session = _digest_algorithm(challenge)
         digest = _DIGEST_HASHES[name]
         realm, nonce = params.get("realm", ""), params["nonce"]

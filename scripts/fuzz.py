@@ -121,7 +121,9 @@ def _write_seeds(name: str, corpus: Path) -> None:
     from tests.fuzz import seeds
 
     inputs = {"ipp": seeds.ipp_seeds(), "http": seeds.http_seeds(), "pwg": seeds.pwg_seeds(),
-              "urf": seeds.urf_seeds(), "lpd": seeds.LPD_SEEDS, "pjl": seeds.PJL_SEEDS}[name]
+              "urf": seeds.urf_seeds(), "lpd": seeds.LPD_SEEDS, "pjl": seeds.PJL_SEEDS,
+              "http-response": seeds.http_response_seeds(),
+              "http-auth": seeds.AUTH_SEEDS}[name]
     corpus.mkdir(parents=True, exist_ok=True)
     for index, data in enumerate(inputs):
         for chunk in (0, 7):  # the first byte is the chunk size
@@ -185,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 tried, failures = run_hypothesis(name, args.seconds, args.timeout)
             failed += failures
-            print(f"{name:5} {tried:>10} inputs  {failures} failures", flush=True)
+            print(f"{name:13} {tried:>10} inputs  {failures} failures", flush=True)
     return 1 if failed else 0
 
 

@@ -159,3 +159,60 @@ PJL_SEEDS: tuple[bytes, ...] = (
     b"@PJL USTATUS JOB\r\nEND\r\nNAME=\"fuzz\"\r\nPAGES=1\r\n\x0c",
     b"\x00\x00@PJL ECHO ipp-gateway 12\r\n\x0c@PJL USTATUS DEVICE\nCODE=41300\n\x0c",
 )
+
+# -- HTTP responses (the client side) -------------------------------------------------------
+
+# The IPP answer ippeveprinter (CUPS 2.4.2's HTTP code) gave to a Get-Printer-Attributes,
+# head and body as captured.
+CUPS_IPP_BODY = (
+    b"\x02\x00\x00\x00\x00\x00\x00\x01\x01G\x00\x12attributes-charset\x00\x05utf-8H\x00\x1b"
+    b"attributes-natural-language\x00\x02en\x04B\x00\x0cprinter-name\x00\rippeveprinter#\x00"
+    b"\rprinter-state\x00\x04\x00\x00\x00\x03D\x00\x15printer-state-reasons\x00\x04none\x03")
+CUPS_HEAD = (
+    b"HTTP/1.1 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 155\r\n"
+    b"Content-Type: application/ipp\r\nDate: Thu, 03 Dec 2026 19:54:46 GMT\r\n"
+    b"Keep-Alive: timeout=10\r\nAccept-Encoding: gzip, deflate, identity\r\n"
+    b"Server: CUPS/2.4.2\r\nX-Frame-Options: DENY\r\n"
+    b"Content-Security-Policy: frame-ancestors 'none'\r\n\r\n")
+
+
+def http_response_seeds() -> tuple[bytes, ...]:
+    cups = CUPS_HEAD + CUPS_IPP_BODY
+    body = CUPS_IPP_BODY
+    chunked = (b"HTTP/1.1 200 OK\r\nServer: CUPS/2.2 IPP/2.1\r\nContent-Type: application/ipp\r\n"
+               b"Transfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n\r\n"
+               b"40;part=1\r\n" + body[:64] + b"\r\n" + b"%x\r\n" % (len(body) - 64)
+               + body[64:] + b"\r\n0\r\nX-Checksum: 8d3f\r\nX-More: 1\r\n\r\n")
+    # An old CUPS asked to print without credentials: 100 Continue to the Expect, then the
+    # refusal with its RFC 2069 Digest challenge and a Basic one.
+    refused = (b"HTTP/1.1 100 Continue\r\n\r\n"
+               b"HTTP/1.1 401 Unauthorized\r\nConnection: Keep-Alive\r\nContent-Language: en\r\n"
+               b"Content-Length: 0\r\nServer: CUPS/1.4\r\n"
+               b'WWW-Authenticate: Digest realm="CUPS", nonce="a4f2b1c0e9d84b7e"\r\n'
+               b'WWW-Authenticate: Basic realm="CUPS"\r\n\r\n')
+    # An embedded server of the HTTP/1.0 era: no length, the body ends with the connection.
+    closing = (b"HTTP/1.0 200 OK\nServer: Virata-EmWeb/R6_2_1\nContent-Type: application/ipp\n"
+               b"X-Folded: one\n\ttwo\n\n" + body)
+    no_content = b"HTTP/1.1 204 No Content\r\nConnection: Keep-Alive\r\n\r\n"
+    return (cups, chunked, refused, closing, no_content, cups + b"\r\n" + chunked,
+            refused + cups)
+
+
+# WWW-Authenticate values, one a line: CUPS 2.x (Basic beside its local schemes), CUPS 1.x
+# (Digest without qop), IIS (Negotiate and NTLM as values of their own, then Basic; its
+# Digest), Apache (mod_auth_basic, mod_auth_digest), and RFC 7616's SHA-256 example.
+AUTH_SEEDS: tuple[bytes, ...] = (
+    b'Basic realm="CUPS"',
+    b'Basic realm="CUPS", PeerCred\nLocal trc="y"',
+    b'Digest realm="CUPS", nonce="a4f2b1c0e9d84b7e"',
+    b'Negotiate\nNTLM\nBasic realm="printserver.corp.example"',
+    b"Negotiate oYH1MIHyoAMKAQChCwYJKoZIgvcSAQICooHdBIHaYIHXBgkqhkiG9xIBAgICAG+ByzCByKADAgEF==",
+    b'Negotiate\nNTLM\nDigest qop="auth",algorithm=MD5-sess,nonce="+Upgraded+v1e4a0c3a12a'
+    b'd8e1f1aab28fd3==",charset=utf-8,realm="Digest"',
+    b'Basic realm="Restricted Printers"',
+    b'Digest realm="private", nonce="Ny8yLzIwMDIgMzoyNjoyNCBQTQ", algorithm=MD5, '
+    b'domain="/printers", qop="auth"',
+    b'Digest realm="http-auth@example.org", qop="auth, auth-int", algorithm=SHA-256, '
+    b'nonce="7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v", '
+    b'opaque="FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS", stale=FALSE',
+)

@@ -31,6 +31,8 @@ INPUTS: dict[str, st.SearchStrategy[bytes]] = {
     "urf": mutated(seeds.urf_seeds(), _fixed(seeds.URF_HEADER_FIELDS)),
     "lpd": mutated(seeds.LPD_SEEDS),
     "pjl": mutated(seeds.PJL_SEEDS),
+    "http-response": mutated(seeds.http_response_seeds()),
+    "http-auth": mutated(seeds.AUTH_SEEDS),
 }
 
 CHUNKS = st.integers(0, 70)  # 0: the input in one piece

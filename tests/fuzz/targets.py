@@ -10,6 +10,8 @@ the failure a fuzzing engine reports.
 
 from __future__ import annotations
 
+import base64
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -29,6 +31,17 @@ from ippwire.http11 import (
     HttpProtocolError,
     RequestHead,
     RequestParser,
+)
+from ippwire.http_auth import TOKEN68, Credentials, parse_challenges, preferred
+from ippwire.http_client import NEED_DATA as RESPONSE_NEED_DATA
+from ippwire.http_client import (
+    Body,
+    End,
+    Head,
+    HttpResponseError,
+    Interim,
+    ResponseHead,
+    ResponseParser,
 )
 from ippwire.model import Message
 from ippwire.reader import (
@@ -317,6 +330,147 @@ def pjl(data: bytes, chunk: int = 0) -> None:
     assert count <= data.count(b"\x0c")
 
 
+# -- HTTP/1.1 responses (the client side) ---------------------------------------------------
+
+RESPONSE_MAX_HEAD = 2048
+RESPONSE_MAX_BODY = 4096  # small, so that fuzzed bodies reach it
+RESPONSE_MAX_COUNT = 8  # responses read from one connection, as a client would pipeline them
+
+
+@dataclass
+class _Response:
+    heads: list[ResponseHead] = field(default_factory=list)  # the interim heads, then the final
+    final: bool = False
+    body: bytearray = field(default_factory=bytearray)
+    ended: bool = False
+
+
+def _check_response_head(head: ResponseHead) -> None:
+    # Any HTTP/1.x: a later minor version is read as 1.1 (RFC 9110 2.5).
+    assert 100 <= head.status <= 999 and re.fullmatch(rb"HTTP/1\.[0-9]", head.version)
+    assert all(name == name.lower() and name for name, _ in head.headers)
+    assert sum(len(name) + len(value) for name, value in head.headers) <= RESPONSE_MAX_HEAD
+    assert isinstance(head.keep_alive, bool)
+
+
+def _drain_responses(parser: ResponseParser, responses: list[_Response]) -> bool:
+    """Take the parser's events until it needs data; True when the client is done with the
+    connection (a response ended that does not keep it open, or the last one it reads)."""
+    # Bounded: every event but End consumes input, and End starts the next response or stops.
+    for _ in range(2 * MAX_INPUT + 4 * RESPONSE_MAX_COUNT):
+        event = parser.next_event()
+        if event is RESPONSE_NEED_DATA:
+            return False
+        current = responses[-1]
+        assert not current.ended
+        if isinstance(event, Interim | Head):
+            assert not current.final, "a head after the final head"
+            assert (event.head.status < 200) is isinstance(event, Interim)
+            _check_response_head(event.head)
+            current.heads.append(event.head)
+            current.final = isinstance(event, Head)
+        elif isinstance(event, Body):
+            assert current.final and event.data, "a body before the head, or an empty one"
+            current.body += event.data
+            assert len(current.body) <= RESPONSE_MAX_BODY, "a body over the limit"
+        else:
+            assert isinstance(event, End) and current.final, f"{event!r} before the head"
+            current.ended = True
+            if not current.heads[-1].keep_alive or len(responses) == RESPONSE_MAX_COUNT:
+                return True
+            parser.start_next()
+            responses.append(_Response())
+    raise AssertionError("the parser hands out events without consuming its input")
+
+
+def _read_responses(data: bytes, chunk: int, head_request: bool = False
+                    ) -> tuple[list[_Response], str | None]:
+    """The responses a client reads from a connection that delivers `data` in pieces of
+    `chunk` then closes, and the HttpResponseError that ended them if any."""
+    parser = ResponseParser(head_request=head_request, max_head_bytes=RESPONSE_MAX_HEAD,
+                            max_body_bytes=RESPONSE_MAX_BODY)
+    responses = [_Response()]
+    try:
+        for piece in [*(piece for piece in pieces(data, chunk) if piece), b""]:
+            parser.receive(piece)
+            if _drain_responses(parser, responses):
+                return responses, None
+    except HttpResponseError as error:
+        for _ in range(2):  # the error sticks: no event after it, ever
+            try:
+                event = parser.next_event()
+            except HttpResponseError as again:
+                assert again is error, "a different error after the first"
+            else:
+                raise AssertionError(f"{event!r} after {error!r}")
+        return responses, str(error)
+    raise AssertionError("NEED_DATA after the server closed: the client would wait forever")
+
+
+def http_response(data: bytes, chunk: int = 0) -> None:
+    """ResponseParser: Interim, Head, Body and End events or HttpResponseError, never another
+    exception; each response's body within the body limit; once it raised, it raises the
+    same error at every call; the same responses and outcome for every chunking (where an
+    error cuts a body short, one reading's body is a prefix of the other's). The answer to a
+    HEAD request keeps the same contract."""
+    data = data[:MAX_INPUT]
+    responses, error = _read_responses(data, chunk)
+    whole, whole_error = _read_responses(data, 0)
+    assert error == whole_error, f"outcome depends on the chunking: {error} / {whole_error}"
+    assert len(responses) == len(whole), "the number of responses depends on the chunking"
+    for ours, theirs in zip(responses, whole, strict=True):
+        assert (ours.heads, ours.final, ours.ended) == (theirs.heads, theirs.final,
+                                                        theirs.ended), "heads depend on it"
+        if ours.ended:
+            assert ours.body == theirs.body, "a body depends on the chunking"
+        else:
+            short, long = sorted((bytes(ours.body), bytes(theirs.body)), key=len)
+            assert long.startswith(short), "a cut-short body depends on the chunking"
+    _read_responses(data, chunk, head_request=True)
+
+
+# -- HTTP authentication (the client side) --------------------------------------------------
+
+# A quote and a backslash to escape, and not ASCII: what the Digest fields must quote right.
+AUTH_USER = 'J\u00fcrgen "lp"\\'
+AUTH_PASSWORD = 'p\u00e4ss:"w\\rd'
+AUTH_CNONCE = "0a4f113b"
+AUTH_REQUESTS = (("POST", "/ipp/print"), ("POST", "/printers/hp%20laser?x=1"), ("GET", "/"))
+
+
+def http_auth(data: bytes, chunk: int = 0) -> None:
+    """parse_challenges over WWW-Authenticate values (`data` as latin-1, one value a line, as
+    ResponseHead.header_values gives them): never raises; lower-case schemes and parameter
+    names. The challenge `preferred` picks, Credentials.authorization answers with one line
+    that reads back to the user, realm, nonce, target and opaque it answers."""
+    data = data[:MAX_INPUT]
+    challenges = parse_challenges(data.decode("latin-1").split("\n"))
+    for challenge in challenges:
+        assert challenge.scheme and challenge.scheme == challenge.scheme.lower()
+        assert all(name == name.lower() for name in challenge.params)
+    best = preferred(challenges)
+    if best is None:
+        assert all(challenge.scheme != "basic" for challenge in challenges)
+        return
+    assert any(best is challenge for challenge in challenges)
+    method, target = AUTH_REQUESTS[chunk % len(AUTH_REQUESTS)]
+    credentials = Credentials(AUTH_USER, AUTH_PASSWORD, cnonce=lambda: AUTH_CNONCE)
+    value = credentials.authorization(best, method, target)
+    assert isinstance(value, str)
+    assert "\r" not in value and "\n" not in value, f"a line break in {value!r}"
+    (answer,) = parse_challenges([value])
+    assert answer.scheme == best.scheme
+    if best.scheme == "basic":
+        pair = base64.b64decode(answer.params[TOKEN68], validate=True)
+        assert pair == f"{AUTH_USER}:{AUTH_PASSWORD}".encode()
+        return
+    expected = {"username": AUTH_USER, "realm": best.params.get("realm", ""),
+                "nonce": best.params["nonce"], "uri": target}
+    if "opaque" in best.params:
+        expected["opaque"] = best.params["opaque"]
+    assert {name: answer.params.get(name) for name in expected} == expected, value
+
+
 @dataclass(frozen=True)
 class FuzzTarget:
     name: str
@@ -331,4 +485,6 @@ TARGETS: dict[str, FuzzTarget] = {target.name: target for target in (
     FuzzTarget("urf", urf, "drivers.filters.urf"),
     FuzzTarget("lpd", lpd_protocol, "drivers.transports.lpd_protocol"),
     FuzzTarget("pjl", pjl, "drivers.pjl"),
+    FuzzTarget("http-response", http_response, "ippwire.http_client"),
+    FuzzTarget("http-auth", http_auth, "ippwire.http_auth"),
 )}

@@ -14,12 +14,20 @@ from drivers.errors import ConversionError
 from drivers.filters.pwg_raster import HEADER_SIZE, SYNC, PwgRasterReader
 from drivers.filters.urf import UrfReader, file_header
 from drivers.model.raster import Band, PageStart
+from ippwire.http_auth import parse_challenges
 from ippwire.reader import decode_message
 from tests.fuzz import seeds
 from tests.fuzz.strategies import CHUNKS, INPUTS
-from tests.fuzz.targets import TARGETS, _http_parse, _raster_events, pwg_raster
+from tests.fuzz.targets import (
+    TARGETS,
+    _http_parse,
+    _raster_events,
+    _read_responses,
+    pwg_raster,
+)
 
-EXAMPLES = {"ipp": 150, "http": 150, "pwg": 100, "urf": 150, "lpd": 150, "pjl": 150}
+EXAMPLES = {"ipp": 150, "http": 150, "pwg": 100, "urf": 150, "lpd": 150, "pjl": 150,
+            "http-response": 150, "http-auth": 150}
 
 
 def _fixed_seed_pass(name: str) -> None:
@@ -52,6 +60,15 @@ def test_seeds_are_valid_inputs() -> None:
         assert not isinstance(_raster_events(PwgRasterReader(), data, 0), str)
     for data in seeds.urf_seeds():
         assert not isinstance(_raster_events(UrfReader(), data, 0), str)
+    for data in seeds.http_response_seeds():
+        responses, failure = _read_responses(data, 0)
+        # Every response whole; after keep-alive ones the close comes where the next would.
+        last = responses[-1]
+        assert all(response.ended for response in responses[:-1]), data[:60]
+        assert (last.ended and failure is None) or (not last.heads and failure), data[:60]
+        assert responses[0].heads[-1].status in (200, 204, 401)
+    for data in seeds.AUTH_SEEDS:
+        assert parse_challenges(data.decode("latin-1").split("\n")), data
 
 
 def test_ipp_length_fields_point_at_lengths() -> None:

@@ -196,3 +196,10 @@ def test_any_header_text_parses_without_an_exception(values: list[str]) -> None:
         assert challenge.scheme == challenge.scheme.lower()
         if preferred([challenge]) is not None:
             Credentials("u", "p", cnonce=lambda: "c").authorization(challenge, "POST", "/")
+
+
+def test_a_digest_challenge_with_a_control_character_is_not_answered() -> None:
+    """Found by the http-auth fuzz target: a CR in the realm would have been echoed into the
+    Authorization header."""
+    [challenge] = parse_challenges(['Digest realm="a\rb", nonce="n"'])
+    assert preferred([challenge]) is None

@@ -339,3 +339,20 @@ def test_chunks_round_trip_through_the_parser() -> None:
     assert run([response], close=False) == [
         head(200, "OK", (b"transfer-encoding", b"chunked")), ("body", b"".join(pieces)),
         ("end",)]
+
+
+def test_a_chunk_line_of_the_limit_split_before_its_lf_is_accepted() -> None:
+    """Found by the http-response fuzz target's review: the CR of the line end was counted
+    when the line arrived without its LF."""
+    data = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;" + b"x" * 62
+            + b"\r\na\r\n0\r\n\r\n")
+    cut = data.index(b"\r\na\r\n") + 1
+    for pieces in ([data], [data[:cut], data[cut:]]):
+        parser = ResponseParser(max_head_bytes=64)
+        events = []
+        for piece in pieces:
+            parser.receive(piece)
+            while (event := parser.next_event()) is not NEED_DATA and not isinstance(event, End):
+                events.append(type(event).__name__)
+        assert isinstance(parser.next_event(), End) and events == ["Head", "Body"], (
+            pieces, events)
