@@ -134,6 +134,14 @@ def _tls_context() -> ssl.SSLContext:
     return context
 
 
+@dataclass
+class _Asked:
+    """What one request was already asked to do again."""
+
+    answered: bool = False  # a challenge answered
+    upgraded: bool = False  # moved to TLS
+
+
 class IppConnection:
     def __init__(self, endpoint: Endpoint, auth: Authenticator) -> None:
         self.endpoint = endpoint
@@ -153,17 +161,11 @@ class IppConnection:
     async def call(self, message: Message) -> Message:
         """Send one IPP request with Content-Length and return the device's IPP response."""
         body = encode_message(message)
-        answered = upgraded = False
+        asked = _Asked()
         for _ in range(4):  # a reconnect, a challenge, a TLS upgrade: each happens once
             headers = self.auth.headers("POST", self.endpoint.target)
             head, data = await self._exchange(body, headers)
-            if head.status == 401:
-                self.auth.learn(head, bool(headers) and answered, self.label)
-                answered = True
-                continue
-            if head.status == 426 and not self._tls and not upgraded:
-                await self._upgrade()
-                upgraded = True
+            if await self._ask_again(head, headers, asked):
                 continue
             return self._ipp_response(head, data, bool(headers))
         raise TransportError(f"{self.label}: the device keeps asking again", reason="other")
@@ -186,6 +188,20 @@ class IppConnection:
                     continue  # the device closed a kept connection while it was idle
                 raise lost(self.label, exc.cause) from exc.cause
         raise AssertionError("unreachable")
+
+    async def _ask_again(self, head: ResponseHead, headers: list[tuple[str, str]],
+                         asked: _Asked) -> bool:
+        """Whether the request goes again: a challenge learnt (401; a second one after our
+        answer is a refusal) or TLS taken on (426, once)."""
+        if head.status == 401:
+            self.auth.learn(head, bool(headers) and asked.answered, self.label)
+            asked.answered = True
+            return True
+        if head.status == 426 and not self._tls and not asked.upgraded:
+            await self._upgrade()
+            asked.upgraded = True
+            return True
+        return False
 
     def _ipp_response(self, head: ResponseHead, data: bytes, authenticated: bool) -> Message:
         if head.status == 401:
@@ -210,7 +226,7 @@ class IppConnection:
         """Start a request whose body streams: the IPP attributes of `message`, then whatever
         `Upload.send` is given. Nothing of the document has left when this raises."""
         attributes = encode_message(message)
-        answered = upgraded = False
+        asked = _Asked()
         for _ in range(4):
             headers = self.auth.headers("POST", self.endpoint.target)
             request_head = encode_request(
@@ -233,13 +249,7 @@ class IppConnection:
                 return Upload(self, stream)
             head, data = final
             await self.aclose()  # our body was cut short: the connection cannot be reused
-            if head.status == 401:
-                self.auth.learn(head, bool(headers) and answered, self.label)
-                answered = True
-                continue
-            if head.status == 426 and not self._tls and not upgraded:
-                await self._upgrade()
-                upgraded = True
+            if await self._ask_again(head, headers, asked):
                 continue
             # A final answer before any body: the device refused the request outright (an
             # IPP error needs the attributes, so this is an HTTP error).
